@@ -1,0 +1,285 @@
+"""Checkpoints: safetensors weights plus a JSON model card, versioned on disk.
+
+Muse never unpickles anything. Weights are safetensors; everything else (configs, metrics, optimizer
+hyper-parameters, RNG bookkeeping) is JSON. Anything that is not a well-formed safetensors file, or whose
+bytes do not match the SHA-256 recorded in its card, is refused with a `CheckpointError` whose message says
+what to do.
+
+On-disk layout of a model family (``name`` is e.g. ``dcgan``, ``vae``, ``textvae-en``)::
+
+    <root>/<name>/v0001/model.safetensors   # the weights (fp16 for shipped models)
+    <root>/<name>/v0001/card.json           # the model card: config, data hash, steps, wall time, metrics
+    <root>/<name>/v0002/...
+
+A training run keeps its resumable state apart from the versions::
+
+    <run_dir>/resume.safetensors            # model + optimizer tensors
+    <run_dir>/resume.json                   # step counter, non-tensor optimizer state, config
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import struct
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+MODEL_FILE = "model.safetensors"
+CARD_FILE = "card.json"
+RESUME_TENSORS = "resume.safetensors"
+RESUME_META = "resume.json"
+
+# A safetensors header is a little-endian u64 length followed by that many bytes of JSON. Real headers are
+# kilobytes; anything claiming more than this is a corrupt or hostile file.
+_MAX_HEADER = 100 * 1024 * 1024
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint could not be read or written. The message is meant for the user."""
+
+
+# --------------------------------------------------------------------------------------------------------
+# Plain safetensors files
+# --------------------------------------------------------------------------------------------------------
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _atomic_write_bytes(path: Path, write) -> None:
+    """Write through a temporary file in the same folder, then rename: a crash never leaves half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> None:
+    data = json.dumps(obj, indent=2, ensure_ascii=False, sort_keys=False).encode("utf-8") + b"\n"
+
+    def _write(tmp: str) -> None:
+        with open(tmp, "wb") as f:
+            f.write(data)
+
+    _atomic_write_bytes(Path(path), _write)
+
+
+def save_weights(path: str | os.PathLike, tensors: dict[str, torch.Tensor], half: bool = False) -> None:
+    """Save tensors as safetensors, atomically. ``half`` stores floating tensors as fp16."""
+    out = {}
+    for k, v in tensors.items():
+        v = v.detach().to("cpu")
+        if half and v.is_floating_point():
+            v = v.to(torch.float16)
+        out[k] = v.contiguous()
+    _atomic_write_bytes(Path(path), lambda tmp: save_file(out, tmp))
+
+
+def _sniff(path: Path) -> None:
+    """Refuse files that are not safetensors before handing them to a parser, with a message that helps."""
+    if not path.exists():
+        raise CheckpointError(f"No checkpoint at {path}.")
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(16)
+    if head[:4] == b"PK\x03\x04" or head[:1] == b"\x80":
+        raise CheckpointError(
+            f"{path} looks like a PyTorch pickle (.pt/.pth/.bin). Muse loads only safetensors files, because "
+            "unpickling a file can run arbitrary code. Convert it on a machine you trust with "
+            "`safetensors.torch.save_file(torch.load(path, weights_only=True), 'model.safetensors')`."
+        )
+    if size < 8:
+        raise CheckpointError(f"{path} is truncated ({size} bytes); re-copy it or retrain.")
+    (n,) = struct.unpack("<Q", head[:8])
+    if n > _MAX_HEADER or 8 + n > size or head[8:9] != b"{":
+        raise CheckpointError(
+            f"{path} is not a valid safetensors file (corrupt or truncated header); re-copy it or retrain."
+        )
+
+
+def load_weights(path: str | os.PathLike, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
+    """Load a safetensors file, refusing pickles and corrupt or truncated files with a `CheckpointError`."""
+    path = Path(path)
+    _sniff(path)
+    try:
+        return load_file(str(path), device=str(device))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise CheckpointError(f"{path} could not be read as safetensors ({e}); re-copy it or retrain.") from e
+
+
+# --------------------------------------------------------------------------------------------------------
+# Versioned models with cards
+# --------------------------------------------------------------------------------------------------------
+
+
+def list_versions(root: str | os.PathLike, name: str) -> list[int]:
+    base = Path(root) / name
+    if not base.is_dir():
+        return []
+    out = []
+    for p in base.iterdir():
+        if p.is_dir() and p.name.startswith("v") and p.name[1:].isdigit() and (p / CARD_FILE).exists():
+            out.append(int(p.name[1:]))
+    return sorted(out)
+
+
+def version_dir(root: str | os.PathLike, name: str, version: int) -> Path:
+    return Path(root) / name / f"v{version:04d}"
+
+
+def utcnow() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
+
+
+def save_version(
+    root: str | os.PathLike,
+    name: str,
+    tensors: dict[str, torch.Tensor],
+    card: dict[str, Any],
+    *,
+    half: bool = True,
+    version: int | None = None,
+) -> Path:
+    """Write the next version of ``name`` under ``root`` and return its folder.
+
+    The card gets ``name``, ``version``, ``created`` and the weights' ``sha256`` added. The card is written
+    last, so a version folder without a card (an interrupted save) is ignored by `list_versions`.
+    """
+    if version is None:
+        existing = list_versions(root, name)
+        version = (existing[-1] + 1) if existing else 1
+    vdir = version_dir(root, name, version)
+    vdir.mkdir(parents=True, exist_ok=True)
+    weights = vdir / MODEL_FILE
+    save_weights(weights, tensors, half=half)
+    full_card = {"name": name, "version": version, "created": utcnow(), **card, "sha256": sha256_file(weights)}
+    write_json(vdir / CARD_FILE, full_card)
+    return vdir
+
+
+def read_card(vdir: str | os.PathLike) -> dict[str, Any]:
+    p = Path(vdir) / CARD_FILE
+    try:
+        return json.loads(p.read_text("utf-8"))
+    except FileNotFoundError:
+        raise CheckpointError(f"No model card at {p}.") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"The model card {p} is corrupt ({e}).") from e
+
+
+def load_version(
+    root: str | os.PathLike, name: str, version: int | None = None, device: str | torch.device = "cpu"
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Load (tensors, card) of ``name`` at ``version`` (the newest when None), checking the SHA-256."""
+    versions = list_versions(root, name)
+    if not versions:
+        raise CheckpointError(f"No trained '{name}' model under {root}. Train one with `muse train`.")
+    if version is None:
+        version = versions[-1]
+    if version not in versions:
+        raise CheckpointError(f"'{name}' has no version {version}; available: {versions}.")
+    vdir = version_dir(root, name, version)
+    card = read_card(vdir)
+    weights = vdir / MODEL_FILE
+    _sniff(weights)
+    expected = card.get("sha256")
+    if expected and sha256_file(weights) != expected:
+        raise CheckpointError(
+            f"{weights} does not match the checksum in its model card: the file is corrupt or was replaced. "
+            "Re-copy it, roll back to another version, or retrain."
+        )
+    return load_weights(weights, device=device), card
+
+
+# --------------------------------------------------------------------------------------------------------
+# Resumable training state: nested dicts of tensors and plain values, split into safetensors + JSON
+# --------------------------------------------------------------------------------------------------------
+
+
+def flatten_state(obj: Any, prefix: str = "") -> tuple[dict[str, torch.Tensor], Any]:
+    """Split a nested structure into (tensors keyed by path, a JSON-able skeleton referencing them)."""
+    tensors: dict[str, torch.Tensor] = {}
+
+    def walk(o: Any, path: str) -> Any:
+        if isinstance(o, torch.Tensor):
+            tensors[path] = o.detach().cpu().contiguous()
+            return {"__tensor__": path}
+        if isinstance(o, dict):
+            return {"__dict__": [[walk(k, f"{path}.k{i}"), walk(v, f"{path}.{i}")] for i, (k, v) in enumerate(o.items())]}
+        if isinstance(o, (list, tuple)):
+            return {"__list__": [walk(v, f"{path}.{i}") for i, v in enumerate(o)], "tuple": isinstance(o, tuple)}
+        if o is None or isinstance(o, (bool, int, float, str)):
+            return o
+        raise TypeError(f"cannot store {type(o).__name__} at {path} in a checkpoint")
+
+    return tensors, walk(obj, prefix or "s")
+
+
+def unflatten_state(tensors: dict[str, torch.Tensor], skeleton: Any) -> Any:
+    def walk(o: Any) -> Any:
+        if isinstance(o, dict):
+            if "__tensor__" in o:
+                return tensors[o["__tensor__"]]
+            if "__dict__" in o:
+                return {walk(k): walk(v) for k, v in o["__dict__"]}
+            if "__list__" in o:
+                items = [walk(v) for v in o["__list__"]]
+                return tuple(items) if o.get("tuple") else items
+        return o
+
+    return walk(skeleton)
+
+
+def save_resume(run_dir: str | os.PathLike, state: dict[str, Any]) -> None:
+    """Save a resumable training state (models, optimizers, counters) without pickle."""
+    run_dir = Path(run_dir)
+    tensors, skeleton = flatten_state(state)
+    save_weights(run_dir / RESUME_TENSORS, tensors)
+    write_json(run_dir / RESUME_META, {"saved": utcnow(), "state": skeleton})
+
+
+def load_resume(run_dir: str | os.PathLike) -> dict[str, Any] | None:
+    """The state saved by `save_resume`, or None when the run has none."""
+    run_dir = Path(run_dir)
+    meta = run_dir / RESUME_META
+    if not meta.exists():
+        return None
+    try:
+        skeleton = json.loads(meta.read_text("utf-8"))["state"]
+    except (json.JSONDecodeError, KeyError) as e:
+        raise CheckpointError(f"{meta} is corrupt ({e}); delete {run_dir} or pass --fresh.") from e
+    tensors = load_weights(run_dir / RESUME_TENSORS)
+    return unflatten_state(tensors, skeleton)
+
+
+def clear_resume(run_dir: str | os.PathLike) -> None:
+    for f in (RESUME_TENSORS, RESUME_META):
+        p = Path(run_dir) / f
+        if p.exists():
+            p.unlink()
+
+
+def iter_cards(root: str | os.PathLike, names: Iterable[str]) -> Iterable[dict[str, Any]]:
+    for name in names:
+        for v in list_versions(root, name):
+            yield read_card(version_dir(root, name, v))
