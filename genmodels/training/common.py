@@ -9,7 +9,6 @@ on Ctrl-C, and wall-time accounting that adds up across resumes.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import random
 import time
@@ -157,5 +156,21 @@ def batch_indices(n: int, batch: int, gen: torch.Generator, device: torch.device
     return torch.randint(0, n, (batch,), generator=gen).to(device, non_blocking=True)
 
 
-def digest(obj: Any) -> str:
-    return hashlib.sha256(repr(obj).encode()).hexdigest()[:16]
+def base_card(kind: str, cfg, tcfg, data_path: Path, data_stats: dict, result: LoopResult, batch: int,
+              device: torch.device) -> dict[str, Any]:
+    """The model-card fields every from-scratch image run shares; metrics are filled in by `muse eval`."""
+    return {
+        "kind": kind,
+        "config": config_dict(cfg),
+        "train_config": config_dict(tcfg),
+        "data": {"path": str(data_path), "sha256": file_hash(data_path), **data_stats},
+        "steps": result.steps,
+        "images_seen": result.steps * batch,
+        "wall_time_s": round(result.wall_time_s, 1),
+        "device": str(device),
+        "threads": torch.get_num_threads(),
+        "last_losses": result.last,
+        "complete": not result.interrupted,
+        "metrics": {},
+        "parent": None,
+    }

@@ -1,0 +1,271 @@
+"""The `muse` command line: prepare data, train, generate, evaluate and benchmark the generation core.
+
+    muse prepare images|poems [--source PATH]
+    muse train dcgan|vae|textvae|features [--steps N] [--device auto|cpu|cuda]
+    muse generate image|poem|morph|morph-poem ...
+    muse eval all|dcgan|vae|text [--json]
+    muse bench train [--json]
+
+Every user-facing failure (a missing Debian package, a broken source, a corrupt checkpoint, a bad seed)
+ends in one readable line on stderr and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+from . import paths
+
+LANGS = ("en", "zh")
+
+
+def _int_seed(s: str) -> int:
+    from .images import MAX_SEED
+
+    try:
+        v = int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"the seed must be a whole number, not {s!r}") from None
+    if not 0 <= v <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"the seed must be between 0 and {MAX_SEED}")
+    return v
+
+
+def _threads(args) -> None:
+    if getattr(args, "threads", None):
+        import torch
+
+        torch.set_num_threads(args.threads)
+
+
+# ---- prepare ------------------------------------------------------------------------------------------------
+
+
+def cmd_prepare(args) -> int:
+    out_dir = Path(args.out or paths.data_dir())
+    if args.what == "images":
+        from .data.emoji import build_emoji_dataset, build_folder_dataset
+
+        out = out_dir / "images.npz"
+        if args.source:
+            stats = build_folder_dataset(Path(args.source), out, seed=args.seed)
+        else:
+            stats = build_emoji_dataset(out, seed=args.seed, skin_tones=args.skin_tones)
+        print(f"wrote {out}: {stats['n_train']} training and {stats['n_heldout']} held-out images, "
+              f"{len(stats['label_names'])} labels")
+    else:
+        from .data.poems import build_poem_dataset
+
+        langs = LANGS if args.lang == "all" else (args.lang,)
+        if args.source and len(langs) > 1:
+            raise ValueError("--source needs --lang en or --lang zh (the language of your text file).")
+        for lang in langs:
+            path = build_poem_dataset(lang, Path(args.source) if args.source else None, out_dir, seed=args.seed)
+            print(f"wrote {path}")
+    return 0
+
+
+# ---- train --------------------------------------------------------------------------------------------------
+
+
+def cmd_train(args) -> int:
+    _threads(args)
+    common = dict(runs_dir=Path(args.runs or paths.runs_dir()), models_dir=Path(args.models or paths.models_dir()),
+                  device=args.device, steps=args.steps, resume=not args.fresh, progress=not args.quiet)
+    data_dir = Path(args.data or paths.data_dir())
+    if args.model == "textvae":
+        from .training import textvae
+
+        for lang in (LANGS if args.lang == "all" else (args.lang,)):
+            vdir = textvae.train(lang, data_dir=data_dir, **common)
+            print(f"saved {vdir}")
+        return 0
+    from .training import dcgan, features, vae
+
+    module = {"dcgan": dcgan, "vae": vae, "features": features}[args.model]
+    vdir = module.train(data_path=data_dir / "images.npz", **common)
+    print(f"saved {vdir}")
+    return 0
+
+
+# ---- generate -----------------------------------------------------------------------------------------------
+
+
+def cmd_generate(args) -> int:
+    _threads(args)
+    root = args.models
+    if args.what == "image":
+        from .images import ImageGenerator, grid, png_bytes
+
+        gen = ImageGenerator.load(root)
+        res = gen.generate(args.theme, count=args.count, seed=args.seed)
+        cols = 2 if args.count == 4 else None
+        Path(args.out).write_bytes(png_bytes(grid(res.images, cols=cols, scale=args.scale)))
+        print(f"wrote {args.out} ({args.count} × {res.themes[0]}, seed {args.seed}, {res.version})")
+    elif args.what == "morph":
+        from .images import Morpher, gif_bytes
+
+        frames = Morpher.load(root).morph(args.from_, args.to, frames=args.frames)
+        Path(args.out).write_bytes(gif_bytes(frames, scale=args.scale))
+        print(f"wrote {args.out} ({len(frames)} frames)")
+    elif args.what == "poem":
+        from .poetry import PoemModel
+
+        model = PoemModel.load(args.lang, root=root)
+        print(model.sample(seed=args.seed, lines=args.lines, temperature=args.temperature, theme=args.theme))
+    elif args.what == "morph-poem":
+        from .poetry import PoemModel
+
+        lang = args.lang or ("zh" if any("\u4e00" <= c <= "\u9fff" for c in args.from_ + args.to) else "en")
+        for line in PoemModel.load(lang, root=root).morph(args.from_, args.to, steps=args.steps):
+            print(line)
+    return 0
+
+
+# ---- eval ---------------------------------------------------------------------------------------------------
+
+
+def cmd_eval(args) -> int:
+    _threads(args)
+    data_dir = Path(args.data or paths.data_dir())
+    results: dict = {}
+    image_parts = tuple(w for w in ("dcgan", "vae") if args.what in (w, "all"))
+    if image_parts:
+        from .eval_images import evaluate_images
+
+        results.update(evaluate_images(root=args.models, data_path=data_dir / "images.npz", which=image_parts))
+    if args.what in ("text", "all"):
+        from .eval_text import evaluate_text
+
+        for lang in LANGS:
+            results[f"textvae-{lang}"] = evaluate_text(lang, root=args.models, data_dir=data_dir,
+                                                       k=args.k, n_samples=args.samples)
+    if args.json:
+        print(json.dumps(results, indent=2, ensure_ascii=False))
+    else:
+        for name, res in results.items():
+            print(f"[{name}]")
+            for k, v in res.items():
+                print(f"  {k}: {v}")
+    return 0
+
+
+# ---- bench --------------------------------------------------------------------------------------------------
+
+
+def cmd_bench(args) -> int:
+    from bench.train import run as bench_train
+
+    result = bench_train(steps=args.steps, device=args.device, data_path=Path(args.data or paths.data_dir()) / "images.npz")
+    print(json.dumps(result, indent=2) if args.json else "\n".join(f"{k}: {v}" for k, v in result.items()))
+    return 0
+
+
+# ---- parser -------------------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="muse", description="Muse: a creative Discord bot that learns from reactions.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def common(sp, models=True, data=True):
+        if models:
+            sp.add_argument("--models", help="model folder to use (default: $MUSE_MODELS_DIR, then the shipped weights)")
+        if data:
+            sp.add_argument("--data", help="dataset folder (default: $MUSE_DATA_DIR or ./data)")
+        sp.add_argument("--threads", type=int, help="CPU threads for torch")
+
+    sp = sub.add_parser("prepare", help="build a training set (emoji images or poems)")
+    sp.add_argument("what", choices=["images", "poems"])
+    sp.add_argument("--source", help="your own folder of images, or UTF-8 text file of poems")
+    sp.add_argument("--lang", choices=[*LANGS, "all"], default="all", help="poems: which language")
+    sp.add_argument("--out", help="output folder (default: $MUSE_DATA_DIR or ./data)")
+    sp.add_argument("--seed", type=int, default=0, help="seed of the train/held-out split")
+    sp.add_argument("--skin-tones", action="store_true", help="images: include skin-tone variants")
+    sp.set_defaults(func=cmd_prepare)
+
+    sp = sub.add_parser("train", help="train a model from scratch (resumes an interrupted run)")
+    sp.add_argument("model", choices=["dcgan", "vae", "textvae", "features"])
+    sp.add_argument("--lang", choices=[*LANGS, "all"], default="all", help="textvae: which language")
+    sp.add_argument("--steps", type=int, help="optimizer steps (default: the recipe's)")
+    sp.add_argument("--device", default="auto", help="auto (CUDA if present), cpu or cuda")
+    sp.add_argument("--fresh", action="store_true", help="ignore an interrupted run and start over")
+    sp.add_argument("--runs", help="folder for resumable run state (default: $MUSE_RUNS_DIR or ./runs)")
+    sp.add_argument("--models", help="where to write the new version (default: $MUSE_MODELS_DIR or ./models)")
+    sp.add_argument("--data", help="dataset folder (default: $MUSE_DATA_DIR or ./data)")
+    sp.add_argument("--threads", type=int, help="CPU threads for torch")
+    sp.add_argument("--quiet", action="store_true", help="no progress bar")
+    sp.set_defaults(func=cmd_train)
+
+    sp = sub.add_parser("generate", help="generate an image grid, a poem, or a morph")
+    gsub = sp.add_subparsers(dest="what", required=True, metavar="WHAT")
+    g = gsub.add_parser("image", help="a grid of themed images (PNG with alpha)")
+    g.add_argument("--theme", default="smileys", help="smileys, people, animals, food, travel, activities, objects, symbols, flags")
+    g.add_argument("--count", type=int, default=4)
+    g.add_argument("--seed", type=_int_seed, default=0)
+    g.add_argument("--scale", type=int, default=1, help="upscale each 64 px cell by this factor (crisp)")
+    g.add_argument("--out", default="grid.png")
+    common(g, data=False)
+    g = gsub.add_parser("poem", help="a poem of several lines")
+    g.add_argument("--lang", choices=LANGS, default="en")
+    g.add_argument("--seed", type=_int_seed, default=0)
+    g.add_argument("--lines", type=int, default=4)
+    g.add_argument("--temperature", type=float, default=0.9)
+    g.add_argument("--theme", help="a line or a few words to write around")
+    common(g, data=False)
+    g = gsub.add_parser("morph", help="an animated GIF morphing one image (or emoji) into another")
+    g.add_argument("--from", dest="from_", required=True, help="an emoji or an image path")
+    g.add_argument("--to", required=True, help="an emoji or an image path")
+    g.add_argument("--frames", type=int, default=8)
+    g.add_argument("--scale", type=int, default=1)
+    g.add_argument("--out", default="morph.gif")
+    common(g, data=False)
+    g = gsub.add_parser("morph-poem", help="the homotopy between two lines of verse")
+    g.add_argument("--from", dest="from_", required=True)
+    g.add_argument("--to", required=True)
+    g.add_argument("--steps", type=int, default=5)
+    g.add_argument("--lang", choices=LANGS, help="default: guessed from the text")
+    common(g, data=False)
+    sp.set_defaults(func=cmd_generate)
+
+    sp = sub.add_parser("eval", help="metrics on held-out data")
+    sp.add_argument("what", choices=["all", "dcgan", "vae", "text"])
+    sp.add_argument("--json", action="store_true")
+    sp.add_argument("--k", type=int, default=100, help="text: importance samples for the NLL")
+    sp.add_argument("--samples", type=int, default=1000, help="text: prior samples per language")
+    common(sp)
+    sp.set_defaults(func=cmd_eval)
+
+    sp = sub.add_parser("bench", help="benchmarks that print JSON")
+    sp.add_argument("what", choices=["train"])
+    sp.add_argument("--json", action="store_true")
+    sp.add_argument("--steps", type=int, default=30, help="timed steps per loop")
+    sp.add_argument("--device", default="auto")
+    sp.add_argument("--data")
+    sp.set_defaults(func=cmd_bench)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .checkpoints import CheckpointError
+    from .data import DataError
+
+    logging.basicConfig(level=os.environ.get("MUSE_LOG_LEVEL", "WARNING"))
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (DataError, CheckpointError, ValueError, FileNotFoundError) as e:
+        print(f"muse: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("muse: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

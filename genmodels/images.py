@@ -1,0 +1,218 @@
+"""Image generation and morphing: the API the engine and the CLI call.
+
+Like a diffusers pipeline, each class composes a trained model with a sampler, takes a seed (turned into a
+`torch.Generator`, so the same seed gives the same pixels) and returns a small result dataclass.
+
+- `ImageGenerator`: the EMA generator of the DCGAN; themed samples, and variations near a parent latent.
+- `Morpher`: the conv VAE; encodes real images (or emoji) and decodes a slerp path between them.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from . import checkpoints, paths
+from .data import DataError
+from .data.emoji import GROUPS, THEMES, EmojiRenderer, from_model, load_image_rgba, theme_index, to_model
+from .nets.dcgan import DCGANConfig, Generator
+from .nets.vae import ConvVAE, VAEConfig, slerp
+from .training.common import dataclass_from_dict
+
+MAX_SEED = 2**32 - 1
+MAX_COUNT = 16
+MAX_FRAMES = 48
+
+
+def check_seed(seed: int) -> int:
+    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed <= MAX_SEED:
+        raise ValueError(f"The seed must be a whole number from 0 to {MAX_SEED}; got {seed!r}.")
+    return seed
+
+
+def _prefixed(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    return {k[len(prefix):]: v.float() for k, v in tensors.items() if k.startswith(prefix)}
+
+
+def _version_tag(card: dict) -> str:
+    return f"{card['name']}/v{card['version']:04d}"
+
+
+@dataclass
+class ImageResult:
+    images: list[Image.Image]  # RGBA, 64×64
+    latents: torch.Tensor  # (N, nz)
+    labels: list[int]
+    seed: int
+    version: str
+    themes: list[str] = field(default_factory=list)
+
+
+class ImageGenerator:
+    """Themed emoji-like images from the DCGAN's EMA generator."""
+
+    def __init__(self, G: Generator, card: dict, device: str | torch.device = "cpu"):
+        self.G = G.eval().requires_grad_(False).to(device)
+        self.cfg: DCGANConfig = G.cfg
+        self.card = card
+        self.device = torch.device(device)
+        self.version = _version_tag(card)
+        self.label_names: list[str] = card.get("data", {}).get("label_names") or GROUPS
+
+    @classmethod
+    def load(cls, root=None, version: int | None = None, device: str = "cpu") -> "ImageGenerator":
+        tensors, card = checkpoints.load_version(paths.find_model("dcgan", root), "dcgan", version)
+        G = Generator(dataclass_from_dict(DCGANConfig, card["config"]))
+        try:
+            G.load_state_dict(_prefixed(tensors, "G."))
+        except RuntimeError as e:
+            raise checkpoints.CheckpointError(f"The dcgan checkpoint does not fit the model: {e}") from e
+        return cls(G, card, device)
+
+    @property
+    def themes(self) -> list[str]:
+        return THEMES[: self.cfg.n_classes] if self.label_names == GROUPS else self.label_names
+
+    def theme_index(self, theme: str | int) -> int:
+        if isinstance(theme, int):
+            if not 0 <= theme < self.cfg.n_classes:
+                raise ValueError(f"Unknown theme {theme}.")
+            return theme
+        if self.label_names == GROUPS:
+            return theme_index(theme)
+        if theme in self.label_names:
+            return self.label_names.index(theme)
+        raise ValueError(f"Unknown theme '{theme}'. Choose one of: {', '.join(self.label_names)}.")
+
+    def latents(self, seed: int, count: int) -> torch.Tensor:
+        """The latents a seed stands for: (count, nz), drawn on the CPU so every device agrees."""
+        gen = torch.Generator().manual_seed(check_seed(seed))
+        return torch.randn(count, self.cfg.nz, generator=gen)
+
+    @torch.no_grad()
+    def render(self, z: torch.Tensor, labels: torch.Tensor | list[int]) -> list[Image.Image]:
+        """Decode a batch of latents (N, nz) with their theme indices; the engine batches through this."""
+        y = torch.as_tensor(labels, dtype=torch.long, device=self.device)
+        x = self.G(z.to(self.device, torch.float32), y)  # (N, 4, 64, 64)
+        return [Image.fromarray(a, "RGBA") for a in from_model(x)]
+
+    def generate(self, theme: str | int, count: int = 4, seed: int = 0) -> ImageResult:
+        if not 1 <= count <= MAX_COUNT:
+            raise ValueError(f"count must be between 1 and {MAX_COUNT}.")
+        y = self.theme_index(theme)
+        z = self.latents(seed, count)
+        return ImageResult(self.render(z, [y] * count), z, [y] * count, seed, self.version, [self.themes[y]] * count)
+
+    def variations(self, parent: torch.Tensor, theme: str | int, count: int = 4, seed: int = 0,
+                   strength: float = 0.35) -> ImageResult:
+        """Children near a parent latent: z = √(1−s²)·z_parent + s·ε keeps them on the prior's shell."""
+        y = self.theme_index(theme)
+        eps = self.latents(seed, count)
+        z = (1 - strength**2) ** 0.5 * parent.reshape(1, -1).float() + strength * eps
+        return ImageResult(self.render(z, [y] * count), z, [y] * count, seed, self.version, [self.themes[y]] * count)
+
+
+class Morpher:
+    """Encode real images with the conv VAE and morph between them along a slerp path."""
+
+    def __init__(self, vae: ConvVAE, card: dict, device: str | torch.device = "cpu"):
+        self.vae = vae.eval().requires_grad_(False).to(device)
+        self.card = card
+        self.device = torch.device(device)
+        self.version = _version_tag(card)
+        self._renderer: EmojiRenderer | None = None
+
+    @classmethod
+    def load(cls, root=None, version: int | None = None, device: str = "cpu") -> "Morpher":
+        tensors, card = checkpoints.load_version(paths.find_model("vae", root), "vae", version)
+        vae = ConvVAE(dataclass_from_dict(VAEConfig, card["config"]))
+        try:
+            vae.load_state_dict({k: v.float() for k, v in tensors.items()})
+        except RuntimeError as e:
+            raise checkpoints.CheckpointError(f"The vae checkpoint does not fit the model: {e}") from e
+        return cls(vae, card, device)
+
+    def image_from(self, spec: str | Path | bytes | Image.Image) -> Image.Image:
+        """An input image from a path, raw bytes, a PIL image, or a single emoji character."""
+        if isinstance(spec, Image.Image):
+            return load_image_rgba(_png_bytes(spec))
+        if isinstance(spec, bytes):
+            return load_image_rgba(io.BytesIO(spec))
+        s = str(spec).strip()
+        if Path(s).is_file():
+            return load_image_rgba(s)
+        if not s or len(s) > 16 or any(c.isascii() and c.isalnum() for c in s):
+            raise ValueError(f"'{s[:40]}' is neither an image file nor a single emoji.")
+        if self._renderer is None:
+            self._renderer = EmojiRenderer()
+        im = self._renderer.render(s)
+        if im is None:
+            raise ValueError(f"'{s}' is not an emoji the emoji font can draw.")
+        return im
+
+    @torch.no_grad()
+    def encode(self, images: list[Image.Image]) -> torch.Tensor:  # → posterior means (N, latent)
+        x = to_model(np.stack([np.asarray(im.convert("RGBA")) for im in images])).to(self.device)
+        mu, _ = self.vae.encode(x)
+        return mu
+
+    @torch.no_grad()
+    def decode(self, z: torch.Tensor) -> list[Image.Image]:
+        return [Image.fromarray(a, "RGBA") for a in from_model(self.vae.decode(z.to(self.device)))]
+
+    def morph(self, a, b, frames: int = 8) -> list[Image.Image]:
+        """``frames`` images from a to b (both ends included), decoded along the slerp between their codes."""
+        if not 2 <= frames <= MAX_FRAMES:
+            raise ValueError(f"frames must be between 2 and {MAX_FRAMES}.")
+        za, zb = self.encode([self.image_from(a), self.image_from(b)])
+        return self.decode(slerp(za, zb, torch.linspace(0, 1, frames)))
+
+
+# ---- files -------------------------------------------------------------------------------------------------
+
+
+def _png_bytes(im: Image.Image) -> io.BytesIO:
+    buf = io.BytesIO()
+    im.save(buf, "PNG")
+    buf.seek(0)
+    return buf
+
+
+def grid(images: list[Image.Image], cols: int | None = None, scale: int = 1, pad: int = 0) -> Image.Image:
+    """Tile RGBA images on a transparent canvas; ``scale`` upscales each cell with nearest-neighbour (crisp)."""
+    if not images:
+        raise ValueError("grid needs at least one image")
+    n = len(images)
+    cols = cols or int(np.ceil(np.sqrt(n)))
+    rows = int(np.ceil(n / cols))
+    w, h = images[0].width * scale, images[0].height * scale
+    out = Image.new("RGBA", (cols * w + (cols - 1) * pad, rows * h + (rows - 1) * pad), (0, 0, 0, 0))
+    for i, im in enumerate(images):
+        cell = im.convert("RGBA").resize((w, h), Image.NEAREST) if scale != 1 else im.convert("RGBA")
+        out.paste(cell, ((i % cols) * (w + pad), (i // cols) * (h + pad)))
+    return out
+
+
+def png_bytes(im: Image.Image) -> bytes:
+    return _png_bytes(im).getvalue()
+
+
+def gif_bytes(frames: list[Image.Image], duration_ms: int = 120, scale: int = 1, bounce: bool = False) -> bytes:
+    """An animated, looping GIF with binary transparency; ``bounce`` appends the way back (a ping-pong loop)."""
+    seq = frames + frames[-2:0:-1] if bounce and len(frames) > 2 else list(frames)
+    if scale != 1:
+        seq = [f.resize((f.width * scale, f.height * scale), Image.NEAREST) for f in seq]
+    buf = io.BytesIO()
+    seq[0].save(buf, "GIF", save_all=True, append_images=seq[1:], duration=duration_ms, loop=0, disposal=2)
+    return buf.getvalue()
+
+
+__all__ = [
+    "DataError", "ImageGenerator", "ImageResult", "MAX_SEED", "Morpher", "check_seed", "gif_bytes", "grid",
+    "png_bytes",
+]

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Set up Muse in ./.venv: the CPU build of torch (pinned first, so pip never pulls a multi-GB CUDA build),
+# then Muse with its dependencies, and the Debian packages the built-in datasets come from.
+# Idempotent and quick when nothing changed (it remembers the pyproject.toml it installed).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+. .venv/bin/activate
+stamp=$(sha256sum pyproject.toml | cut -c1-16)
+if [ "$(cat .venv/.muse-installed 2>/dev/null)" != "$stamp" ]; then
+  python -m pip install -q --upgrade pip
+  python -m pip install -q "torch==${MUSE_TORCH_VERSION:-2.13.0}"
+  python -m pip install -q -e ".[test]"
+  echo "$stamp" > .venv/.muse-installed
+fi
+if [ "${MUSE_SKIP_APT:-0}" != 1 ] && command -v apt-get >/dev/null 2>&1 \
+   && ! { [ -f /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf ] && [ -f /usr/share/games/fortunes/tang300 ]; }; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  { $SUDO apt-get update -qq && $SUDO apt-get install -y -qq --no-install-recommends \
+      fonts-noto-color-emoji unicode-data fortunes fortunes-zh >/dev/null; } 2>/dev/null \
+    || echo "note: could not install the emoji font / fortunes; they are only needed to rebuild the training data"
+fi

@@ -1,0 +1,89 @@
+"""The `muse` command line: generation writes the promised files, and bad input gets one friendly line."""
+
+import io
+import json
+import shutil
+
+import pytest
+from PIL import Image
+
+from genmodels import checkpoints
+from genmodels.cli import main
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_generate_image_grid_is_deterministic(tiny_models, tmp_path, capsys):
+    a, b = tmp_path / "a.png", tmp_path / "b.png"
+    for out in (a, b):
+        code, stdout, _ = run(capsys, "generate", "image", "--theme", "squares", "--count", "4", "--seed", "7",
+                              "--out", str(out), "--models", str(tiny_models))
+        assert code == 0 and "seed 7" in stdout
+    assert a.read_bytes() == b.read_bytes()
+    im = Image.open(a)
+    assert im.size == (128, 128) and im.mode == "RGBA"  # a 2×2 grid of 64 px cells, with alpha
+
+
+def test_generate_morph_writes_a_gif(tiny_models, tmp_path, capsys):
+    src = tmp_path / "a.png"
+    Image.new("RGBA", (40, 40), (255, 200, 0, 255)).save(src)
+    out = tmp_path / "m.gif"
+    code, _, err = run(capsys, "generate", "morph", "--from", str(src), "--to", str(src), "--frames", "8",
+                       "--out", str(out), "--models", str(tiny_models))
+    assert code == 0, err
+    assert Image.open(out).format == "GIF"
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["generate", "image", "--theme", "dinosaurs"], "Unknown theme"),
+        (["generate", "morph", "--from", "hello", "--to", "world"], "neither an image file nor a single emoji"),
+        (["generate", "image", "--count", "99"], "count must be between"),
+    ],
+)
+def test_bad_input_is_one_friendly_line(tiny_models, tmp_path, capsys, argv, message):
+    code, _, err = run(capsys, *argv, "--models", str(tiny_models))
+    assert code == 2 and message in err and "Traceback" not in err
+
+
+def test_seed_out_of_range_is_rejected_by_the_parser(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["generate", "image", "--seed", str(2**40)])
+    assert e.value.code == 2 and "seed must be between" in capsys.readouterr().err
+
+
+def test_corrupt_or_pickled_checkpoint_is_refused(tiny_models, tmp_path, capsys):
+    import torch
+
+    root = tmp_path / "models"
+    shutil.copytree(tiny_models, root)
+    weights = root / "dcgan" / "v0001" / checkpoints.MODEL_FILE
+    torch.save({"G.out.weight": torch.zeros(1)}, weights)  # someone drops a pickle in place of the weights
+    code, _, err = run(capsys, "generate", "image", "--models", str(root), "--out", str(tmp_path / "x.png"))
+    assert code == 2 and "pickle" in err and not (tmp_path / "x.png").exists()
+
+
+def test_prepare_images_from_a_folder_and_errors(tmp_path, capsys):
+    from tests.conftest import draw_shapes
+
+    src = draw_shapes(tmp_path / "src", per_label=4)
+    code, out, _ = run(capsys, "prepare", "images", "--source", str(src), "--out", str(tmp_path / "d"))
+    assert code == 0 and "3 labels" in out and (tmp_path / "d" / "images.npz").exists()
+    code, _, err = run(capsys, "prepare", "images", "--source", str(tmp_path / "nope"), "--out", str(tmp_path / "d"))
+    assert code == 2 and "not a folder" in err
+
+
+def test_eval_images_reports_metrics(tiny_models, shapes_npz, capsys):
+    code, out, err = run(capsys, "eval", "vae", "--json", "--models", str(tiny_models), "--data", str(shapes_npz.parent))
+    assert code == 0, err
+    res = json.loads(out)
+    assert res["vae"]["neg_elbo_nats"] > 0 and 0 <= res["vae"]["classifier_accuracy_originals"] <= 1
+    code, out, err = run(capsys, "eval", "dcgan", "--json", "--models", str(tiny_models), "--data", str(shapes_npz.parent))
+    assert code == 0, err
+    d = json.loads(out)["dcgan"]
+    assert 0 <= d["precision"] <= 1 and 0 <= d["recall"] <= 1 and set(d["theme_accuracy"]) == {"circles", "squares", "triangles"}
