@@ -187,6 +187,14 @@ def read_card(vdir: str | os.PathLike) -> dict[str, Any]:
         raise CheckpointError(f"The model card {p} is corrupt ({e}).") from e
 
 
+def update_card(vdir: str | os.PathLike, **fields: Any) -> dict[str, Any]:
+    """Merge ``fields`` into a version's card (e.g. metrics measured after training); the weights are untouched."""
+    card = read_card(vdir)
+    card.update(fields)
+    write_json(Path(vdir) / CARD_FILE, card)
+    return card
+
+
 def load_version(
     root: str | os.PathLike, name: str, version: int | None = None, device: str | torch.device = "cpu"
 ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

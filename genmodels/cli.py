@@ -145,6 +145,8 @@ def cmd_eval(args) -> int:
         for lang in LANGS:
             results[f"textvae-{lang}"] = evaluate_text(lang, root=args.models, data_dir=data_dir,
                                                        k=args.k, n_samples=args.samples)
+    if args.write_cards:
+        _write_metrics_to_cards(results, args.models)
     if args.json:
         print(json.dumps(results, indent=2, ensure_ascii=False))
     else:
@@ -153,6 +155,19 @@ def cmd_eval(args) -> int:
             for k, v in res.items():
                 print(f"  {k}: {v}")
     return 0
+
+
+def _write_metrics_to_cards(results: dict, root) -> None:
+    """Store each evaluated model's metrics in its model card (the card records what was measured)."""
+    from .checkpoints import update_card, version_dir
+
+    for res in results.values():
+        tag = res.get("version") if isinstance(res, dict) else None
+        if not tag or "/v" not in tag:
+            continue
+        name, v = tag.rsplit("/v", 1)
+        vdir = version_dir(paths.find_model(name, root), name, int(v))
+        update_card(vdir, metrics={k: val for k, val in res.items() if k != "version"})
 
 
 # ---- bench --------------------------------------------------------------------------------------------------
@@ -238,6 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--json", action="store_true")
     sp.add_argument("--k", type=int, default=100, help="text: importance samples for the NLL")
     sp.add_argument("--samples", type=int, default=1000, help="text: prior samples per language")
+    sp.add_argument("--write-cards", action="store_true", help="store the metrics in each model's card.json")
     common(sp)
     sp.set_defaults(func=cmd_eval)
 

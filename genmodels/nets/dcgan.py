@@ -3,8 +3,9 @@
 References:
 - Radford, Metz & Chintala (2016), "Unsupervised Representation Learning with Deep Convolutional GANs";
   the layer stack follows pytorch/examples ``dcgan/main.py``.
-- Miyato et al. (2018), "Spectral Normalization for GANs", and Miyato & Koyama (2018), "cGANs with
-  Projection Discriminator": spectral norm on every D layer and a projection term for the theme.
+- Miyato et al. (2018), "Spectral Normalization for GANs" (an option for D), and Miyato & Koyama (2018),
+  "cGANs with Projection Discriminator": a projection term for the theme.
+- Karras et al. (2018), "Progressive Growing of GANs": the minibatch-stddev feature in D.
 - de Vries et al. (2017) / Dumoulin et al. (2017): class-conditional batch norm in G.
 
 Images are premultiplied RGBA in [-1, 1] (see ``genmodels.data.emoji``). The discriminator returns logits:
@@ -29,6 +30,7 @@ class DCGANConfig:
     channels: int = 4  # premultiplied RGBA
     n_classes: int = 9  # the 9 Unicode emoji groups; 1 means unconditional
     image_size: int = 64
+    d_norm: str = "batch"  # "batch": the DCGAN D (BatchNorm; real and fake in separate calls) or "spectral"
     mbstd_group: int = 4  # D sees the spread of each group of 4 samples, so collapsed fakes stand out
 
 
@@ -70,22 +72,36 @@ class Generator(nn.Module):
 
 
 class Discriminator(nn.Module):
+    """The DCGAN discriminator with a projection term for the theme and a minibatch-stddev feature.
+
+    ``d_norm="batch"`` keeps the paper's BatchNorm (layers 2–4); batch statistics then must never mix real
+    and fake, so the trainer calls D on each separately. ``"spectral"`` replaces it with spectral norm.
+    """
+
     def __init__(self, cfg: DCGANConfig):
         super().__init__()
         d = cfg.ndf
         widths = [cfg.channels, d, 2 * d, 4 * d, 8 * d]
+        sn = spectral_norm if cfg.d_norm == "spectral" else (lambda m: m)
         self.convs = nn.ModuleList(
-            [spectral_norm(nn.Conv2d(a, b, 4, 2, 1)) for a, b in zip(widths, widths[1:])]
+            [sn(nn.Conv2d(a, b, 4, 2, 1, bias=cfg.d_norm != "batch")) for a, b in zip(widths, widths[1:])]
         )  # 64 → 32 → 16 → 8 → 4
+        self.norms = nn.ModuleList(
+            [nn.Identity()] + [nn.BatchNorm2d(w) if cfg.d_norm == "batch" else nn.Identity() for w in widths[2:]]
+        )
         self.mbstd_group = cfg.mbstd_group
-        self.out = spectral_norm(nn.Conv2d(8 * d + 1, 1, 4, 1, 0))  # (B, 1, 1, 1), +1: the minibatch-stddev map
-        self.embed = spectral_norm(nn.Embedding(cfg.n_classes, 8 * d))  # projection term
+        extra = 1 if cfg.mbstd_group > 1 else 0
+        self.out = sn(nn.Conv2d(8 * d + extra, 1, 4, 1, 0))  # (B, 1, 1, 1); +1: the minibatch-stddev map
+        self.embed = sn(nn.Embedding(cfg.n_classes, 8 * d))  # projection term
+        if cfg.d_norm != "spectral":
+            nn.init.normal_(self.embed.weight, 0.0, 0.02)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:  # x (B, 4, 64, 64), y (B,)
         h = x
-        for conv in self.convs:
-            h = nn.functional.leaky_relu(conv(h), 0.2)  # ends at (B, 8d, 4, 4)
-        logit = self.out(minibatch_stddev(h, self.mbstd_group)).flatten(1).squeeze(1)  # (B,)
+        for conv, norm in zip(self.convs, self.norms):
+            h = nn.functional.leaky_relu(norm(conv(h)), 0.2)  # ends at (B, 8d, 4, 4)
+        feats = minibatch_stddev(h, self.mbstd_group) if self.mbstd_group > 1 else h
+        logit = self.out(feats).flatten(1).squeeze(1)  # (B,)
         proj = (self.embed(y) * h.sum(dim=(2, 3))).sum(1)  # (B,)
         return logit + proj
 
@@ -106,7 +122,10 @@ def minibatch_stddev(h: torch.Tensor, group: int) -> torch.Tensor:
 
 
 def init_weights(m: nn.Module) -> None:
-    """N(0, 0.02) for convolutions, as in the DCGAN paper."""
+    """N(0, 0.02) for convolutions and N(1, 0.02) for BatchNorm scales, as in the DCGAN paper."""
     if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
         w = m.parametrizations.weight.original if hasattr(m, "parametrizations") else m.weight
         nn.init.normal_(w, 0.0, 0.02)
+    elif isinstance(m, nn.BatchNorm2d) and m.affine:
+        nn.init.normal_(m.weight, 1.0, 0.02)
+        nn.init.zeros_(m.bias)

@@ -39,10 +39,21 @@ def seed_all(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def autocast(device: torch.device):
-    """bf16 autocast on CUDA (no loss scaling needed); full fp32 on CPU, where bf16 is slower."""
+def cpu_has_native_bf16() -> bool:
+    """True on CPUs with bf16 instructions (AVX512-BF16 or AMX), where oneDNN runs bf16 convs fast."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def autocast(device: torch.device, cpu_bf16: bool = False):
+    """bf16 autocast on CUDA (no loss scaling needed). On CPU fp32, unless ``cpu_bf16`` is asked for and the
+    CPU has native bf16 instructions (elsewhere bf16 is emulated and slower)."""
     if device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
+    if cpu_bf16 and cpu_has_native_bf16():
+        return torch.autocast("cpu", dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
 

@@ -1,11 +1,14 @@
 """Training the theme-conditioned DCGAN from scratch.
 
-The recipe (see DESIGN.md, "Models"): hinge loss on spectrally-normalised D with a projection term,
-DiffAugment on real and fake in both steps, a lazy R1 penalty, Adam(2e-4, β1=0.5), and an EMA copy of G
-that is the one we sample from and ship. For speed the whole dataset is one tensor resident on the device,
+The recipe (see DESIGN.md, "Models"): hinge loss on spectrally-normalised D with a projection term and a
+minibatch-stddev feature, DiffAugment on real and fake in both steps, a lazy R1 penalty, Adam(2e-4,
+β1=0.5), and an EMA copy of G that is the one we sample from and ship. On the emoji set that alone let G
+ignore z (one image per theme after 1k steps; pixel std across latents 0.03 against 0.43 for real emoji of
+one group), with or without augmentation or TTUR, so G also gets the mode-seeking term of Mao et al.
+(2019, MSGAN): two latents of one theme are pushed to give different images. For speed the whole dataset is one tensor resident on the device,
 batches are drawn by index (no DataLoader, no per-sample transforms), real and fake go through D in one
-call, D's weights are frozen during the G step so no wasted gradient is computed, and on CUDA the step runs
-in bf16 autocast with channels_last tensors.
+call, D's weights are frozen during the G step so no wasted gradient is computed, tensors are channels_last, and
+the step runs in bf16 autocast on CUDA and on CPUs with native bf16 instructions.
 """
 
 from __future__ import annotations
@@ -39,8 +42,10 @@ class DCGANTrainConfig:
     ema_start: int = 500  # steps before the EMA starts averaging (it copies G until then)
     r1_gamma: float = 0.1
     r1_every: int = 16  # lazy regularisation (Karras et al. 2020)
-    augment: str = "color,translation,cutout"
-    mode_seeking: float = 1.0  # weight of the MSGAN diversity term (0 turns it off)
+    augment: str = "color,translation"
+    loss: str = "hinge"  # "hinge" or "bce" (non-saturating, on logits)
+    mode_seeking: float = 0.1  # weight of the MSGAN diversity term (0 turns it off)
+    cpu_bf16: bool = True  # bf16 autocast on CPUs with native bf16 (AVX512-BF16/AMX): ~1.3× faster there
     seed: int = 0
 
 
@@ -57,7 +62,7 @@ class DCGANTrainer:
     ):
         self.cfg, self.tcfg, self.device = cfg, tcfg, device
         common.seed_all(tcfg.seed)
-        self.fmt = torch.channels_last if device.type == "cuda" else torch.contiguous_format
+        self.fmt = torch.channels_last  # faster on CUDA, and ~15% faster on CPU with oneDNN (measured)
         self.images = images.to(device).contiguous(memory_format=self.fmt)
         self.labels = labels.to(device)
         self.G = Generator(cfg).to(device, memory_format=self.fmt)
@@ -70,6 +75,11 @@ class DCGANTrainer:
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=tcfg.lr_d, betas=betas)
         self.gen = torch.Generator().manual_seed(tcfg.seed)  # batch indices and latents
 
+    def _d_loss(self, d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Tensor:
+        if self.tcfg.loss == "hinge":
+            return F.relu(1 - d_real).mean() + F.relu(1 + d_fake).mean()
+        return F.softplus(-d_real).mean() + F.softplus(d_fake).mean()
+
     def _aug(self, x: torch.Tensor) -> torch.Tensor:
         return diff_augment(x, self.tcfg.augment) if self.tcfg.augment else x
 
@@ -81,11 +91,15 @@ class DCGANTrainer:
         yf = torch.cat([y[: b // 2], y[: b // 2]])  # fakes come in pairs (i, i + B/2) of the same theme
 
         # --- D step: hinge loss on augmented real and fake, in one forward pass ---
-        with common.autocast(dev):
+        with common.autocast(dev, t.cpu_bf16):
             fake = self.G(z, yf)  # (B, 4, 64, 64)
-            logits = self.D(self._aug(torch.cat([real, fake.detach()])), torch.cat([y, yf]))
-            d_real, d_fake = logits[:b].float(), logits[b:].float()
-            loss_d = F.relu(1 - d_real).mean() + F.relu(1 + d_fake).mean()
+            if self.cfg.d_norm == "batch":  # BatchNorm statistics must not mix real and fake
+                d_real = self.D(self._aug(real), y).float()
+                d_fake = self.D(self._aug(fake.detach()), yf).float()
+            else:
+                logits = self.D(self._aug(torch.cat([real, fake.detach()])), torch.cat([y, yf]))
+                d_real, d_fake = logits[:b].float(), logits[b:].float()
+            loss_d = self._d_loss(d_real, d_fake)
         self.opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
         r1 = torch.zeros(())
@@ -100,8 +114,9 @@ class DCGANTrainer:
 
         # --- G step: D frozen, so backward computes only what G needs ---
         self.D.requires_grad_(False)
-        with common.autocast(dev):
-            loss_g = -self.D(self._aug(fake), yf).float().mean()
+        with common.autocast(dev, t.cpu_bf16):
+            g_out = self.D(self._aug(fake), yf).float()
+            loss_g = -g_out.mean() if t.loss == "hinge" else F.softplus(-g_out).mean()
             ms = torch.zeros((), device=dev)
             if t.mode_seeking > 0:
                 # Mode seeking (Mao et al. 2019): two latents of one theme must not map to the same image.

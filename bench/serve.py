@@ -1,0 +1,149 @@
+"""``muse bench serve``: N concurrent ``/image`` interactions through the real discord.py, offline.
+
+The same path as the end-to-end tests: real INTERACTION_CREATE payloads go into the bot, its HTTP goes to the
+loopback fake Discord (`bot.testing.FakeDiscord`). Each request is timed from the moment its payload is handed
+to discord.py:
+
+- ``ack``: until the fake Discord receives the interaction callback (the defer, type 5);
+- ``result``: until it receives the edit that carries the grid PNG;
+- event-loop lag: how late a 5 ms ticker wakes up while the requests are served (p99, max);
+- throughput: requests and images per second, with micro-batching and with batch size 1, in the same run;
+  end to end (Discord round trips and PNG encoding included) and for inference alone.
+
+The generator is the newest trained ``dcgan`` when there is one; otherwise a freshly initialised generator of the
+default architecture (the same compute per image) stands in, and the JSON says so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from pathlib import Path
+
+
+def _pct(xs: list[float], q: float) -> float:
+    xs = sorted(xs)
+    if not xs:
+        return float("nan")
+    k = min(len(xs) - 1, max(0, round(q / 100 * (len(xs) - 1))))
+    return xs[k]
+
+
+def _generator(models: str | None):
+    from genmodels.checkpoints import CheckpointError
+    from genmodels.images import ImageGenerator
+
+    try:
+        return ImageGenerator.load(models), "trained"
+    except CheckpointError:
+        import torch
+
+        from genmodels.nets.dcgan import DCGANConfig, Generator
+
+        torch.manual_seed(0)
+        card = {"name": "dcgan-untrained", "version": 0, "config": {}, "data": {}}
+        return ImageGenerator(Generator(DCGANConfig()), card), "untrained (no dcgan model found; same compute)"
+
+
+async def _phase(gen, *, batching: bool, requests: int, count: int, max_batch: int) -> dict:
+    from bot.settings import load_settings
+    from bot.testing import APP_ID, FakeDiscord, Payloads, started_bot
+    from genmodels.engine import Engine, EngineConfig
+
+    fake = await FakeDiscord().start()
+    settings = load_settings(env={}, overrides={
+        "discord": {"application_id": APP_ID, "test_guild": 0},
+        "engine": {"max_queue": max(requests, 1), "per_user": 1, "max_batch_images": max_batch},
+        "limits": {"cooldown_rate": 1_000_000}})
+    engine = Engine(EngineConfig(max_queue=requests, per_user=1, max_batch_images=max_batch, batching=batching,
+                                 threads=settings.engine.threads),  # as `muse run` would
+                     models={"image": gen})
+    bot = await started_bot(settings, engine=engine, preload=("image",))  # loaded and warmed, as at start-up
+    theme = gen.themes[0]
+    payloads = [Payloads(user_id=10_000 + i).command("image", {"theme": theme, "count": count, "seed": i})
+                for i in range(requests)]
+    lags: list[float] = []
+    stop = asyncio.Event()
+
+    async def ticker():
+        period = 0.005
+        while not stop.is_set():
+            t = time.perf_counter()
+            await asyncio.sleep(period)
+            lags.append(max(0.0, time.perf_counter() - t - period))
+
+    tick = asyncio.create_task(ticker())
+    await asyncio.sleep(0.02)
+    try:
+        sent: dict[str, float] = {}
+        t0 = time.perf_counter()
+        for p in payloads:
+            sent[p["token"]] = time.perf_counter()
+            bot._connection.parse_interaction_create(p)
+        results = await asyncio.gather(*(fake.result_of(p["token"], timeout=600) for p in payloads))
+        t_end = max(r.t for r in results)
+        acks = {r.token: r.t for r in fake.requests if r.path.endswith("/callback")}
+        ack_ms = [1000 * (acks[tok] - s) for tok, s in sent.items()]
+        res_ms = [1000 * (r.t - sent[r.token]) for r in results]
+        ok = sum(1 for r in results if "files[0]" in r.files)
+    finally:
+        stop.set()
+        await tick
+        await bot.close()
+        await fake.stop()
+    wall = t_end - t0
+    return {
+        "requests": requests, "ok": ok, "wall_s": round(wall, 3),
+        "requests_per_s": round(requests / wall, 2), "images_per_s": round(requests * count / wall, 1),
+        "ack_ms": {"p50": round(_pct(ack_ms, 50), 1), "p99": round(_pct(ack_ms, 99), 1), "max": round(max(ack_ms), 1)},
+        "result_ms": {"p50": round(_pct(res_ms, 50), 1), "p99": round(_pct(res_ms, 99), 1)},
+        "loop_lag_ms": {"p99": round(1000 * _pct(lags, 99), 2), "max": round(1000 * max(lags, default=0), 2),
+                        "mean": round(1000 * statistics.fmean(lags), 2) if lags else 0.0},
+        "batches": engine.stats["batches"], "mean_batch_images": round(engine.stats["images"] / max(1, engine.stats["batches"]), 1),
+    }
+
+
+async def _engine_only(gen, *, batching: bool, requests: int, count: int, max_batch: int) -> dict:
+    """The same requests straight into the engine: inference alone, without Discord, PNG encoding or HTTP."""
+    from genmodels.engine import Engine, EngineConfig
+
+    engine = Engine(EngineConfig(max_queue=requests, per_user=requests, max_batch_images=max_batch,
+                                 batching=batching, threads=0), models={"image": gen})
+    await engine.start(preload=("image",))
+    try:
+        t0 = time.perf_counter()
+        await asyncio.gather(*(engine.image(gen.themes[0], count, seed=i, user=i) for i in range(requests)))
+        wall = time.perf_counter() - t0
+    finally:
+        await engine.close()
+    return {"wall_s": round(wall, 3), "images_per_s": round(requests * count / wall, 1),
+            "batches": engine.stats["batches"]}
+
+
+async def _run(requests: int, count: int, models: str | None, max_batch: int) -> dict:
+    gen, kind = await asyncio.to_thread(_generator, models)
+    batched = await _phase(gen, batching=True, requests=requests, count=count, max_batch=max_batch)
+    single = await _phase(gen, batching=False, requests=requests, count=count, max_batch=max_batch)
+    inf_b = await _engine_only(gen, batching=True, requests=requests, count=count, max_batch=max_batch)
+    inf_1 = await _engine_only(gen, batching=False, requests=requests, count=count, max_batch=max_batch)
+    import torch
+
+    return {
+        "model": gen.version, "weights": kind, "torch_threads": torch.get_num_threads(),
+        "requests": requests, "images_per_request": count,
+        "batched": batched, "batch_size_1": single,
+        "speedup": round(batched["requests_per_s"] / single["requests_per_s"], 2),
+        "inference_only": {"batched": inf_b, "batch_size_1": inf_1,
+                           "speedup": round(inf_b["images_per_s"] / inf_1["images_per_s"], 2)},
+        "targets": {"ack_under_100ms": batched["ack_ms"]["max"] < 100 and single["ack_ms"]["max"] < 100,
+                    "loop_lag_p99_under_50ms": batched["loop_lag_ms"]["p99"] < 50,
+                    "batched_at_least_2x": batched["requests_per_s"] >= 2 * single["requests_per_s"],
+                    "inference_batched_at_least_2x": inf_b["images_per_s"] >= 2 * inf_1["images_per_s"]},
+    }
+
+
+def run(requests: int = 64, count: int = 4, models: str | Path | None = None, max_batch: int = 64) -> dict:
+    if requests < 1 or not 1 <= count <= 4:
+        raise ValueError("--requests must be at least 1 and --count between 1 and 4.")
+    return asyncio.run(_run(requests, count, str(models) if models else None, max_batch))

@@ -1,0 +1,154 @@
+"""English and 简体中文: reply text by ``interaction.locale``, command names through `app_commands.Translator`.
+
+Two separate mechanisms, as Discord has them:
+- Command and option names and descriptions are translated once, at sync time, by `MuseTranslator`; Discord
+  then shows each user the names in their client language.
+- Reply text is chosen per interaction from ``interaction.locale`` with `t`.
+"""
+
+from __future__ import annotations
+
+import discord
+from discord import app_commands
+
+ZH = "zh"
+EN = "en"
+
+MESSAGES: dict[str, dict[str, str]] = {
+    # ---- queue -----------------------------------------------------------------------------------------------
+    "queued": {EN: "⏳ You're in the queue: {ahead} request(s) ahead of you.",
+               ZH: "⏳ 已排队：前面还有 {ahead} 个请求。"},
+    "busy_full": {EN: "Muse is busy right now ({limit} requests waiting). Please try again in a minute.",
+                  ZH: "Muse 现在很忙（已有 {limit} 个请求在排队），请过一分钟再试。"},
+    "busy_user": {EN: "You already have {limit} requests waiting. Please wait for one to finish first.",
+                  ZH: "你已经有 {limit} 个请求在排队了，请等其中一个完成后再试。"},
+    # ---- bad input ------------------------------------------------------------------------------------------
+    "seed_range": {EN: "The seed must be a whole number from 0 to {max}; you gave {seed}.",
+                   ZH: "种子必须是 0 到 {max} 之间的整数；你给的是 {seed}。"},
+    "unknown_theme": {EN: "I don't know the theme “{theme}”. Pick one of: {themes}.",
+                      ZH: "我不认识主题“{theme}”。请从这些里选一个：{themes}。"},
+    "range": {EN: "`{name}` must be between {lo} and {hi}; you gave {value}.",
+              ZH: "`{name}` 必须在 {lo} 到 {hi} 之间；你给的是 {value}。"},
+    "text_empty": {EN: "`{name}` is empty. Please write a few words.",
+                   ZH: "`{name}` 是空的，请写几个字。"},
+    "text_long": {EN: "`{name}` is {n} characters long; please keep it to {limit} or fewer.",
+                  ZH: "`{name}` 有 {n} 个字符，请不要超过 {limit} 个。"},
+    "need_one": {EN: "Give `{name}` either an emoji or an image attachment (exactly one of the two).",
+                 ZH: "`{name}` 请给一个表情符号或一张图片附件（二选一）。"},
+    "not_image": {EN: "“{name}” is not an image I can read. Attach a PNG, JPEG, GIF or WebP picture.",
+                  ZH: "“{name}” 不是我能读取的图片。请附上 PNG、JPEG、GIF 或 WebP 图片。"},
+    "too_big": {EN: "“{name}” is {size:.1f} MB; the limit is {limit:.0f} MB. Please attach a smaller picture.",
+                ZH: "“{name}” 有 {size:.1f} MB，上限是 {limit:.0f} MB。请换一张小一点的图片。"},
+    "too_many_pixels": {EN: "“{name}” is {w}×{h} pixels; please attach a picture of at most 4096×4096.",
+                        ZH: "“{name}” 有 {w}×{h} 像素；请附上不超过 4096×4096 的图片。"},
+    "unknown_emoji": {EN: "“{text}” is not an emoji I can draw. Use one standard emoji, like 🐱.",
+                      ZH: "我画不出“{text}”。请用一个标准表情符号，比如 🐱。"},
+    "bad_text": {EN: "I can't use that text: {detail}", ZH: "这段文字用不了：{detail}"},
+    "cooldown": {EN: "Slow down a little: you can use this again in {s:.0f} s.",
+                 ZH: "慢一点：{s:.0f} 秒后才能再用。"},
+    "dm": {EN: "Please use me in a server: commands are switched off in DMs here.",
+           ZH: "请在服务器里使用我：这里的私信中不能使用命令。"},
+    "unexpected": {EN: "Something went wrong on my side. Error id `{id}`: tell the server admin if it keeps happening.",
+                   ZH: "我这边出错了。错误编号 `{id}`：如果一直出现，请告诉服务器管理员。"},
+    "model_missing": {EN: "The {model} model isn't installed on this Muse yet. Ask the admin to train it (`muse train`).",
+                      ZH: "这个 Muse 还没有安装 {model} 模型。请让管理员先训练（`muse train`）。"},
+    "not_muse": {EN: "That message isn't a Muse result, so it has no details.",
+                 ZH: "那条消息不是 Muse 的作品，没有详情。"},
+    "stale": {EN: "I can't rebuild this result any more: {detail}",
+              ZH: "这个作品已经无法重建：{detail}"},
+    "too_deep": {EN: "Variations go at most {n} generations deep. Start a fresh /image from here.",
+                 ZH: "变体最多 {n} 代。请从这里重新用 /image 开始。"},
+    "not_image_result": {EN: "Only an image result can be morphed from.", ZH: "只能从图片作品开始变形。"},
+    # ---- results ---------------------------------------------------------------------------------------------
+    "image_title": {EN: "🎨 {theme}", ZH: "🎨 {theme}"},
+    "variation_title": {EN: "🎨 {theme}: variations of V{cell}", ZH: "🎨 {theme}：V{cell} 的变体"},
+    "poem_title": {EN: "📜 A poem", ZH: "📜 一首诗"},
+    "poem_var_title": {EN: "📜 A variation", ZH: "📜 一首变体诗"},
+    "morph_title": {EN: "🌀 Morph", ZH: "🌀 变形"},
+    "morph_poem_title": {EN: "🌀 From one line to another", ZH: "🌀 从一句到另一句"},
+    "details_title": {EN: "🔎 Muse details", ZH: "🔎 Muse 详情"},
+    "f_theme": {EN: "Theme", ZH: "主题"},
+    "f_seed": {EN: "Seed", ZH: "种子"},
+    "f_count": {EN: "Count", ZH: "数量"},
+    "f_model": {EN: "Model", ZH: "模型"},
+    "f_parents": {EN: "Parents", ZH: "来源"},
+    "f_lang": {EN: "Language", ZH: "语言"},
+    "f_temperature": {EN: "Temperature", ZH: "温度"},
+    "f_frames": {EN: "Frames", ZH: "帧数"},
+    "f_steps": {EN: "Steps", ZH: "步数"},
+    "f_from": {EN: "From", ZH: "起点"},
+    "f_to": {EN: "To", ZH: "终点"},
+    "f_kind": {EN: "Kind", ZH: "类型"},
+    "f_reproduce": {EN: "Reproduce", ZH: "复现"},
+    "none": {EN: "none (an original)", ZH: "无（原创）"},
+    "b_reroll": {EN: "Reroll", ZH: "重抽"},
+    "b_morph": {EN: "Morph from here", ZH: "从这里变形"},
+    "morph_modal": {EN: "Morph from this result", ZH: "从这个作品变形"},
+    "morph_modal_cell": {EN: "Which cell (1-4)", ZH: "第几格（1-4）"},
+    "morph_modal_to": {EN: "Morph to (an emoji)", ZH: "变成（一个表情符号）"},
+}
+
+
+def lang_of(locale: discord.Locale | str | None) -> str:
+    """'zh' for Chinese (zh-CN, and zh-TW rather than English), else 'en'."""
+    value = locale.value if isinstance(locale, discord.Locale) else str(locale or "")
+    return ZH if value.startswith("zh") else EN
+
+
+def t(locale: discord.Locale | str | None, key: str, **kw) -> str:
+    entry = MESSAGES[key]
+    return entry.get(lang_of(locale), entry[EN]).format(**kw)
+
+
+# Command and option names / descriptions for `MuseTranslator`, keyed by the English string. Names must be
+# lower case, without spaces (context-menu names may have both).
+ZH_COMMANDS: dict[str, str] = {
+    "image": "图片",
+    "Draw a grid of new images in a theme": "按主题画一组新图片",
+    "theme": "主题",
+    "What to draw": "画什么",
+    "count": "数量",
+    "How many images (1-4)": "几张图（1-4）",
+    "seed": "种子",
+    "The same seed draws the same images (0-4294967295); empty = random": "同一个种子画出同样的图（0-4294967295）；留空则随机",
+    "poem": "诗",
+    "Write a short poem": "写一首短诗",
+    "lang": "语言",
+    "English or Chinese": "英文或中文",
+    "A few words to write about": "写关于什么的几个词",
+    "temperature": "温度",
+    "Lower is calmer, higher is wilder (0.2-1.5)": "越低越平稳，越高越狂野（0.2-1.5）",
+    "The same seed writes the same poem; empty = random": "同一个种子写出同一首诗；留空则随机",
+    "interpolate": "插值",
+    "Morph one thing into another": "把一样东西变成另一样",
+    "Morph one image into another (animated GIF + strip)": "把一张图变成另一张（动图 + 帧条）",
+    "from": "起点",
+    "An emoji to start from": "起点的表情符号",
+    "to": "终点",
+    "An emoji to end at": "终点的表情符号",
+    "from_image": "起点图片",
+    "Or an image to start from": "或者一张起点图片",
+    "to_image": "终点图片",
+    "Or an image to end at": "或者一张终点图片",
+    "frames": "帧数",
+    "Frames in the animation (2-24)": "动画的帧数（2-24）",
+    "Morph one line of verse into another": "把一句诗变成另一句",
+    "The first line": "第一句",
+    "The last line": "最后一句",
+    "steps": "步数",
+    "Lines from first to last (2-10)": "从第一句到最后一句的行数（2-10）",
+    "Muse: details": "Muse：详情",
+    "Muse: morph from here": "Muse：从这里变形",
+    "English": "英文",
+    "Chinese": "中文",
+}
+
+
+class MuseTranslator(app_commands.Translator):
+    """Translates command names and descriptions into 简体中文 at sync time."""
+
+    async def translate(self, string: app_commands.locale_str, locale: discord.Locale,
+                        context: app_commands.TranslationContextTypes) -> str | None:
+        if locale is discord.Locale.chinese:
+            return ZH_COMMANDS.get(string.message)
+        return None

@@ -1,0 +1,433 @@
+"""The async generation engine: the one door between an asyncio program (the bot) and the models.
+
+Why it exists:
+- The models are loaded once and kept; each request only pays for inference.
+- Inference never runs on the event loop. One worker thread owns the models (torch already spreads one
+  forward pass over its intra-op threads, so a second inference thread would only fight it for the cores).
+- Concurrent ``/image`` requests are **micro-batched**: while one batch runs, new requests pile up in the
+  queue, and the next batch takes all of them at once (up to ``max_batch_images``). On a CPU a DCGAN forward
+  pass costs far less per image at batch 64 than at batch 1.
+- The queue is **bounded** and each user has a **cap** on their share of it. Admission is a cheap, synchronous
+  `Engine.reserve` that the bot calls *before* it answers Discord, so a full queue gets a polite ephemeral
+  reply instead of a failure, and every accepted job knows how many jobs are ahead of it.
+- A model can be **hot-swapped** (`Engine.swap` / `Engine.reload`): the new model is loaded in another thread,
+  then the reference is replaced between batches. Jobs already in a batch finish on the old model, queued jobs
+  run on the new one, and nothing is dropped.
+
+The engine never imports discord. Every result carries the model version that made it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import concurrent.futures
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import torch
+
+log = logging.getLogger(__name__)
+
+VARIATION_STRENGTH = 0.35  # the same as ImageGenerator.variations: children stay near their parent
+MAX_LINEAGE = 7  # generations of variations a lineage may hold (it must fit in a 100-char custom_id)
+
+
+class EngineBusy(Exception):
+    """The job was not queued. ``reason`` is "full" (the whole queue) or "user" (this user's share)."""
+
+    def __init__(self, reason: str, limit: int):
+        self.reason, self.limit = reason, limit
+        if reason == "user":
+            msg = f"You already have {limit} requests waiting; please wait for one to finish."
+        else:
+            msg = f"Muse is busy right now ({limit} requests waiting); please try again in a minute."
+        super().__init__(msg)
+
+
+class ModelUnavailable(RuntimeError):
+    """A model could not be loaded; the message says what to do (train it, re-copy the weights...)."""
+
+
+@dataclass
+class EngineConfig:
+    device: str = "cpu"
+    root: str | None = None  # models folder; None = $MUSE_MODELS_DIR, then the shipped weights
+    max_queue: int = 64  # jobs waiting or running, all users together
+    per_user: int = 4  # jobs waiting or running, per user
+    max_batch_images: int = 64  # images per DCGAN forward pass
+    batching: bool = True  # False: one job per forward pass (the benchmark's baseline)
+    batch_window_ms: float = 2.0  # after the first job arrives, wait this long for company
+    threads: int | None = None  # torch intra-op threads (None: leave as is; 0: all cores but one, for the loop)
+
+
+@dataclass(frozen=True)
+class Generation:
+    """One grid of a lineage: ``count`` latents drawn from ``seed``; ``cell`` picks the parent of the next."""
+
+    seed: int
+    count: int
+    cell: int | None = None
+
+
+def lineage_latents(latents: Callable[[int, int], torch.Tensor], lineage: Sequence[Generation],
+                    strength: float = VARIATION_STRENGTH) -> torch.Tensor:
+    """The latents (count, nz) of the last grid of a lineage, re-derived from seeds alone.
+
+    The first grid is ``latents(seed, count)``; each later grid is ``√(1−s²)·parent + s·ε`` around the cell its
+    predecessor picked, as in `ImageGenerator.variations`. So a posted grid never needs its latents stored.
+    """
+    if not lineage:
+        raise ValueError("an empty lineage")
+    if len(lineage) > MAX_LINEAGE:
+        raise ValueError(f"Variations go at most {MAX_LINEAGE} generations deep; start a new /image from here.")
+    z = latents(lineage[0].seed, lineage[0].count)
+    for prev, gen in zip(lineage, lineage[1:]):
+        if prev.cell is None or not 0 <= prev.cell < prev.count:
+            raise ValueError("a lineage step must pick a cell of its grid")
+        parent = z[prev.cell].reshape(1, -1)
+        z = (1 - strength**2) ** 0.5 * parent + strength * latents(gen.seed, gen.count)
+    return z
+
+
+@dataclass
+class Job:
+    kind: str  # "image" for batchable DCGAN work, else "call"
+    user: Any
+    future: asyncio.Future
+    fn: Callable[..., Any] | None = None  # "call": fn(engine_models) -> result, run in the worker
+    model_key: str = ""  # the model the job needs (loaded before it runs)
+    theme: Any = None  # "image": theme name or index
+    lineage: tuple[Generation, ...] = ()
+    submitted: float = field(default_factory=time.perf_counter)
+    ahead: int = 0  # jobs ahead of this one when it was queued (0: it starts right away)
+
+    @property
+    def count(self) -> int:
+        return self.lineage[-1].count if self.lineage else 0
+
+
+@dataclass
+class ImageOutput:
+    """What an image job returns: the images and everything needed to reproduce them."""
+
+    images: list  # RGBA PIL images
+    latents: torch.Tensor  # (count, nz)
+    theme: str
+    theme_index: int
+    lineage: tuple[Generation, ...]
+    version: str
+    batch_images: int  # how many images shared the forward pass (1 job alone: its count)
+
+
+class Slot:
+    """A reserved place in the queue. Submit exactly one job through it; it frees itself when the job ends."""
+
+    def __init__(self, engine: "Engine", user: Any):
+        self.engine, self.user = engine, user
+        self._used = False
+        self._released = False
+
+    def release(self) -> None:
+        if not self._released:
+            self._released = True
+            self.engine._release(self.user)
+
+    def __enter__(self) -> "Slot":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if not self._used:
+            self.release()
+
+    def _take(self) -> None:
+        if self._used or self._released:
+            raise RuntimeError("a slot takes one job")
+        self._used = True
+
+    def image(self, theme: str | int, lineage: Sequence[Generation]) -> Job:
+        self._take()
+        return self.engine._enqueue(Job("image", self.user, self.engine._loop().create_future(), model_key="image",
+                                        theme=theme, lineage=tuple(lineage)), self)
+
+    def call(self, model_key: str, fn: Callable[[Any], Any]) -> Job:
+        """Run ``fn(model)`` in the worker with the model named ``model_key`` ("image", "morph", "poem-en"...)."""
+        self._take()
+        return self.engine._enqueue(Job("call", self.user, self.engine._loop().create_future(), fn=fn,
+                                        model_key=model_key), self)
+
+
+def _default_loader(key: str, cfg: EngineConfig):
+    if key == "image":
+        from .images import ImageGenerator
+
+        return ImageGenerator.load(cfg.root, device=cfg.device)
+    if key == "morph":
+        from .images import Morpher
+
+        return Morpher.load(cfg.root, device=cfg.device)
+    if key.startswith("poem-"):
+        from .poetry import PoemModel
+
+        return PoemModel.load(key[5:], root=cfg.root, device=cfg.device)
+    raise KeyError(key)
+
+
+class Engine:
+    """Async front of the models. Create it, ``await start()``, then ``reserve()`` → ``slot.image(...)``.
+
+    ``loaders`` maps a model key to a zero-argument function that returns the model; by default the newest
+    version is loaded from ``config.root``. ``models`` pre-seeds already built models (tests, embedding).
+    """
+
+    def __init__(self, config: EngineConfig | None = None, *, loaders: dict[str, Callable[[], Any]] | None = None,
+                 models: dict[str, Any] | None = None):
+        self.config = config or EngineConfig()
+        self._loaders = dict(loaders or {})
+        self._models: dict[str, Any] = dict(models or {})
+        self._load_errors: dict[str, str] = {}
+        self._pending: collections.deque[Job] = collections.deque()
+        self._wake: asyncio.Event | None = None
+        self._task: asyncio.Task | None = None
+        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+        self._busy = 0  # jobs in the running batch
+        self._reserved = 0
+        self._per_user: collections.Counter = collections.Counter()
+        self._load_lock = threading.Lock()
+        self.stats = collections.Counter()  # batches, images, jobs: for tests and the benchmark
+        self._owner_loop: asyncio.AbstractEventLoop | None = None
+
+    # ---- lifecycle ------------------------------------------------------------------------------------------
+
+    def _loop(self) -> asyncio.AbstractEventLoop:
+        if self._owner_loop is None:
+            raise RuntimeError("Engine.start() has not been awaited")
+        return self._owner_loop
+
+    async def start(self, preload: Sequence[str] = ()) -> None:
+        if self._task is not None:
+            return
+        self._owner_loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="muse-engine",
+                                                               initializer=self._init_worker)
+        self._task = asyncio.create_task(self._run(), name="muse-engine")
+        for key in preload:
+            try:
+                await self._loop().run_in_executor(self._executor, self._load_and_warm, key)
+            except ModelUnavailable as e:
+                log.warning("model %s not loaded: %s", key, e)
+
+    def _load_and_warm(self, key: str) -> None:
+        """Load a model and run one tiny forward pass in the worker: the first pass on a thread is slow (kernel
+        selection, allocations) and would otherwise land on the first user's request."""
+        m = self.model(key)
+        if key == "image":
+            m.render(m.latents(0, 1), [0])
+
+    def _init_worker(self) -> None:
+        n = self.config.threads
+        if n == 0:  # leave one core to the event loop, so acknowledgements stay fast under load
+            n = max(1, (os.cpu_count() or 2) - 1)
+        if n:
+            torch.set_num_threads(n)
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+        for job in self._pending:
+            if not job.future.done():
+                job.future.set_exception(RuntimeError("Muse is shutting down"))
+        self._pending.clear()
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
+
+    # ---- models ---------------------------------------------------------------------------------------------
+
+    def model(self, key: str) -> Any:
+        """The loaded model ``key``, loading it on first use (from a worker thread; never on the event loop)."""
+        m = self._models.get(key)
+        if m is not None:
+            return m
+        with self._load_lock:
+            if key in self._models:
+                return self._models[key]
+            try:
+                loader = self._loaders.get(key) or (lambda: _default_loader(key, self.config))
+                m = loader()
+            except Exception as e:  # CheckpointError, DataError, KeyError...
+                self._load_errors[key] = str(e)
+                raise ModelUnavailable(f"The {key} model is not available: {e}") from e
+            self._models[key] = m
+            log.info("loaded %s (%s)", key, getattr(m, "version", "?"))
+            return m
+
+    def loaded(self, key: str) -> Any | None:
+        """The model if it is already loaded, else None (never loads)."""
+        return self._models.get(key)
+
+    def versions(self) -> dict[str, str]:
+        return {k: getattr(m, "version", "?") for k, m in self._models.items()}
+
+    def swap(self, key: str, model: Any) -> Any:
+        """Replace a model between batches. Returns the old one. Queued jobs run on the new model."""
+        old = self._models.get(key)
+        self._models[key] = model
+        log.info("swapped %s: %s -> %s", key, getattr(old, "version", None), getattr(model, "version", "?"))
+        return old
+
+    async def reload(self, key: str, loader: Callable[[], Any] | None = None) -> str:
+        """Load a new version of ``key`` off the event loop and off the inference thread, then swap it in."""
+        loader = loader or self._loaders.get(key) or (lambda: _default_loader(key, self.config))
+        model = await asyncio.to_thread(loader)
+        self.swap(key, model)
+        return getattr(model, "version", "?")
+
+    # ---- admission ------------------------------------------------------------------------------------------
+
+    @property
+    def queued(self) -> int:
+        """Jobs reserved, waiting or running."""
+        return self._reserved
+
+    def reserve(self, user: Any) -> Slot:
+        """Reserve a place for one job of ``user``, or raise `EngineBusy`. Synchronous and instant."""
+        if self._per_user[user] >= self.config.per_user:
+            raise EngineBusy("user", self.config.per_user)
+        if self._reserved >= self.config.max_queue:
+            raise EngineBusy("full", self.config.max_queue)
+        self._reserved += 1
+        self._per_user[user] += 1
+        return Slot(self, user)
+
+    def _release(self, user: Any) -> None:
+        self._reserved -= 1
+        self._per_user[user] -= 1
+        if self._per_user[user] <= 0:
+            del self._per_user[user]
+
+    def _enqueue(self, job: Job, slot: Slot) -> Job:
+        if self._task is None:
+            slot.release()
+            raise RuntimeError("Engine.start() has not been awaited")
+        job.ahead = len(self._pending) + (1 if self._busy else 0)
+        job.future.add_done_callback(lambda _f: slot.release())
+        self._pending.append(job)
+        self._wake.set()
+        return job
+
+    # ---- convenience: reserve + submit + await --------------------------------------------------------------
+
+    async def image(self, theme: str | int, count: int = 4, seed: int = 0, *, user: Any = None,
+                    lineage: Sequence[Generation] | None = None) -> ImageOutput:
+        lineage = lineage or [Generation(seed, count)]
+        with self.reserve(user) as slot:
+            return await slot.image(theme, lineage).future
+
+    async def call(self, model_key: str, fn: Callable[[Any], Any], *, user: Any = None) -> Any:
+        with self.reserve(user) as slot:
+            return await slot.call(model_key, fn).future
+
+    # ---- the dispatcher -------------------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            if not self._pending:
+                self._wake.clear()
+                await self._wake.wait()
+                if self.config.batching and self.config.batch_window_ms > 0:
+                    await asyncio.sleep(self.config.batch_window_ms / 1000)
+            batch = self._take_batch()
+            self._busy = len(batch)
+            try:
+                if batch[0].kind == "image":
+                    outputs = await loop.run_in_executor(self._executor, self._render_batch, batch)
+                else:
+                    outputs = [await loop.run_in_executor(self._executor, self._call, batch[0])]
+            except asyncio.CancelledError:
+                for job in batch:
+                    if not job.future.done():
+                        job.future.cancel()
+                raise
+            except BaseException as e:  # a whole batch failed (e.g. the model is missing)
+                outputs = [e] * len(batch)
+            finally:
+                self._busy = 0
+            for job, out in zip(batch, outputs):
+                if job.future.done():
+                    continue
+                if isinstance(out, BaseException):
+                    job.future.set_exception(out)
+                else:
+                    job.future.set_result(out)
+            self.stats["batches"] += 1
+            self.stats["jobs"] += len(batch)
+
+    def _take_batch(self) -> list[Job]:
+        first = self._pending.popleft()
+        batch = [first]
+        if first.kind != "image" or not self.config.batching:
+            return batch
+        images = first.count
+        rest: collections.deque[Job] = collections.deque()
+        while self._pending:
+            job = self._pending.popleft()
+            if job.kind == "image" and images + job.count <= self.config.max_batch_images:
+                batch.append(job)
+                images += job.count
+            else:
+                rest.append(job)
+        self._pending.extendleft(reversed(rest))
+        return batch
+
+    # ---- worker-thread side ---------------------------------------------------------------------------------
+
+    def _call(self, job: Job) -> Any:
+        try:
+            return job.fn(self.model(job.model_key))
+        except BaseException as e:
+            return e
+
+    def _render_batch(self, batch: list[Job]) -> list[Any]:
+        """Runs in the worker: one DCGAN forward pass for every job of the batch; per-job errors stay per job."""
+        gen = self.model("image")  # read once: a swap during this batch affects only the next one
+        zs, ys, ok, outs = [], [], [], []
+        for job in batch:
+            try:
+                y = gen.theme_index(job.theme)
+                z = lineage_latents(gen.latents, job.lineage)
+                zs.append(z)
+                ys.extend([y] * len(z))
+                ok.append((job, y, len(z)))
+                outs.append(None)
+            except BaseException as e:
+                outs.append(e)
+        if zs:
+            images = gen.render(torch.cat(zs), ys)
+            total = len(images)
+            self.stats["images"] += total
+            i = 0
+            it = iter(ok)
+            zi = iter(zs)
+            for k, out in enumerate(outs):
+                if out is not None:
+                    continue
+                job, y, n = next(it)
+                outs[k] = ImageOutput(images[i:i + n], next(zi), gen.themes[y], y, job.lineage, gen.version, total)
+                i += n
+        return outs
+
+
+__all__ = ["Engine", "EngineBusy", "EngineConfig", "Generation", "ImageOutput", "Job", "MAX_LINEAGE",
+           "ModelUnavailable", "Slot", "lineage_latents"]

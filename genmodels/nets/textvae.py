@@ -1,0 +1,281 @@
+"""A recurrent variational autoencoder for single lines of verse, and its language-model twin.
+
+Model (Bowman et al. 2016, "Generating Sentences from a Continuous Space")::
+
+    q(z | x)  = N(mu(x), diag(exp(logvar(x))))      encoder: bidirectional GRU over x, last states -> (mu, logvar)
+    p(z)      = N(0, I)
+    p(x | z)  = prod_t p(x_t | x_<t, z)              decoder: GRU, h_0 = tanh(W z), input_t = [emb(x_{t-1}); z]
+
+Training maximises the ELBO  E_q[log p(x|z)] - KL(q(z|x) || p(z)),  with the tricks that keep the decoder from
+ignoring z (posterior collapse); the trainer chooses among them (``training/textvae.py``):
+
+- word dropout on the decoder input (Bowman et al. 2016): input tokens are replaced by ``[UNK]`` at rate ``p``;
+- cyclical KL annealing (Fu et al. 2019, "Cyclical Annealing Schedule");
+- a KL threshold / free bits (Kingma et al. 2016; Li et al. 2019, "A Surprisingly Effective Fix for Deep Latent
+  Variable Modeling of Text"), here on the total KL of a batch;
+- an autoencoder warm start (Li et al. 2019) — beta = 0 for the first steps.
+
+Evaluation follows He et al. 2019 ("Lagging Inference Networks and Posterior Collapse"): importance-weighted
+log-likelihood with K samples from q (Burda et al. 2016), KL, mutual information I(x; z) with the estimator of
+Hoffman & Johnson (2016), and active units.
+
+With ``latent_dim = 0`` the same class is a plain GRU language model with the SAME decoder (no z input, h_0 = 0);
+it is the baseline the VAE's likelihood is compared against.
+
+Shapes: B batch, T time steps, E embedding size, H decoder hidden size, G encoder hidden size (per direction),
+D latent size, V vocabulary size, K importance samples.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence
+
+PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
+LOG_2PI = math.log(2 * math.pi)
+
+
+@dataclass
+class TextVAEConfig:
+    vocab_size: int
+    embed_dim: int = 256  # E; also the size the decoder projects to before the tied output embedding
+    enc_hidden: int = 192  # G, per direction
+    dec_hidden: int = 320  # H
+    latent_dim: int = 32  # D; 0 makes this a plain language model
+    dropout: float = 0.3  # on embeddings and decoder outputs (not on z)
+    max_len: int = 24  # tokens per line, EOS excluded; longer lines are truncated
+    tie_embeddings: bool = True
+    pos_embed: bool = False  # add a learned embedding of the time step to decoder inputs (helps fixed line shapes)
+
+
+class TextVAE(nn.Module):
+    def __init__(self, cfg: TextVAEConfig):
+        super().__init__()
+        self.cfg = cfg
+        E, G, H, D, V = cfg.embed_dim, cfg.enc_hidden, cfg.dec_hidden, cfg.latent_dim, cfg.vocab_size
+        self.embed = nn.Embedding(V, E, padding_idx=PAD_ID)
+        self.drop = nn.Dropout(cfg.dropout)
+        if D > 0:
+            self.encoder = nn.GRU(E, G, batch_first=True, bidirectional=True)
+            self.to_stats = nn.Linear(2 * G, 2 * D)  # -> (mu, logvar)
+            self.z_to_h = nn.Linear(D, H)
+        self.decoder = nn.GRU(E + D, H, batch_first=True)
+        if cfg.pos_embed:
+            self.pos = nn.Embedding(cfg.max_len + 1, E)  # positions 0 .. max_len (BOS ... last token)
+        self.out_proj = nn.Linear(H, E)  # H -> E, then logits = W_emb (E) + b
+        self.out_bias = nn.Parameter(torch.zeros(V))
+        if not cfg.tie_embeddings:
+            self.out_embed = nn.Parameter(torch.randn(V, E) * E**-0.5)
+
+    @property
+    def latent(self) -> bool:
+        return self.cfg.latent_dim > 0
+
+    # ----------------------------------------------------------------------------------------------------
+    # Encoder
+    # ----------------------------------------------------------------------------------------------------
+
+    def encode(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """x: (B, T) token ids without BOS/EOS, padded with PAD; lengths: (B,) >= 1. Returns mu, logvar (B, D)."""
+        e = self.drop(self.embed(x))  # (B, T, E)
+        packed = pack_padded_sequence(e, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False)
+        _, h = self.encoder(packed)  # h: (2, B, G), forward and backward final states
+        h = torch.cat([h[0], h[1]], dim=-1)  # (B, 2G)
+        mu, logvar = self.to_stats(h).chunk(2, dim=-1)  # (B, D) each
+        return mu, logvar
+
+    @staticmethod
+    def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, k: int = 1, generator=None) -> torch.Tensor:
+        """z = mu + sigma * eps, eps ~ N(0, I). Returns (B, D) when k == 1, else (K, B, D)."""
+        eps = torch.randn((k, *mu.shape), generator=generator, device=mu.device, dtype=mu.dtype)  # (K, B, D)
+        z = mu + (0.5 * logvar).exp() * eps
+        return z[0] if k == 1 else z
+
+    # ----------------------------------------------------------------------------------------------------
+    # Decoder
+    # ----------------------------------------------------------------------------------------------------
+
+    def _init_hidden(self, z: torch.Tensor | None, batch: int, device) -> torch.Tensor:
+        if z is None:
+            return torch.zeros(1, batch, self.cfg.dec_hidden, device=device)  # (1, B, H)
+        return torch.tanh(self.z_to_h(z)).unsqueeze(0)  # (1, B, H)
+
+    def _logits(self, out: torch.Tensor) -> torch.Tensor:
+        """out: (..., H) -> logits (..., V) through the (tied) output embedding."""
+        w = self.embed.weight if self.cfg.tie_embeddings else self.out_embed  # (V, E)
+        return self.out_proj(self.drop(out)) @ w.t() + self.out_bias
+
+    def decode(self, inp: torch.Tensor, z: torch.Tensor | None, h0: torch.Tensor | None = None, start: int = 0):
+        """Teacher-forced decoder. inp: (B, T) ids starting with BOS (or continuing at time step ``start``);
+        z: (B, D) or None.
+
+        Returns logits (B, T, V) and the last hidden state (1, B, H).
+        """
+        B, T = inp.shape
+        e = self.embed(inp)  # (B, T, E)
+        if self.cfg.pos_embed:
+            steps = torch.arange(start, start + T, device=inp.device).clamp(max=self.cfg.max_len)  # (T,)
+            e = e + self.pos(steps)  # (B, T, E)
+        e = self.drop(e)
+        if z is not None:
+            e = torch.cat([e, z.unsqueeze(1).expand(B, T, z.shape[-1])], dim=-1)  # (B, T, E + D)
+        h = self._init_hidden(z, B, inp.device) if h0 is None else h0
+        out, h = self.decoder(e, h)  # (B, T, H)
+        return self._logits(out), h
+
+    def log_px_z(self, x: torch.Tensor, lengths: torch.Tensor, z: torch.Tensor | None, word_dropout: float = 0.0,
+                 generator=None) -> torch.Tensor:
+        """log p(x | z) per line, EOS included. x: (B, T) without specials; z: (B, D) or None. Returns (B,)."""
+        B, T = x.shape
+        bos = torch.full((B, 1), BOS_ID, dtype=x.dtype, device=x.device)
+        inp = torch.cat([bos, x], dim=1)  # (B, T + 1): BOS x_1 ... x_T
+        target = torch.cat([x, torch.zeros_like(bos)], dim=1)  # (B, T + 1): x_1 ... x_T PAD
+        target[torch.arange(B, device=x.device), lengths] = EOS_ID  # EOS right after the last token
+        if word_dropout > 0:
+            drop = torch.rand(inp.shape, device=x.device, generator=generator) < word_dropout
+            drop[:, 0] = False  # keep BOS
+            inp = inp.masked_fill(drop & (inp != PAD_ID), UNK_ID)
+        logits, _ = self.decode(inp, z)  # (B, T + 1, V)
+        nll = F.cross_entropy(logits.float().transpose(1, 2), target, ignore_index=PAD_ID, reduction="none")  # (B, T+1)
+        return -nll.sum(dim=1)  # (B,)
+
+    # ----------------------------------------------------------------------------------------------------
+    # Objective and likelihood estimates
+    # ----------------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+        """KL(N(mu, sigma^2) || N(0, I)) per dimension, (B, D)."""
+        return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar)
+
+    def elbo_terms(self, x: torch.Tensor, lengths: torch.Tensor, word_dropout: float = 0.0,
+                   generator=None) -> dict[str, torch.Tensor]:
+        """Per-line reconstruction NLL (B,) and KL per dimension (B, D) with one reparameterised sample.
+
+        For the language model (latent_dim 0) the KL is an empty (B, 0) tensor and ``rec`` is the exact NLL.
+        """
+        if not self.latent:
+            rec = -self.log_px_z(x, lengths, None, word_dropout, generator)
+            return {"rec": rec, "kl": rec.new_zeros(x.shape[0], 0)}
+        mu, logvar = self.encode(x, lengths)  # (B, D)
+        z = self.reparameterize(mu, logvar, generator=generator)  # (B, D)
+        rec = -self.log_px_z(x, lengths, z, word_dropout, generator)  # (B,)
+        return {"rec": rec, "kl": self.kl(mu, logvar), "mu": mu, "logvar": logvar}
+
+    @staticmethod
+    def log_normal(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+        """log N(z; mu, diag(exp(logvar))) summed over the last dimension."""
+        return -0.5 * (LOG_2PI + logvar + (z - mu).pow(2) / logvar.exp()).sum(-1)
+
+    @torch.no_grad()
+    def iw_log_likelihood(self, x: torch.Tensor, lengths: torch.Tensor, k: int = 100, chunk: int = 50,
+                          generator=None) -> torch.Tensor:
+        """Importance-weighted estimate of log p(x) per line (Burda et al. 2016), (B,).
+
+        log p(x) ~= logsumexp_k [log p(x|z_k) + log p(z_k) - log q(z_k|x)] - log K,   z_k ~ q(z|x).
+        For the language model this is the exact log-likelihood.
+        """
+        if not self.latent:
+            return self.log_px_z(x, lengths, None)
+        B = x.shape[0]
+        mu, logvar = self.encode(x, lengths)  # (B, D)
+        weights = []
+        for start in range(0, k, chunk):
+            kk = min(chunk, k - start)
+            z = self.reparameterize(mu, logvar, kk, generator)  # (kk, B, D) (or (B, D) when kk == 1)
+            z = z.reshape(kk, B, -1)
+            log_pxz = self.log_px_z(x.repeat(kk, 1), lengths.repeat(kk), z.reshape(kk * B, -1)).view(kk, B)
+            log_pz = self.log_normal(z, torch.zeros_like(mu), torch.zeros_like(logvar))  # (kk, B)
+            log_qz = self.log_normal(z, mu, logvar)  # (kk, B)
+            weights.append(log_pxz + log_pz - log_qz)
+        w = torch.cat(weights, dim=0)  # (K, B)
+        return torch.logsumexp(w, dim=0) - math.log(k)
+
+    @torch.no_grad()
+    def mutual_information(self, x: torch.Tensor, lengths: torch.Tensor, generator=None) -> float:
+        """I(x; z) under q(z|x) p_data(x), the estimator of Hoffman & Johnson (2016) as in He et al. (2019).
+
+        I = E_x E_q(z|x)[log q(z|x)] - E_q(z)[log q(z)],  with q(z) ~= (1/N) sum_n q(z | x_n) over the batch.
+        Bounded above by log N, so pass many lines (the whole held-out set).
+        """
+        mu, logvar = self.encode(x, lengths)  # (N, D)
+        N, D = mu.shape
+        neg_entropy = (-0.5 * D * LOG_2PI - 0.5 * (1 + logvar).sum(-1)).mean()  # E[log q(z|x)]
+        z = self.reparameterize(mu, logvar, generator=generator)  # (N, D), one sample per x
+        log_q = self.log_normal(z.unsqueeze(1), mu.unsqueeze(0), logvar.unsqueeze(0))  # (N_z, N_x)
+        log_qz = torch.logsumexp(log_q, dim=1) - math.log(N)  # (N,)
+        return float(neg_entropy - log_qz.mean())
+
+    # ----------------------------------------------------------------------------------------------------
+    # Generation
+    # ----------------------------------------------------------------------------------------------------
+
+    def _banned(self, logits: torch.Tensor, step: int, length: int | None) -> torch.Tensor:
+        """Never emit PAD, UNK or BOS; never end a line before its first token (or before ``length`` tokens)."""
+        logits[..., PAD_ID] = -float("inf")
+        logits[..., UNK_ID] = -float("inf")
+        logits[..., BOS_ID] = -float("inf")
+        if step == 0 or (length is not None and step < length):
+            logits[..., EOS_ID] = -float("inf")
+        return logits
+
+    @torch.no_grad()
+    def _generate(self, z: torch.Tensor | None, n: int, pick, max_len: int | None,
+                  length: int | None = None) -> list[list[int]]:
+        """Shared decoding loop. ``length`` forces lines of exactly that many tokens (a verse form)."""
+        max_len = length or max_len or self.cfg.max_len
+        device = self.embed.weight.device
+        B = z.shape[0] if z is not None else n
+        h = self._init_hidden(z, B, device)  # (1, B, H)
+        tok = torch.full((B, 1), BOS_ID, dtype=torch.long, device=device)  # (B, 1)
+        out = torch.zeros(B, max_len, dtype=torch.long, device=device)  # (B, L)
+        done = torch.zeros(B, dtype=torch.bool, device=device)
+        for t in range(max_len):
+            logits, h = self.decode(tok, z, h, start=t)  # (B, 1, V)
+            logits = self._banned(logits[:, -1].float(), t, length)  # (B, V)
+            nxt = pick(logits)  # (B,)
+            nxt = nxt.masked_fill(done, PAD_ID)
+            out[:, t] = nxt
+            done |= nxt == EOS_ID
+            if bool(done.all()):
+                break
+            tok = nxt.unsqueeze(1)
+        seqs = []
+        for row in out.tolist():
+            seq = []
+            for i in row:
+                if i in (EOS_ID, PAD_ID):
+                    break
+                seq.append(i)
+            seqs.append(seq)
+        return seqs
+
+    @torch.no_grad()
+    def greedy(self, z: torch.Tensor | None, n: int = 1, max_len: int | None = None,
+               length: int | None = None) -> list[list[int]]:
+        """Greedy decode from z (B, D) (or n lines from the LM when z is None). Returns token ids, no specials."""
+        return self._generate(z, n, lambda logits: logits.argmax(-1), max_len, length)
+
+    @torch.no_grad()
+    def sample(self, z: torch.Tensor | None, n: int = 1, temperature: float = 1.0, top_p: float = 0.9,
+               generator: torch.Generator | None = None, max_len: int | None = None,
+               length: int | None = None) -> list[list[int]]:
+        """Nucleus (top-p) sampling (Holtzman et al. 2020) from z (B, D), with temperature; deterministic given
+        ``generator``. ``length`` forces exactly that many tokens. Returns token ids without specials."""
+        if temperature <= 0:
+            return self.greedy(z, n, max_len, length)
+
+        def pick(logits: torch.Tensor) -> torch.Tensor:
+            probs = torch.softmax(logits / temperature, dim=-1)  # (B, V)
+            sorted_p, order = probs.sort(dim=-1, descending=True)  # (B, V)
+            keep = sorted_p.cumsum(-1) - sorted_p < top_p  # always keeps the top token
+            sorted_p = sorted_p * keep
+            choice = torch.multinomial(sorted_p.cpu(), 1, generator=generator).to(logits.device)  # (B, 1)
+            return order.gather(-1, choice).squeeze(-1)
+
+        return self._generate(z, n, pick, max_len, length)

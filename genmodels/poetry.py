@@ -1,0 +1,145 @@
+"""The poem API the bot calls: sample a poem, encode a line, morph one line into another.
+
+    model = PoemModel.load("en")
+    model.sample(seed=7, lines=4, theme="the sea at night")
+    model.morph("the moon is bright", "my heart is heavy", steps=5)
+
+Lines of one poem share a poem-level latent: z_i = sqrt(1 - a) c + sqrt(a) e_i with c, e_i ~ N(0, I), so every
+z_i is still a draw from the prior N(0, I) while the lines stay in one neighbourhood. A theme replaces c by the
+posterior mean of the theme text. For zh, each poem line is a couplet of two sampled clauses, and every clause of a
+poem is decoded with the same length (5 or 7 characters, 五言 or 七言, drawn with the seed): a verse form imposed at
+decoding time. The raw, unconstrained shape of the model's samples is measured in ``eval_text``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import torch
+
+from . import checkpoints, paths
+from .data.tokenizer import TOKENIZER_FILE, detokenize, encode, load_tokenizer
+from .nets.textvae import TextVAE, TextVAEConfig
+from .training.common import dataclass_from_dict
+
+MAX_INPUT_CHARS = 200
+MAX_LINES = 16
+MAX_MORPH_STEPS = 16
+LINE_SPREAD = 0.5  # a in z_i = sqrt(1 - a) c + sqrt(a) e_i: how far lines of one poem wander from its centre
+THEME_SPREAD = 0.5  # how far lines wander from a theme's posterior mean
+ZH_FORMS = (5, 7)  # characters per clause: 五言 / 七言
+ZH_SEVEN_P = 0.6  # share of 七言 poems (about the corpus's share of 7-character clauses)
+
+
+def load_text_model(name: str, root: str | os.PathLike | None = None, device: str = "cpu"):
+    """(model in eval mode, tokenizer, card) of the newest version of ``name``."""
+    r = paths.find_model(name, root)
+    tensors, card = checkpoints.load_version(r, name, device=device)
+    vdir = checkpoints.version_dir(r, name, card["version"])
+    if not (vdir / TOKENIZER_FILE).exists():
+        raise checkpoints.CheckpointError(f"{vdir} has no {TOKENIZER_FILE}; re-copy the model or retrain.")
+    tok = load_tokenizer(vdir / TOKENIZER_FILE)
+    model = TextVAE(dataclass_from_dict(TextVAEConfig, card["config"]))
+    model.load_state_dict({k: v.float() for k, v in tensors.items()})
+    return model.to(device).eval(), tok, card
+
+
+def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
+    """Spherical interpolation (Shoemake 1985; White 2016 for latent spaces); linear when a, b are parallel."""
+    na, nb = a.norm(), b.norm()
+    cos = torch.dot(a / (na + 1e-8), b / (nb + 1e-8)).clamp(-1, 1)
+    omega = torch.arccos(cos)
+    if float(omega) < 1e-4:
+        return (1 - t) * a + t * b
+    return (torch.sin((1 - t) * omega) * a + torch.sin(t * omega) * b) / torch.sin(omega)
+
+
+class PoemModel:
+    def __init__(self, model: TextVAE, tok, card: dict, lang: str, device: str = "cpu"):
+        self.model, self.tok, self.card, self.lang, self.device = model, tok, card, lang, device
+        self.version = f"{card.get('name', 'textvae-' + lang)}/v{card.get('version', 0):04d}"
+
+    @classmethod
+    def load(cls, lang: str, root: str | os.PathLike | None = None, device: str = "cpu") -> "PoemModel":
+        model, tok, card = load_text_model(f"textvae-{lang}", root, device)
+        return cls(model, tok, card, lang, device)
+
+    # ----------------------------------------------------------------------------------------------------
+
+    def _check(self, text: str, what: str = "text") -> list[int]:
+        if not isinstance(text, str) or not text.strip():
+            raise ValueError(f"Please give me some {what} to work with; it was empty.")
+        if len(text) > MAX_INPUT_CHARS:
+            raise ValueError(f"That {what} is {len(text)} characters; please keep it under {MAX_INPUT_CHARS}.")
+        ids = encode(self.tok, text.strip())[: self.model.cfg.max_len]
+        if not ids or all(i == 1 for i in ids):  # 1 = [UNK]
+            lang = "English" if self.lang == "en" else "Chinese"
+            raise ValueError(f"I don't know any of the words in that {what}; try some more {lang} words.")
+        return ids
+
+    @torch.no_grad()
+    def encode(self, text: str) -> torch.Tensor:
+        """Posterior mean E_q[z | text], shape (D,)."""
+        ids = self._check(text)
+        x = torch.tensor([ids], device=self.device)
+        mu, _ = self.model.encode(x, torch.tensor([len(ids)], device=self.device))
+        return mu[0].cpu()
+
+    def _text(self, ids: list[int]) -> str:
+        return detokenize(self.tok, ids, self.lang)
+
+    @torch.no_grad()
+    def sample(self, seed: int, lines: int = 4, temperature: float = 0.9, top_p: float = 0.9,
+               theme: str | None = None) -> str:
+        """A poem of ``lines`` lines; the same arguments give the same text."""
+        if not 1 <= int(lines) <= MAX_LINES:
+            raise ValueError(f"A poem can have 1 to {MAX_LINES} lines.")
+        if not 0 < top_p <= 1:
+            raise ValueError("top_p must be in (0, 1].")
+        temperature = min(max(float(temperature), 0.0), 2.0)
+        g = torch.Generator().manual_seed(int(seed))
+        D = self.model.cfg.latent_dim
+        per_line = 2 if self.lang == "zh" else 1
+        n = lines * per_line
+        if theme is not None:
+            centre, spread = self.encode(theme), THEME_SPREAD
+        else:
+            centre, spread = torch.randn(D, generator=g), LINE_SPREAD
+        form = None
+        if self.lang == "zh" and self.card.get("line_shape", {}).get("share_5or7", 1.0) >= 0.8:
+            form = ZH_FORMS[1] if float(torch.rand((), generator=g)) < ZH_SEVEN_P else ZH_FORMS[0]
+        out: list[str] = []
+        seen: set[str] = set()
+        for attempt in range(4):  # resample lines that are empty or repeat an earlier line
+            eps = torch.randn(n, D, generator=g)
+            z = math.sqrt(1 - spread) * centre + math.sqrt(spread) * eps  # (n, D)
+            decoded = self.model.sample(z.to(self.device), temperature=temperature, top_p=top_p, generator=g,
+                                        length=form)
+            for ids in decoded:
+                text = self._text(ids).strip()
+                if text and (text not in seen or attempt == 3) and len(out) < n:
+                    seen.add(text)
+                    out.append(text)
+            if len(out) >= n:
+                break
+        if self.lang == "zh":
+            return "\n".join(f"{a}，{b}。" for a, b in zip(out[0::2], out[1::2]))
+        return "\n".join(out)
+
+    @torch.no_grad()
+    def morph(self, a: str, b: str, steps: int = 5) -> list[str]:
+        """Decode ``steps`` points along the slerp between the posterior means of ``a`` and ``b``.
+
+        The endpoints are the lines as typed (stripped); the points in between are greedy decodes. How well the
+        latent alone reproduces a line is measured separately (``recon_f1`` in ``eval_text``).
+        """
+        if not 2 <= int(steps) <= MAX_MORPH_STEPS:
+            raise ValueError(f"Morph takes 2 to {MAX_MORPH_STEPS} steps.")
+        self._check(a, "first line"), self._check(b, "second line")
+        za, zb = self.encode(a), self.encode(b)
+        zs = torch.stack([slerp(za, zb, i / (steps - 1)) for i in range(steps)])  # (steps, D)
+        decoded = [self._text(ids) for ids in self.model.greedy(zs.to(self.device))]
+        decoded[0], decoded[-1] = " ".join(a.split()), " ".join(b.split())
+        return decoded

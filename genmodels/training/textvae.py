@@ -1,0 +1,316 @@
+"""Train the poem models of one language: tokenizer, the text VAE (``textvae-{lang}``) and its language-model
+baseline with the same decoder (``textlm-{lang}``).
+
+Recipe (see ``docs/MODELS.md`` for the measurements behind it):
+
+- word-level (en) / character-level (zh) tokenizer trained on the train split;
+- the LM baseline: the VAE's decoder without z, dropout, early-stopped on dev NLL;
+- the VAE: word dropout on the decoder input, cyclical KL annealing (Fu et al. 2019) whose first ramp starts at
+  beta = 0 (an autoencoder warm start, Li et al. 2019), and a KL threshold on the batch's total KL ("free bits"
+  on the whole latent rather than per dimension, which DESIGN.md found to inflate active units); early-stopped
+  on the dev ELBO, counting only evaluations where beta = 1;
+- held-out metrics (``eval_text.text_metrics``) go into both model cards.
+
+Each phase is resumable through ``common.run_loop``: kill the process, run the same call again, it continues.
+Each run folder is keyed by the data hash and its phase's recipe, so new data or a new recipe starts afresh
+(and a VAE-only change keeps the finished LM).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import shutil
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .. import checkpoints
+from ..data import DataError
+from ..data.poems import build_poem_dataset, load_poem_dataset
+from ..data.tokenizer import TOKENIZER_FILE, encode, load_tokenizer, save_tokenizer, train_tokenizer
+from ..nets.textvae import TextVAE, TextVAEConfig
+from . import common
+
+
+@dataclass
+class TextRecipe:
+    batch: int = 64
+    lr: float = 1e-3
+    grad_clip: float = 5.0
+    vae_steps: int = 3600
+    lm_steps: int = 3000
+    eval_every: int = 200
+    patience: int = 6  # evaluations without dev improvement before stopping
+    word_dropout: float = 0.3
+    kl_target: float = 18.0  # nats per line: the batch's total KL is not penalised below this
+    cycles: int = 3  # cyclical annealing: beta ramps 0 -> 1 over the first `ramp` of each cycle
+    ramp: float = 0.5
+    min_frequency: int = 2
+
+
+RECIPES = {
+    "en": (TextVAEConfig(vocab_size=0, max_len=24), TextRecipe(kl_target=16.5)),
+    "zh": (TextVAEConfig(vocab_size=0, max_len=12, dropout=0.5, pos_embed=True), TextRecipe(kl_target=12.0)),
+}
+
+
+def lines_to_tensor(tok, lines: list[str], max_len: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token ids (N, max_len) padded with PAD and lengths (N,); empty lines are dropped, long ones truncated."""
+    seqs = [ids[:max_len] for ids in (encode(tok, line) for line in lines)]
+    seqs = [s for s in seqs if s]
+    x = torch.zeros(len(seqs), max(1, max((len(s) for s in seqs), default=1)), dtype=torch.long)
+    for i, s in enumerate(seqs):
+        x[i, : len(s)] = torch.tensor(s)
+    return x, torch.tensor([len(s) for s in seqs], dtype=torch.long)
+
+
+def beta_at(step: int, total: int, cycles: int, ramp: float) -> float:
+    """Cyclical schedule (Fu et al. 2019): in each of `cycles` equal periods, linear 0 -> 1 over `ramp`, then 1."""
+    period = max(1, math.ceil(total / max(1, cycles)))
+    tau = (step % period) / period
+    return min(1.0, tau / ramp) if ramp > 0 else 1.0
+
+
+def trim(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    return x[:, : int(lengths.max())]
+
+
+@torch.no_grad()
+def dev_scores(model: TextVAE, x: torch.Tensor, lengths: torch.Tensor, batch: int = 256) -> dict[str, float]:
+    """Mean per-line reconstruction NLL, KL and their sum (the negative ELBO) on a split, in eval mode."""
+    was = model.training
+    model.eval()
+    g = torch.Generator().manual_seed(1234)
+    rec = kl = 0.0
+    for s in range(0, x.shape[0], batch):
+        xb, lb = trim(x[s : s + batch], lengths[s : s + batch]), lengths[s : s + batch]
+        if model.latent:
+            mu, logvar = model.encode(xb, lb)
+            eps = torch.randn(mu.shape, generator=g).to(mu.device)
+            z = mu + (0.5 * logvar).exp() * eps
+            rec -= float(model.log_px_z(xb, lb, z).sum())
+            kl += float(model.kl(mu, logvar).sum())
+        else:
+            rec -= float(model.log_px_z(xb, lb, None).sum())
+    model.train(was)
+    n = x.shape[0]
+    return {"rec": rec / n, "kl": kl / n, "nelbo": (rec + kl) / n}
+
+
+def _train_phase(
+    kind: str,
+    model: TextVAE,
+    recipe: TextRecipe,
+    total_steps: int,
+    data: dict[str, tuple[torch.Tensor, torch.Tensor]],
+    device: torch.device,
+    run_dir: Path,
+    resume: bool,
+    progress: bool,
+    seed: int,
+) -> dict[str, Any]:
+    """Train the LM (kind 'lm') or the VAE (kind 'vae'); returns bookkeeping and leaves the best weights loaded."""
+    done_marker = run_dir / "phase-done.json"
+    opt = torch.optim.Adam(model.parameters(), lr=recipe.lr)
+    gen = torch.Generator().manual_seed(seed)
+    xtr, ltr = data["train"]
+    xdev, ldev = data["dev"]
+    book: dict[str, Any] = {"best": None, "best_score": float("inf"), "best_step": 0, "bad": 0, "history": []}
+
+    def state() -> dict[str, Any]:
+        return {
+            "model": model.state_dict(),
+            "opt": opt.state_dict(),
+            "rng": common.rng_state(gen),
+            "book": {**book, "history": json.dumps(book["history"])},
+        }
+
+    def load_state(s: dict[str, Any]) -> None:
+        model.load_state_dict(s["model"])
+        opt.load_state_dict(s["opt"])
+        common.set_rng_state(s["rng"], gen)
+        b = dict(s["book"])
+        b["history"] = json.loads(b["history"])
+        book.update(b)
+
+    def step(i: int) -> dict[str, float]:
+        model.train()
+        idx = common.batch_indices(xtr.shape[0], recipe.batch, gen, device)
+        lb = ltr[idx]
+        xb = trim(xtr[idx], lb)
+        with common.autocast(device):
+            if kind == "lm":
+                terms = model.elbo_terms(xb, lb)
+                loss = terms["rec"].mean()
+                out = {"nll": loss.item()}
+            else:
+                beta = beta_at(i, total_steps, recipe.cycles, recipe.ramp)
+                terms = model.elbo_terms(xb, lb, word_dropout=recipe.word_dropout)
+                rec = terms["rec"].mean()
+                kl = terms["kl"].sum(1).mean()
+                loss = rec + beta * torch.clamp(kl, min=recipe.kl_target)
+                out = {"rec": rec.item(), "kl": kl.item(), "beta": beta}
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
+        opt.step()
+        return out
+
+    def on_eval(i: int) -> dict[str, float]:
+        sc = dev_scores(model, xdev, ldev)
+        key = "rec" if kind == "lm" else "nelbo"
+        entry = {"step": i, **{k: round(v, 4) for k, v in sc.items()}}
+        book["history"].append(entry)
+        # The VAE is only comparable at beta = 1 (the plateau of a cycle), and not before its first plateau.
+        eligible = kind == "lm" or beta_at(i - 1, total_steps, recipe.cycles, recipe.ramp) >= 1.0
+        if eligible and sc[key] < book["best_score"]:
+            book.update(best=model.state_dict(), best_score=sc[key], best_step=i, bad=0)
+            book["best"] = {k: v.detach().clone() for k, v in book["best"].items()}
+        elif eligible:
+            book["bad"] += 1
+        return {f"dev_{key}": sc[key], "stop": int(book["bad"] >= recipe.patience)}
+
+    if resume and done_marker.exists():
+        saved = checkpoints.load_resume(run_dir)
+        if saved is not None:
+            load_state(saved)
+            result = json.loads(done_marker.read_text("utf-8"))
+        else:
+            resume = False
+    if not (resume and done_marker.exists()):
+        if done_marker.exists():
+            done_marker.unlink()
+        res = common.run_loop(
+            total_steps=total_steps,
+            step=step,
+            state=state,
+            load_state=load_state,
+            run_dir=run_dir,
+            resume=resume,
+            save_every=500,
+            desc=f"{kind} {run_dir.name}",
+            progress=progress,
+            on_eval=on_eval,
+            eval_every=max(1, min(recipe.eval_every, total_steps // 4 or 1)),
+        )
+        if res.interrupted:
+            raise KeyboardInterrupt
+        result = {"steps": res.steps, "wall_time_s": round(res.wall_time_s, 1), "threads": torch.get_num_threads()}
+        checkpoints.write_json(done_marker, result)
+    if book["best"] is not None:
+        model.load_state_dict(book["best"])
+    result.update(best_step=book["best_step"], dev_best=book["best_score"], dev_history=book["history"])
+    return result
+
+
+def _claim(folder: Path, what: Any, resume: bool) -> None:
+    """Keep ``folder`` only when resuming the same run (same data and recipe); otherwise start it afresh."""
+    key = hashlib.sha256(repr(what).encode()).hexdigest()[:16]
+    key_file = folder / "run-key.json"
+    if folder.exists():
+        same = key_file.exists() and json.loads(key_file.read_text("utf-8")).get("key") == key
+        if not (resume and same):
+            for p in folder.iterdir():
+                if p.is_file():
+                    p.unlink()
+    folder.mkdir(parents=True, exist_ok=True)
+    checkpoints.write_json(key_file, {"key": key})
+
+
+def train(
+    lang: str,
+    *,
+    data_dir: Path,
+    runs_dir: Path,
+    models_dir: Path,
+    device: str = "auto",
+    steps: int | None = None,
+    resume: bool = True,
+    progress: bool = True,
+    seed: int = 0,
+    eval_k: int = 100,
+    eval_samples: int = 1000,
+) -> Path:
+    """Train tokenizer, ``textvae-{lang}`` and ``textlm-{lang}``; return the new VAE version folder.
+
+    ``steps`` caps the steps of each phase (VAE and LM; both may stop earlier on dev). Uses
+    ``data_dir/poems-{lang}.json`` (built from the built-in corpus when missing).
+    """
+    from ..eval_text import text_metrics  # late import: eval_text imports this module's helpers
+
+    if lang not in RECIPES:
+        raise DataError(f"Unknown poem language '{lang}'; choose one of: {', '.join(RECIPES)}.")
+    dev = common.pick_device(device)
+    data_path = Path(data_dir) / f"poems-{lang}.json"
+    if not data_path.exists():
+        build_poem_dataset(lang, None, Path(data_dir), seed=seed)
+    ds = load_poem_dataset(data_path)
+    if ds.lang != lang:
+        raise DataError(f"{data_path} holds '{ds.lang}' poems, not '{lang}'; rebuild it.")
+
+    base_cfg, recipe = RECIPES[lang]
+    vae_steps = steps if steps is not None else recipe.vae_steps
+    lm_steps = steps if steps is not None else recipe.lm_steps
+    run_root = Path(runs_dir) / f"text-{lang}"
+    shared = (lang, ds.sha256, ds.stats, recipe.min_frequency, seed)
+    lm_only = {k: v for k, v in asdict(recipe).items()
+               if k not in ("vae_steps", "word_dropout", "kl_target", "cycles", "ramp")}
+    _claim(run_root, shared, resume)
+    _claim(run_root / "lm", (shared, asdict(base_cfg), lm_only, lm_steps), resume)
+    _claim(run_root / "vae", (shared, asdict(base_cfg), asdict(recipe), vae_steps), resume)
+
+    common.seed_all(seed)
+    tok_path = run_root / TOKENIZER_FILE
+    if tok_path.exists():
+        tok = load_tokenizer(tok_path)
+    else:
+        tok = train_tokenizer(lang, ds.lines("train"), recipe.min_frequency)
+        save_tokenizer(tok, tok_path)
+    cfg = replace(base_cfg, vocab_size=len(tok))
+    data = {s: lines_to_tensor(tok, ds.lines(s), cfg.max_len) for s in ("train", "dev", "heldout")}
+    data_dev = {s: (x.to(dev), l.to(dev)) for s, (x, l) in data.items()}  # resident on the device
+
+    t0 = time.time()
+    torch.manual_seed(seed)
+    lm = TextVAE(replace(cfg, latent_dim=0)).to(dev)
+    lm_res = _train_phase("lm", lm, recipe, lm_steps, data_dev, dev, run_root / "lm", resume, progress, seed)
+    torch.manual_seed(seed + 1)
+    vae = TextVAE(cfg).to(dev)
+    vae_res = _train_phase("vae", vae, recipe, vae_steps, data_dev, dev, run_root / "vae", resume, progress, seed + 1)
+
+    lm.eval()
+    vae.eval()
+    train_lines = ds.lines("train")
+    metrics = text_metrics(vae, lm, tok, ds, lang, k=eval_k, n_samples=eval_samples, seed=seed)
+    common_card = {
+        "lang": lang,
+        "data": {"sha256": ds.sha256, "stats": ds.stats, "seed": ds.seed},
+        "tokenizer": {"file": TOKENIZER_FILE, "vocab_size": len(tok),
+                      "kind": "word-level, lower-cased" if lang == "en" else "character-level",
+                      "min_frequency": recipe.min_frequency},
+        "recipe": asdict(recipe),
+        # PoemModel imposes 5/7-character forms on zh poems only when the training data mostly has them.
+        "line_shape": {"share_5or7": round(sum(len(t) in (5, 7) for t in train_lines) / max(1, len(train_lines)), 4)},
+        "device": str(dev),
+        "eval_seconds": round(time.time() - t0 - lm_res["wall_time_s"] - vae_res["wall_time_s"], 1),
+    }
+    lm_metrics = {k: v for k, v in metrics.items() if k.startswith("lm_")}
+    lm_dir = checkpoints.save_version(
+        models_dir, f"textlm-{lang}", lm.state_dict(),
+        {**common_card, "kind": "textlm", "config": asdict(lm.cfg), "steps": lm_res["steps"],
+         "wall_time_s": lm_res["wall_time_s"], "train": lm_res, "metrics": lm_metrics},
+    )
+    shutil.copy(tok_path, lm_dir / TOKENIZER_FILE)
+    vae_dir = checkpoints.save_version(
+        models_dir, f"textvae-{lang}", vae.state_dict(),
+        {**common_card, "kind": "textvae", "config": asdict(vae.cfg), "steps": vae_res["steps"],
+         "wall_time_s": vae_res["wall_time_s"], "train": vae_res, "baseline": f"textlm-{lang}/{lm_dir.name}",
+         "metrics": metrics},
+    )
+    shutil.copy(tok_path, vae_dir / TOKENIZER_FILE)
+    return vae_dir

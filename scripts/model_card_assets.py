@@ -1,0 +1,62 @@
+"""Regenerate the sample sheets in docs/img/ from the shipped (or given) weights.
+
+    python scripts/model_card_assets.py [--models DIR] [--data data/images.npz]
+
+Everything is seeded, so the sheets are reproducible. Cells are composited on light grey so they read in
+both light and dark viewers.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+from genmodels.data.emoji import load_image_dataset
+from genmodels.images import ImageGenerator, Morpher, gif_bytes, grid
+
+OUT = Path(__file__).resolve().parent.parent / "docs" / "img"
+PAIRS = [("🐱", "🐶"), ("🍎", "🚗"), ("😀", "😭"), ("🌞", "🌧️"), ("⚽", "🏀")]
+
+
+def on_grey(im: Image.Image, scale: int = 2) -> Image.Image:
+    bg = Image.new("RGBA", im.size, (228, 228, 228, 255))
+    bg.alpha_composite(im)
+    return bg.resize((im.width * scale, im.height * scale), Image.NEAREST)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--models")
+    ap.add_argument("--data", default="data/images.npz")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    OUT.mkdir(parents=True, exist_ok=True)
+
+    gen = ImageGenerator.load(args.models)
+    rows = []
+    for theme in gen.themes:
+        rows += gen.generate(theme, count=10, seed=7).images
+    on_grey(grid(rows, cols=10, pad=2)).save(OUT / "dcgan_samples.png")
+    grid(gen.generate("animals", count=4, seed=7).images, cols=2).save(OUT / "dcgan_animals_seed7.png")
+
+    morpher = Morpher.load(args.models)
+    strips = []
+    for a, b in PAIRS:
+        strips += morpher.morph(a, b, frames=10)
+    on_grey(grid(strips, cols=10, pad=2)).save(OUT / "vae_morphs.png")
+    (OUT / "vae_morph_cat_dog.gif").write_bytes(gif_bytes(morpher.morph("🐱", "🐶", frames=8), scale=2, bounce=True))
+
+    data = load_image_dataset(Path(args.data))
+    originals = [Image.fromarray(a, "RGBA") for a in data.heldout_images[::12][:10]]
+    recon = morpher.decode(morpher.encode(originals))
+    on_grey(grid(originals + recon, cols=10, pad=2)).save(OUT / "vae_heldout_reconstructions.png")
+    real = [Image.fromarray(a, "RGBA") for a in data.train_images[:: max(1, len(data.train_images) // 30)][:30]]
+    on_grey(grid(real, cols=10, pad=2)).save(OUT / "real_training_emoji.png")
+    print(f"wrote sheets to {OUT}")
+
+
+if __name__ == "__main__":
+    main()

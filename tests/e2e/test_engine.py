@@ -1,0 +1,171 @@
+"""The async engine on its own: batching, off-loop inference, admission, queue positions, hot swap."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from genmodels import checkpoints
+from genmodels.engine import Engine, EngineBusy, EngineConfig, Generation, ModelUnavailable, lineage_latents
+from genmodels.images import ImageGenerator
+
+from museharness import run
+
+
+class Slow:
+    """A real generator whose forward pass is made slower (and observed): how long it runs, on which thread."""
+
+    def __init__(self, gen: ImageGenerator, delay: float = 0.0):
+        self.gen, self.delay = gen, delay
+        self.calls: list[tuple[int, str, float]] = []  # (batch size, thread name, start time)
+
+    def __getattr__(self, name):
+        return getattr(self.gen, name)
+
+    def render(self, z, labels):
+        self.calls.append((len(z), threading.current_thread().name, time.perf_counter()))
+        time.sleep(self.delay)
+        return self.gen.render(z, labels)
+
+
+def test_micro_batching_matches_one_by_one(bot_models: Path):
+    gen = ImageGenerator.load(bot_models)
+    slow = Slow(gen, delay=0.05)
+
+    async def main():
+        engine = Engine(EngineConfig(max_batch_images=64), models={"image": slow})
+        await engine.start()
+        try:
+            outs = await asyncio.gather(*(engine.image("squares", 2, seed=s, user=s) for s in range(8)))
+        finally:
+            await engine.close()
+        return engine, outs
+
+    engine, outs = run(main())
+    # 8 jobs of 2 images went through fewer forward passes than jobs, all on the worker thread
+    assert engine.stats["jobs"] == 8 and engine.stats["batches"] < 8
+    assert max(n for n, _, _ in slow.calls) >= 4
+    assert all(name.startswith("muse-engine") for _, name, _ in slow.calls)
+    for s, out in enumerate(outs):
+        ref = gen.generate("squares", count=2, seed=s)
+        assert out.version == ref.version == "dcgan/v0001" and out.theme == "squares"
+        assert torch.equal(out.latents, ref.latents)
+        a = np.stack([np.asarray(im) for im in out.images]).astype(int)
+        b = np.stack([np.asarray(im) for im in ref.images]).astype(int)
+        assert a.shape == (2, 64, 64, 4) and np.abs(a - b).max() <= 2  # same pixels up to float rounding
+
+
+def test_inference_runs_off_the_event_loop(bot_models: Path):
+    slow = Slow(ImageGenerator.load(bot_models), delay=0.3)
+
+    async def main():
+        engine = Engine(models={"image": slow})
+        await engine.start()
+        gaps: list[float] = []
+        done = asyncio.Event()
+
+        async def tick():
+            while not done.is_set():
+                t = time.perf_counter()
+                await asyncio.sleep(0.01)
+                gaps.append(time.perf_counter() - t)
+
+        ticker = asyncio.create_task(tick())
+        out = await engine.image("circles", 1, seed=3)
+        done.set()
+        await ticker
+        await engine.close()
+        return out, gaps
+
+    out, gaps = run(main())
+    assert len(out.images) == 1
+    assert len(gaps) >= 10 and max(gaps) < 0.2  # the loop kept ticking through a 0.3 s forward pass
+
+
+def test_admission_caps_positions_and_release(bot_models: Path):
+    slow = Slow(ImageGenerator.load(bot_models), delay=0.2)
+
+    async def main():
+        engine = Engine(EngineConfig(max_queue=3, per_user=2, batching=False), models={"image": slow})
+        await engine.start()
+        a = engine.reserve("alice")
+        first = a.image("circles", [Generation(1, 1)])
+        await asyncio.sleep(0.05)  # the first job is now running
+        b = engine.reserve("alice")
+        with pytest.raises(EngineBusy) as user_cap:
+            engine.reserve("alice")
+        second = b.image("circles", [Generation(2, 1)])
+        c = engine.reserve("bob")
+        with pytest.raises(EngineBusy) as full:
+            engine.reserve("carol")
+        third = c.image("circles", [Generation(3, 1)])
+        positions = [first.ahead, second.ahead, third.ahead]
+        await asyncio.gather(first.future, second.future, third.future)
+        after = engine.queued
+        with engine.reserve("alice"):  # a reserved slot that is never used is given back
+            pass
+        await engine.close()
+        return user_cap.value, full.value, positions, after, engine.queued
+
+    user_cap, full, positions, after, final = run(main())
+    assert user_cap.reason == "user" and "2 requests" in str(user_cap)
+    assert full.reason == "full" and "try again" in str(full)
+    assert positions == [0, 1, 2]
+    assert after == 0 and final == 0
+
+
+def test_hot_swap_drops_nothing(bot_models: Path, tmp_path: Path):
+    root = tmp_path / "models"
+    shutil.copytree(bot_models / "dcgan", root / "dcgan")
+    tensors, card = checkpoints.load_version(root, "dcgan")
+    card = {k: v for k, v in card.items() if k not in ("name", "version", "created", "sha256")}
+    checkpoints.save_version(root, "dcgan", tensors, card)  # v0002: same weights, a new version
+    slow = Slow(ImageGenerator.load(root, version=1), delay=0.05)
+
+    async def main():
+        engine = Engine(EngineConfig(batching=False), models={"image": slow})
+        await engine.start()
+        jobs = [asyncio.create_task(engine.image("circles", 1, seed=s, user=s)) for s in range(10)]
+        await asyncio.sleep(0.12)  # a few jobs done, the rest queued
+        version = await engine.reload("image", lambda: ImageGenerator.load(root))
+        outs = await asyncio.gather(*jobs)
+        await engine.close()
+        return version, outs
+
+    version, outs = run(main())
+    versions = [o.version for o in outs]
+    assert version == "dcgan/v0002"
+    assert len(outs) == 10 and all(len(o.images) == 1 for o in outs)
+    assert versions[0] == "dcgan/v0001" and versions[-1] == "dcgan/v0002"
+    assert versions == sorted(versions)  # the swap happened between batches, once
+
+
+def test_lineage_rederives_variations(bot_models: Path):
+    gen = ImageGenerator.load(bot_models)
+    root = gen.generate("circles", count=4, seed=11)
+    child = gen.variations(root.latents[2], "circles", count=4, seed=99)
+    z = lineage_latents(gen.latents, [Generation(11, 4, 2), Generation(99, 4)])
+    assert torch.allclose(z, child.latents, atol=1e-6)
+    with pytest.raises(ValueError, match="generations deep"):
+        lineage_latents(gen.latents, [Generation(1, 4, 0)] * 8)
+
+
+def test_missing_model_is_reported(tmp_path: Path):
+    async def main():
+        engine = Engine(EngineConfig(root=str(tmp_path)))
+        await engine.start()
+        try:
+            with pytest.raises(ModelUnavailable, match="dcgan"):
+                await engine.image("animals", 1, seed=1)
+            assert engine.queued == 0
+        finally:
+            await engine.close()
+
+    run(main())
