@@ -1,6 +1,5 @@
 """The `muse` command line: generation writes the promised files, and bad input gets one friendly line."""
 
-import io
 import json
 import shutil
 
@@ -82,6 +81,7 @@ def test_eval_images_reports_metrics(tiny_models, shapes_npz, capsys):
     code, out, err = run(capsys, "eval", "vae", "--json", "--models", str(tiny_models), "--data", str(shapes_npz.parent))
     assert code == 0, err
     res = json.loads(out)
+    assert 0 <= res["feature_net"]["heldout_accuracy"] <= 1  # measured at the end of training, kept in the card
     assert res["vae"]["neg_elbo_nats"] > 0 and 0 <= res["vae"]["classifier_accuracy_originals"] <= 1
     code, out, err = run(capsys, "eval", "dcgan", "--json", "--models", str(tiny_models), "--data", str(shapes_npz.parent))
     assert code == 0, err

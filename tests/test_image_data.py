@@ -1,7 +1,6 @@
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from genmodels.data import DataError
 from genmodels.data import emoji

@@ -1,6 +1,5 @@
 import io
 
-import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -10,7 +9,7 @@ from genmodels.images import ImageGenerator, Morpher, check_seed, gif_bytes, gri
 from genmodels.nets.dcgan import DCGANConfig, Discriminator, Generator
 from genmodels.nets.features import FeatureNet, FeatureNetConfig
 from genmodels.nets.vae import ConvVAE, VAEConfig, slerp
-from genmodels.training import common, dcgan
+from genmodels.training import dcgan
 from genmodels.training.diffaug import diff_augment
 from tests.conftest import TINY_DCGAN
 

@@ -21,11 +21,11 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from .. import checkpoints
-from ..data.emoji import load_image_dataset, to_model
+from ..data.emoji import to_model
 from ..nets.dcgan import DCGANConfig, Discriminator, Generator, init_weights
 from . import common
 from .diffaug import diff_augment
+from .image_run import fit_image_model
 
 NAME = "dcgan"
 
@@ -175,16 +175,11 @@ def train(
     save_every: int = 500,
 ) -> Path:
     """Train from scratch (or resume) and write a new `dcgan` version; returns its folder."""
-    dev = common.pick_device(device)
-    data = load_image_dataset(data_path)
     tcfg = tcfg or DCGANTrainConfig()
-    if steps is not None:
-        tcfg.steps = steps
-    cfg = model or DCGANConfig(n_classes=data.n_labels)
-    trainer = DCGANTrainer(to_model(data.train_images), torch.as_tensor(data.train_labels), cfg, tcfg, dev)
-    result = common.run_loop(
-        total_steps=tcfg.steps, step=trainer.step, state=trainer.state, load_state=trainer.load_state,
-        run_dir=Path(runs_dir) / NAME, resume=resume, save_every=save_every, desc=NAME, progress=progress,
-    )
-    card = common.base_card(NAME, cfg, tcfg, data_path, data.stats, result, tcfg.batch, dev)
-    return checkpoints.save_version(models_dir, NAME, trainer.release_tensors(), card)
+
+    def build(data, dev):
+        cfg = model or DCGANConfig(n_classes=data.n_labels)
+        return DCGANTrainer(to_model(data.train_images), torch.as_tensor(data.train_labels), cfg, tcfg, dev)
+
+    return fit_image_model(NAME, build, tcfg, data_path=data_path, runs_dir=runs_dir, models_dir=models_dir,
+                           device=device, steps=steps, resume=resume, progress=progress, save_every=save_every)

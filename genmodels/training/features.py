@@ -13,11 +13,11 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from .. import checkpoints
-from ..data.emoji import load_image_dataset, to_model
+from ..data.emoji import to_model
 from ..nets.features import FeatureNet, FeatureNetConfig
 from . import common
 from .diffaug import diff_augment
+from .image_run import fit_image_model
 
 NAME = "features"
 
@@ -67,6 +67,15 @@ class FeatureTrainer:
         self.sched.load_state_dict(s["sched"])
         common.set_rng_state(s["rng"], self.gen)
 
+    def release_tensors(self) -> dict[str, torch.Tensor]:
+        return self.model.state_dict()
+
+    def metrics(self, data) -> dict[str, float]:
+        """Accuracy on the training and held-out splits, stored in the card."""
+        held = to_model(data.heldout_images).to(self.device)
+        return {"train_accuracy": accuracy(self.model, self.images, self.labels),
+                "heldout_accuracy": accuracy(self.model, held, torch.as_tensor(data.heldout_labels))}
+
 
 @torch.no_grad()
 def accuracy(model: FeatureNet, images: torch.Tensor, labels: torch.Tensor, batch: int = 256) -> float:
@@ -88,22 +97,12 @@ def train(
     tcfg: FeatureTrainConfig | None = None,
     save_every: int = 500,
 ) -> Path:
-    dev = common.pick_device(device)
-    data = load_image_dataset(data_path)
+    """Train from scratch (or resume) and write a new `features` version; returns its folder."""
     tcfg = tcfg or FeatureTrainConfig()
-    if steps is not None:
-        tcfg.steps = steps
-    cfg = model or FeatureNetConfig(n_classes=data.n_labels)
-    trainer = FeatureTrainer(to_model(data.train_images), torch.as_tensor(data.train_labels), cfg, tcfg, dev)
-    result = common.run_loop(
-        total_steps=tcfg.steps, step=trainer.step, state=trainer.state, load_state=trainer.load_state,
-        run_dir=Path(runs_dir) / NAME, resume=resume, save_every=save_every, desc=NAME, progress=progress,
-    )
-    card = common.base_card(NAME, cfg, tcfg, data_path, data.stats, result, tcfg.batch, dev)
-    card["metrics"] = {
-        "train_accuracy": accuracy(trainer.model, trainer.images, trainer.labels),
-        "heldout_accuracy": accuracy(
-            trainer.model, to_model(data.heldout_images).to(dev), torch.as_tensor(data.heldout_labels)
-        ),
-    }
-    return checkpoints.save_version(models_dir, NAME, trainer.model.state_dict(), card)
+
+    def build(data, dev):
+        cfg = model or FeatureNetConfig(n_classes=data.n_labels)
+        return FeatureTrainer(to_model(data.train_images), torch.as_tensor(data.train_labels), cfg, tcfg, dev)
+
+    return fit_image_model(NAME, build, tcfg, data_path=data_path, runs_dir=runs_dir, models_dir=models_dir,
+                           device=device, steps=steps, resume=resume, progress=progress, save_every=save_every)

@@ -12,10 +12,10 @@ from typing import Any
 
 import torch
 
-from .. import checkpoints
-from ..data.emoji import load_image_dataset, to_model
+from ..data.emoji import to_model
 from ..nets.vae import ConvVAE, VAEConfig
 from . import common
+from .image_run import fit_image_model
 
 NAME = "vae"
 
@@ -69,6 +69,9 @@ class VAETrainer:
         self.sched.load_state_dict(s["sched"])
         common.set_rng_state(s["rng"], self.gen)
 
+    def release_tensors(self) -> dict[str, torch.Tensor]:
+        return self.model.state_dict()
+
 
 def train(
     *,
@@ -83,16 +86,11 @@ def train(
     tcfg: VAETrainConfig | None = None,
     save_every: int = 500,
 ) -> Path:
-    dev = common.pick_device(device)
-    data = load_image_dataset(data_path)
+    """Train from scratch (or resume) and write a new `vae` version; returns its folder."""
     tcfg = tcfg or VAETrainConfig()
-    if steps is not None:
-        tcfg.steps = steps
-    cfg = model or VAEConfig()
-    trainer = VAETrainer(to_model(data.train_images), cfg, tcfg, dev)
-    result = common.run_loop(
-        total_steps=tcfg.steps, step=trainer.step, state=trainer.state, load_state=trainer.load_state,
-        run_dir=Path(runs_dir) / NAME, resume=resume, save_every=save_every, desc=NAME, progress=progress,
-    )
-    card = common.base_card(NAME, cfg, tcfg, data_path, data.stats, result, tcfg.batch, dev)
-    return checkpoints.save_version(models_dir, NAME, trainer.model.state_dict(), card)
+
+    def build(data, dev):
+        return VAETrainer(to_model(data.train_images), model or VAEConfig(), tcfg, dev)
+
+    return fit_image_model(NAME, build, tcfg, data_path=data_path, runs_dir=runs_dir, models_dir=models_dir,
+                           device=device, steps=steps, resume=resume, progress=progress, save_every=save_every)

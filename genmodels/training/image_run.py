@@ -1,0 +1,48 @@
+"""The from-scratch run shared by the image models (DCGAN, conv VAE, feature net).
+
+Each model's module supplies ``build(data, device) -> trainer``; the trainer has ``cfg``, ``step``, ``state``,
+``load_state``, ``release_tensors()`` (what a version holds) and, optionally, ``metrics(data)`` (measured
+right after training and stored in the card). This function does the rest: load the dataset, run the
+resumable loop, write the model card and the new version.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from .. import checkpoints
+from ..data.emoji import ImageSet, load_image_dataset
+from . import common
+
+
+def fit_image_model(
+    name: str,
+    build: Callable[[ImageSet, torch.device], Any],
+    tcfg: Any,
+    *,
+    data_path: Path,
+    runs_dir: Path,
+    models_dir: Path,
+    device: str = "auto",
+    steps: int | None = None,
+    resume: bool = True,
+    progress: bool = True,
+    save_every: int = 500,
+) -> Path:
+    """Train (or resume) and write a new version of ``name`` under ``models_dir``; returns its folder."""
+    dev = common.pick_device(device)
+    data = load_image_dataset(data_path)
+    if steps is not None:
+        tcfg.steps = steps
+    trainer = build(data, dev)
+    result = common.run_loop(
+        total_steps=tcfg.steps, step=trainer.step, state=trainer.state, load_state=trainer.load_state,
+        run_dir=Path(runs_dir) / name, resume=resume, save_every=save_every, desc=name, progress=progress,
+    )
+    card = common.base_card(name, trainer.cfg, tcfg, data_path, data.stats, result, tcfg.batch, dev)
+    if hasattr(trainer, "metrics"):
+        card["metrics"] = trainer.metrics(data)
+    return checkpoints.save_version(models_dir, name, trainer.release_tensors(), card)
