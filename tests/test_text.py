@@ -239,3 +239,16 @@ def test_train_resume_reuses_finished_run(trained):
     assert v2.name == "v0002"
     assert second["steps"] == first["steps"]
     assert second["metrics"]["iw_nll"] == pytest.approx(first["metrics"]["iw_nll"], abs=1e-3)
+
+
+def test_bag_of_words_head_is_optional_and_training_only():
+    torch.manual_seed(0)
+    x = torch.tensor([[5, 6, 7, 0], [8, 9, 0, 0]])  # two lines, PAD = 0
+    lengths = torch.tensor([3, 2])
+    vae = TextVAE(TextVAEConfig(vocab_size=12, embed_dim=8, enc_hidden=8, dec_hidden=8, latent_dim=4, bow_dim=6))
+    terms = vae.elbo_terms(x, lengths)
+    assert terms["bow"].shape == (2,) and torch.all(terms["bow"] > 0)
+    # the bag-of-words NLL counts real words only: a line's loss grows with its number of words
+    assert terms["bow"][0] > terms["bow"][1] * 1.2
+    lm = TextVAE(TextVAEConfig(vocab_size=12, embed_dim=8, enc_hidden=8, dec_hidden=8, latent_dim=0, bow_dim=6))
+    assert "bow" not in lm.elbo_terms(x, lengths) and not hasattr(lm, "bow_head")

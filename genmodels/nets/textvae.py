@@ -51,6 +51,7 @@ class TextVAEConfig:
     max_len: int = 24  # tokens per line, EOS excluded; longer lines are truncated
     tie_embeddings: bool = True
     pos_embed: bool = False  # add a learned embedding of the time step to decoder inputs (helps fixed line shapes)
+    bow_dim: int = 0  # > 0: a bag-of-words head z -> bow_dim -> V (Zhao et al. 2017), used in training only
 
 
 class TextVAE(nn.Module):
@@ -64,6 +65,8 @@ class TextVAE(nn.Module):
             self.encoder = nn.GRU(E, G, batch_first=True, bidirectional=True)
             self.to_stats = nn.Linear(2 * G, 2 * D)  # -> (mu, logvar)
             self.z_to_h = nn.Linear(D, H)
+            if cfg.bow_dim > 0:  # predicts the line's words from z alone, so z must carry its content
+                self.bow_head = nn.Sequential(nn.Linear(D, cfg.bow_dim), nn.Tanh(), nn.Linear(cfg.bow_dim, V))
         self.decoder = nn.GRU(E + D, H, batch_first=True)
         if cfg.pos_embed:
             self.pos = nn.Embedding(cfg.max_len + 1, E)  # positions 0 .. max_len (BOS ... last token)
@@ -165,7 +168,12 @@ class TextVAE(nn.Module):
         mu, logvar = self.encode(x, lengths)  # (B, D)
         z = self.reparameterize(mu, logvar, generator=generator)  # (B, D)
         rec = -self.log_px_z(x, lengths, z, word_dropout, generator)  # (B,)
-        return {"rec": rec, "kl": self.kl(mu, logvar), "mu": mu, "logvar": logvar}
+        out = {"rec": rec, "kl": self.kl(mu, logvar), "mu": mu, "logvar": logvar}
+        if self.cfg.bow_dim > 0:
+            logp = F.log_softmax(self.bow_head(z).float(), dim=-1)  # (B, V)
+            words = x > EOS_ID  # (B, T): real tokens, not PAD / UNK / BOS / EOS
+            out["bow"] = -(logp.gather(1, x) * words).sum(dim=1)  # (B,) bag-of-words NLL
+        return out
 
     @staticmethod
     def log_normal(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
