@@ -138,23 +138,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from genmodels.checkpoints import CheckpointError
-    from genmodels.data import DataError
-
     from .settings import SettingsError
 
     logging.basicConfig(level=os.environ.get("MUSE_LOG_LEVEL", "INFO"),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("discord.http").setLevel(logging.WARNING)  # request-level chatter
-    args = build_parser().parse_args(argv)
-    try:
-        return args.func(args)
-    except (SettingsError, DataError, CheckpointError, ValueError, FileNotFoundError) as e:
-        print(f"muse: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("muse: interrupted", file=sys.stderr)
-        return 130
+    return core_cli.run_cli(build_parser(), argv, user_errors=(SettingsError,))
 
 
 if __name__ == "__main__":

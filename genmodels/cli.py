@@ -267,20 +267,29 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
+def run_cli(parser: argparse.ArgumentParser, argv: list[str] | None = None,
+            user_errors: tuple[type[BaseException], ...] = ()) -> int:
+    """Parse and dispatch; every user-facing failure becomes one line on stderr and exit status 2."""
     from .checkpoints import CheckpointError
     from .data import DataError
 
-    logging.basicConfig(level=os.environ.get("MUSE_LOG_LEVEL", "WARNING"))
-    args = build_parser().parse_args(argv)
+    args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (DataError, CheckpointError, ValueError, FileNotFoundError) as e:
+    except (DataError, CheckpointError, ValueError, FileNotFoundError, *user_errors) as e:
         print(f"muse: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `muse generate poem | head`: the reader left, nothing to report
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print("muse: interrupted", file=sys.stderr)
         return 130
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=os.environ.get("MUSE_LOG_LEVEL", "WARNING"))
+    return run_cli(build_parser(), argv)
 
 
 if __name__ == "__main__":
