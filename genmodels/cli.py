@@ -174,9 +174,18 @@ def _write_metrics_to_cards(results: dict, root) -> None:
 
 
 def cmd_bench(args) -> int:
-    from bench.train import run as bench_train
+    if args.what == "feedback":
+        from bench.feedback import run as bench_feedback
 
-    result = bench_train(steps=args.steps, device=args.device, data_path=Path(args.data or paths.data_dir()) / "images.npz")
+        if args.data:
+            os.environ["MUSE_DATA_DIR"] = args.data
+        result = bench_feedback(args.kind, args.rater, args.rounds, args.per_round, lang=args.lang, seed=args.seed,
+                                models=args.models, threads=args.threads, steps=args.steps)
+    else:
+        from bench.train import run as bench_train
+
+        result = bench_train(steps=args.steps or 30, device=args.device,
+                             data_path=Path(args.data or paths.data_dir()) / "images.npz")
     print(json.dumps(result, indent=2) if args.json else "\n".join(f"{k}: {v}" for k, v in result.items()))
     return 0
 
@@ -258,11 +267,19 @@ def build_parser() -> argparse.ArgumentParser:
     sp.set_defaults(func=cmd_eval)
 
     sp = sub.add_parser("bench", help="benchmarks that print JSON")
-    sp.add_argument("what", choices=["train"])
+    sp.add_argument("what", choices=["train", "feedback"])
     sp.add_argument("--json", action="store_true")
-    sp.add_argument("--steps", type=int, default=30, help="timed steps per loop")
+    sp.add_argument("--steps", type=int, help="train: timed steps per loop (30); feedback: fine-tune steps")
     sp.add_argument("--device", default="auto")
     sp.add_argument("--data")
+    sp.add_argument("--models", help="models folder (default: $MUSE_MODELS_DIR, then the shipped weights)")
+    sp.add_argument("--kind", choices=["image", "poem"], default="image", help="feedback: what the community rates")
+    sp.add_argument("--rater", default="bench.raters:warm_colours", help="feedback: MODULE:FUNCTION, the taste")
+    sp.add_argument("--rounds", type=int, default=5, help="feedback: fine-tune rounds")
+    sp.add_argument("--per-round", type=int, default=64, help="feedback: results rated per round")
+    sp.add_argument("--lang", choices=LANGS, default="en", help="feedback: poem language")
+    sp.add_argument("--seed", type=int, default=0, help="feedback: seed of the simulated community")
+    sp.add_argument("--threads", type=int, default=1, help="feedback: torch threads (engine and trainer)")
     sp.set_defaults(func=cmd_bench)
     return p
 

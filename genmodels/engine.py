@@ -279,6 +279,10 @@ class Engine:
     def versions(self) -> dict[str, str]:
         return {k: getattr(m, "version", "?") for k, m in self._models.items()}
 
+    def set_loader(self, key: str, loader: Callable[[], Any]) -> None:
+        """How ``key`` is loaded from now on (its next load or `reload`); the trainer pins served versions so."""
+        self._loaders[key] = loader
+
     def swap(self, key: str, model: Any) -> Any:
         """Replace a model between batches. Returns the old one. Queued jobs run on the new model."""
         old = self._models.get(key)

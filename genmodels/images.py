@@ -20,6 +20,7 @@ from PIL import Image
 from . import checkpoints, paths
 from .data import DataError
 from .data.emoji import GROUPS, THEMES, EmojiRenderer, from_model, load_image_rgba, theme_index, to_model
+from .feedback.preference import LatentPreference
 from .nets.dcgan import DCGANConfig, Generator
 from .nets.vae import ConvVAE, VAEConfig, slerp
 from .training.common import dataclass_from_dict
@@ -56,8 +57,10 @@ class ImageResult:
 class ImageGenerator:
     """Themed emoji-like images from the DCGAN's EMA generator."""
 
-    def __init__(self, G: Generator, card: dict, device: str | torch.device = "cpu"):
+    def __init__(self, G: Generator, card: dict, device: str | torch.device = "cpu",
+                 preference: LatentPreference | None = None):
         self.G = G.eval().requires_grad_(False).to(device)
+        self.preference = preference  # learned from reactions (genmodels.feedback); None = the plain prior
         self.cfg: DCGANConfig = G.cfg
         self.card = card
         self.device = torch.device(device)
@@ -66,13 +69,13 @@ class ImageGenerator:
 
     @classmethod
     def load(cls, root=None, version: int | None = None, device: str = "cpu") -> "ImageGenerator":
-        tensors, card = checkpoints.load_version(paths.find_model("dcgan", root), "dcgan", version)
+        tensors, card = checkpoints.load_version(paths.find_model("dcgan", root, version), "dcgan", version)
         G = Generator(dataclass_from_dict(DCGANConfig, card["config"]))
         try:
             G.load_state_dict(_prefixed(tensors, "G."))
         except RuntimeError as e:
             raise checkpoints.CheckpointError(f"The dcgan checkpoint does not fit the model: {e}") from e
-        return cls(G, card, device)
+        return cls(G, card, device, LatentPreference.from_version(tensors, card))
 
     @property
     def themes(self) -> list[str]:
@@ -90,8 +93,13 @@ class ImageGenerator:
         raise ValueError(f"Unknown theme '{theme}'. Choose one of: {', '.join(self.label_names)}.")
 
     def latents(self, seed: int, count: int) -> torch.Tensor:
-        """The latents a seed stands for: (count, nz), drawn on the CPU so every device agrees."""
+        """The latents a seed stands for: (count, nz), drawn on the CPU so every device agrees.
+
+        With a learned preference the draw is tilted toward what the community liked (still a pure function of
+        the seed and the model version)."""
         gen = torch.Generator().manual_seed(check_seed(seed))
+        if self.preference is not None:
+            return self.preference.sample(count, gen)
         return torch.randn(count, self.cfg.nz, generator=gen)
 
     @torch.no_grad()
@@ -129,7 +137,11 @@ class Morpher:
 
     @classmethod
     def load(cls, root=None, version: int | None = None, device: str = "cpu") -> "Morpher":
-        tensors, card = checkpoints.load_version(paths.find_model("vae", root), "vae", version)
+        tensors, card = checkpoints.load_version(paths.find_model("vae", root, version), "vae", version)
+        return cls.from_tensors(tensors, card, device)
+
+    @classmethod
+    def from_tensors(cls, tensors: dict[str, torch.Tensor], card: dict, device: str = "cpu") -> "Morpher":
         vae = ConvVAE(dataclass_from_dict(VAEConfig, card["config"]))
         try:
             vae.load_state_dict({k: v.float() for k, v in tensors.items()})

@@ -36,13 +36,15 @@ def model_roots(root: str | os.PathLike | None = None) -> list[Path]:
     return [Path(root)] if root is not None else [models_dir(), SHIPPED]
 
 
-def find_model(name: str, root: str | os.PathLike | None = None) -> Path:
-    """The first root that holds a version of ``name``."""
+def find_model(name: str, root: str | os.PathLike | None = None, version: int | None = None) -> Path:
+    """The first root that holds a version of ``name`` (that very version, when one is given)."""
     for r in model_roots(root):
-        if checkpoints.list_versions(r, name):
+        versions = checkpoints.list_versions(r, name)
+        if versions and (version is None or version in versions):
             return r
     where = ", ".join(str(r) for r in model_roots(root))
+    what = f"'{name}' model" if version is None else f"version {version} of '{name}'"
     raise checkpoints.CheckpointError(
-        f"No '{name}' model found (looked in {where}). Train one with `muse train`, or reinstall Muse to get "
+        f"No {what} found (looked in {where}). Train one with `muse train`, or reinstall Muse to get "
         "the shipped weights."
     )

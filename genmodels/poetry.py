@@ -20,6 +20,7 @@ import torch
 
 from . import checkpoints, paths
 from .data.tokenizer import TOKENIZER_FILE, detokenize, encode, load_tokenizer
+from .feedback.preference import LatentPreference
 from .nets.textvae import TextVAE, TextVAEConfig
 from .training.common import dataclass_from_dict
 
@@ -32,17 +33,24 @@ ZH_FORMS = (5, 7)  # characters per clause: 五言 / 七言
 ZH_SEVEN_P = 0.6  # share of 七言 poems (about the corpus's share of 7-character clauses)
 
 
-def load_text_model(name: str, root: str | os.PathLike | None = None, device: str = "cpu"):
-    """(model in eval mode, tokenizer, card) of the newest version of ``name``."""
-    r = paths.find_model(name, root)
-    tensors, card = checkpoints.load_version(r, name, device=device)
+def load_text_model(name: str, root: str | os.PathLike | None = None, device: str = "cpu",
+                    version: int | None = None):
+    """(model in eval mode, tokenizer, card) of ``name`` at ``version`` (the newest when None)."""
+    model, tok, card, _ = _load_text(name, root, device, version)
+    return model, tok, card
+
+
+def _load_text(name: str, root, device: str, version: int | None):
+    r = paths.find_model(name, root, version)
+    tensors, card = checkpoints.load_version(r, name, version, device=device)
     vdir = checkpoints.version_dir(r, name, card["version"])
     if not (vdir / TOKENIZER_FILE).exists():
         raise checkpoints.CheckpointError(f"{vdir} has no {TOKENIZER_FILE}; re-copy the model or retrain.")
     tok = load_tokenizer(vdir / TOKENIZER_FILE)
     model = TextVAE(dataclass_from_dict(TextVAEConfig, card["config"]))
-    model.load_state_dict({k: v.float() for k, v in tensors.items()})
-    return model.to(device).eval(), tok, card
+    # pref.* tensors are the latent preference learned from reactions (genmodels.feedback), not network weights
+    model.load_state_dict({k: v.float() for k, v in tensors.items() if not k.startswith("pref.")})
+    return model.to(device).eval(), tok, card, tensors
 
 
 def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
@@ -56,14 +64,17 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
 
 
 class PoemModel:
-    def __init__(self, model: TextVAE, tok, card: dict, lang: str, device: str = "cpu"):
+    def __init__(self, model: TextVAE, tok, card: dict, lang: str, device: str = "cpu",
+                 preference: LatentPreference | None = None):
         self.model, self.tok, self.card, self.lang, self.device = model, tok, card, lang, device
+        self.preference = preference  # learned from reactions (genmodels.feedback); None = the plain prior
         self.version = f"{card.get('name', 'textvae-' + lang)}/v{card.get('version', 0):04d}"
 
     @classmethod
-    def load(cls, lang: str, root: str | os.PathLike | None = None, device: str = "cpu") -> "PoemModel":
-        model, tok, card = load_text_model(f"textvae-{lang}", root, device)
-        return cls(model, tok, card, lang, device)
+    def load(cls, lang: str, root: str | os.PathLike | None = None, device: str = "cpu",
+             version: int | None = None) -> "PoemModel":
+        model, tok, card, tensors = _load_text(f"textvae-{lang}", root, device, version)
+        return cls(model, tok, card, lang, device, LatentPreference.from_version(tensors, card))
 
     # ----------------------------------------------------------------------------------------------------
 
@@ -105,7 +116,8 @@ class PoemModel:
         if theme is not None:
             centre, spread = self.encode(theme), THEME_SPREAD
         else:
-            centre, spread = torch.randn(D, generator=g), LINE_SPREAD
+            centre = self.preference.sample(1, g)[0] if self.preference is not None else torch.randn(D, generator=g)
+            spread = LINE_SPREAD
         form = None
         if self.lang == "zh" and self.card.get("line_shape", {}).get("share_5or7", 1.0) >= 0.8:
             form = ZH_FORMS[1] if float(torch.rand((), generator=g)) < ZH_SEVEN_P else ZH_FORMS[0]

@@ -1,0 +1,44 @@
+"""Example raters for ``muse bench feedback``: a simulated community's taste, as a plain function.
+
+A rater takes one output (a PIL image for ``--kind image``, the poem text for ``--kind poem``) and returns
+"👍", "👎" or None (no reaction). Any importable function works: ``--rater mypackage.taste:likes_cats``.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+from PIL import Image
+
+NIGHT_EN = re.compile(r"\b(moon|moons|moonlight|moonlit|night|nights|star|stars|starry|sky|skies|dark|dream|dreams)\b")
+NIGHT_ZH = re.compile("[月]")
+
+
+def warmth(image: Image.Image) -> float:
+    """Mean (R - B) / 255 over the image's visible pixels, weighted by alpha: > 0 is warm, < 0 cool."""
+    a = np.asarray(image.convert("RGBA"), dtype=np.float32)
+    alpha = a[..., 3] / 255.0
+    if alpha.sum() < 1.0:
+        return 0.0
+    return float(((a[..., 0] - a[..., 2]) * alpha).sum() / alpha.sum() / 255.0)
+
+
+def warm_colours(image: Image.Image) -> str | None:
+    """Prefers warm colours: 👍 for clearly warm images (reds, oranges, yellows), 👎 for the rest.
+
+    About a third of the shipped DCGAN's samples pass (warmth > 0.35)."""
+    return "👍" if warmth(image) > 0.35 else "👎"
+
+
+def moon_and_night(poem: str) -> str | None:
+    """Prefers poems of the night sky: 👍 when a poem mentions the moon, night, stars, the sky, the dark or dreams
+    (Chinese: 月, the moon), 👎 otherwise."""
+    if NIGHT_ZH.search(poem) or NIGHT_EN.search(poem.lower()):
+        return "👍"
+    return "👎"
+
+
+def indifferent(_output) -> str | None:
+    """Never reacts: with no feedback there is nothing to learn (a control)."""
+    return None

@@ -1,0 +1,286 @@
+"""Fine-tuning each model on its community's feedback, one method per model (DESIGN.md, "Learning from 👍/👎").
+
+- **DCGAN** (FBGAN, Gupta & Zou 2019, plus a latent preference): liked images, re-rendered from their stored
+  latents by the parent generator, join the discriminator's real set at a capped share; the rest of each real
+  batch replays the original data. A latent preference model (`preference.LatentPreference`) fitted on the
+  latents of liked vs disliked results tilts the sampling prior.
+- **Image VAE** (reward-weighted likelihood): the ELBO of liked morph frames, weighted by their vote, next to the
+  replayed original data. Disliked morphs are not reinforced (a likelihood model has no clean "less of this").
+- **Text VAE** (reward-weighted likelihood + unlikelihood, Welleck et al. 2020): liked lines' ELBO weighted by
+  their vote, unlikelihood -log(1 - p(token)) on disliked lines, the original data replayed, and an L2 pull to
+  the parent's weights (L2-SP, Li et al. 2018). A latent preference on the poem's centre latent tilts sampling.
+
+Every method starts from the parent version, uses a small learning rate and few steps, and returns the new
+version's tensors and card; the gate (`gate.py`) decides whether it is served. Feedback items are plain dicts
+(``value`` > 0 liked, < 0 disliked; ``latent`` (n, D) rows; ``content`` text; ``params``) so this module needs
+neither the store nor Discord.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import re
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..data.emoji import load_image_dataset, to_model
+from ..data.poems import build_poem_dataset, load_poem_dataset
+from ..images import ImageGenerator, Morpher
+from ..nets.dcgan import DCGANConfig, Generator
+from ..nets.textvae import TextVAE
+from ..poetry import LINE_SPREAD, PoemModel
+from ..training import common
+from ..training.dcgan import DCGANTrainConfig, DCGANTrainer
+from ..training.textvae import RECIPES, lines_to_tensor, trim
+from .preference import LatentPreference, PreferenceConfig
+
+
+class FinetuneError(RuntimeError):
+    """A fine-tune that must not be served: no usable feedback, or weights that went non-finite."""
+
+
+@dataclass
+class FinetuneConfig:
+    steps: int = 150  # optimizer steps per fine-tune
+    lr_scale: float = 0.25  # times the from-scratch learning rate
+    liked_share: float = 0.25  # liked (and disliked) examples per batch, as a share of it; the rest is replay
+    liked_weight: float = 1.0  # VAE / text: weight of the reward-weighted term against the replayed data
+    unlikelihood: float = 0.5  # text: weight of the unlikelihood term on disliked lines
+    anchor: float = 1e-2  # text: L2 pull to the parent weights (per parameter, summed)
+    batch: int = 32
+    seed: int = 0
+    image_preference: PreferenceConfig = field(default_factory=PreferenceConfig)
+    # Poems drawn near a few liked poems repeat their lines (distinct-2 fell 17% at mix 0.5, and the gate
+    # refused it), so for text the preference only ranks candidates from the plain prior.
+    text_preference: PreferenceConfig = field(default_factory=lambda: PreferenceConfig(mix=0.0, candidates=6))
+
+
+def _labels_of(item: dict, n: int, gen: ImageGenerator) -> list[int]:
+    """The theme index of each latent row of an image result (from its stored parameters)."""
+    p = item.get("params") or {}
+    if "labels" in p:
+        return [int(v) for v in p["labels"]][:n]
+    theme = p.get("theme_index", p.get("theme", 0))
+    try:
+        y = gen.theme_index(int(theme) if str(theme).isdigit() else theme)
+    except ValueError:
+        y = 0
+    return [y] * n
+
+
+def _votes(items: list[dict]) -> list[dict]:
+    return [it for it in items if it.get("value") and it.get("latent") is not None and np.size(it["latent"])]
+
+
+def fit_preference(z: list[np.ndarray], values: list[float], cfg: PreferenceConfig) -> LatentPreference | None:
+    """Preference on latents: each row of a result shares its result's vote (liked = value > 0)."""
+    rows, ys, ws = [], [], []
+    for lat, v in zip(z, values):
+        lat = np.asarray(lat, dtype=np.float32).reshape(-1, np.shape(lat)[-1])
+        rows.append(lat)
+        ys += [1.0 if v > 0 else 0.0] * len(lat)
+        ws += [abs(float(v))] * len(lat)
+    if not rows or not any(ys):
+        return None
+    return LatentPreference.fit(torch.from_numpy(np.concatenate(rows)), torch.tensor(ys), torch.tensor(ws), cfg)
+
+
+def _check_finite(tensors: dict[str, torch.Tensor]) -> None:
+    bad = [k for k, v in tensors.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise FinetuneError(f"the fine-tune produced non-finite weights ({', '.join(bad[:3])}); nothing is served")
+
+
+# ---- DCGAN ---------------------------------------------------------------------------------------------------
+
+def finetune_dcgan(parent: tuple[dict, dict], items: list[dict], data_path: Path, cfg: FinetuneConfig,
+                   device: torch.device) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    tensors, card = parent
+    mcfg = common.dataclass_from_dict(DCGANConfig, card["config"])
+    pcfg = common.dataclass_from_dict(DCGANTrainConfig, card.get("train_config", {}))
+    G = Generator(mcfg)
+    G.load_state_dict({k[2:]: v.float() for k, v in tensors.items() if k.startswith("G.")})
+    parent_gen = ImageGenerator(G, card)
+    votes = _votes(items)
+    if not votes:
+        raise FinetuneError("no votes with latents to learn from")
+    liked = [it for it in votes if it["value"] > 0]
+
+    data = load_image_dataset(data_path)
+    real = to_model(data.train_images)  # (N, 4, 64, 64)
+    labels = torch.as_tensor(data.train_labels)
+    if liked:
+        z = torch.cat([torch.as_tensor(np.asarray(it["latent"], np.float32).reshape(-1, mcfg.nz)) for it in liked])
+        y = sum((_labels_of(it, len(np.asarray(it["latent"]).reshape(-1, mcfg.nz)), parent_gen) for it in liked), [])
+        with torch.no_grad():
+            liked_x = parent_gen.G(z, torch.tensor(y)).float()  # (L, 4, 64, 64)
+        # Repeat the liked images so they make up about `liked_share` of the pool D's real batches come from.
+        reps = max(1, round(cfg.liked_share / (1 - cfg.liked_share) * len(real) / len(liked_x)))
+        real = torch.cat([real, liked_x.repeat(reps, 1, 1, 1)])
+        labels = torch.cat([labels, torch.tensor(y).repeat(reps)])
+
+    tcfg = replace(pcfg, steps=cfg.steps, lr_g=pcfg.lr_g * cfg.lr_scale, lr_d=pcfg.lr_d * cfg.lr_scale,
+                   batch=min(pcfg.batch, 2 * cfg.batch), ema_start=0, ema_decay=0.9, seed=cfg.seed)
+    tr = DCGANTrainer(real, labels, mcfg, tcfg, device)
+    tr.G.load_state_dict(G.state_dict())
+    tr.G_ema.load_state_dict(G.state_dict())
+    tr.D.load_state_dict({k[2:]: v.float() for k, v in tensors.items() if k.startswith("D.")})
+    for i in range(cfg.steps):
+        tr.step(i)
+    out = {k: v.detach().cpu() for k, v in tr.release_tensors().items()}
+    _check_finite(out)
+    pref = fit_preference([it["latent"] for it in votes], [it["value"] for it in votes], cfg.image_preference)
+    extra = {"finetune": {"method": "FBGAN liked-as-real + latent preference", "liked": len(liked),
+                          "votes": len(votes), "steps": cfg.steps, "lr_scale": cfg.lr_scale,
+                          "liked_share": cfg.liked_share}}
+    if pref is not None:
+        out.update(pref.tensors())
+        extra["preference"] = pref.card()
+    return out, extra
+
+
+# ---- image VAE -----------------------------------------------------------------------------------------------
+
+def finetune_vae(parent: tuple[dict, dict], items: list[dict], data_path: Path, cfg: FinetuneConfig,
+                 device: torch.device) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    tensors, card = parent
+    morpher = Morpher.from_tensors(tensors, card)
+    vae = morpher.vae.train().requires_grad_(True).to(device)
+    liked = [it for it in _votes(items) if it["value"] > 0]
+    if not liked:
+        raise FinetuneError("no liked morphs to learn from")
+    D = vae.cfg.latent
+    z = torch.cat([torch.as_tensor(np.asarray(it["latent"], np.float32).reshape(-1, D)) for it in liked])
+    w = torch.cat([torch.full((np.asarray(it["latent"]).reshape(-1, D).shape[0],), float(it["value"])) for it in liked])
+    with torch.no_grad():
+        vae.eval()
+        liked_x = vae.decode(z.to(device)).float()  # the frames people liked, as the parent drew them
+        vae.train()
+    real = to_model(load_image_dataset(data_path).train_images).to(device)
+    opt = torch.optim.Adam(vae.parameters(), lr=5e-4 * cfg.lr_scale)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    for _ in range(cfg.steps):
+        xr = real[common.batch_indices(len(real), cfg.batch, gen, device)]
+        li = common.batch_indices(len(liked_x), min(cfg.batch, len(liked_x)), gen, device)
+        rt = vae.loss_terms(xr)
+        lt = vae.loss_terms(liked_x[li])
+        wl = float(w[li.cpu()].mean()) * cfg.liked_weight
+        loss = rt["nll"] + rt["kl"] + wl * (lt["nll"] + lt["kl"])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(vae.parameters(), 100.0)
+        opt.step()
+    out = {k: v.detach().cpu() for k, v in vae.state_dict().items()}
+    _check_finite(out)
+    return out, {"finetune": {"method": "reward-weighted ELBO on liked morph frames + replay",
+                              "liked": len(liked), "steps": cfg.steps, "lr_scale": cfg.lr_scale}}
+
+
+# ---- text VAE ------------------------------------------------------------------------------------------------
+
+def poem_lines(text: str, lang: str) -> list[str]:
+    """The lines the text VAE models: English lines, or Chinese clauses (split at punctuation)."""
+    if lang == "zh":
+        return [c for c in re.split(r"[，。！？；、,.!?;\s]+", text) if c]
+    return [ln.strip() for ln in text.splitlines() if ln.strip()]
+
+
+def _unlikelihood(model: TextVAE, x: torch.Tensor, lengths: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """Mean over lines of Σ_t -log(1 - p(x_t | x_<t, z)) (Welleck et al. 2020): pushes disliked lines down."""
+    B, T = x.shape
+    bos = torch.full((B, 1), 2, dtype=torch.long, device=x.device)  # BOS_ID
+    logits, _ = model.decode(torch.cat([bos, x[:, :-1]], 1), z)  # (B, T, V)
+    p = logits.float().softmax(-1).gather(-1, x.unsqueeze(-1)).squeeze(-1)  # (B, T)
+    mask = torch.arange(T, device=x.device)[None] < lengths[:, None]
+    return (-(1 - p).clamp_min(1e-6).log() * mask).sum(1).mean()
+
+
+def _minibatch(b: tuple[torch.Tensor, ...], n: int, gen: torch.Generator, device) -> tuple[torch.Tensor, ...]:
+    idx = common.batch_indices(len(b[0]), n, gen, device)
+    return tuple(t[idx] for t in b)
+
+
+def finetune_textvae(parent: tuple[dict, dict], items: list[dict], data_dir: Path, cfg: FinetuneConfig,
+                     device: torch.device, *, poem: PoemModel) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    tensors, card = parent
+    lang = poem.lang
+    model = copy.deepcopy(poem.model).to(device).train()
+    anchor = {k: v.detach().clone() for k, v in model.named_parameters()}
+    voted = [it for it in items if it.get("value") and it.get("content")]
+    if not voted:
+        raise FinetuneError("no rated poems to learn from")
+    liked = [(ln, float(it["value"])) for it in voted if it["value"] > 0 for ln in poem_lines(it["content"], lang)]
+    disliked = [(ln, -float(it["value"])) for it in voted if it["value"] < 0 for ln in poem_lines(it["content"], lang)]
+
+    data_path = Path(data_dir) / f"poems-{lang}.json"
+    if not data_path.exists():
+        build_poem_dataset(lang, None, Path(data_dir))
+    ds = load_poem_dataset(data_path)
+    L = model.cfg.max_len
+    xr, lr_ = (t.to(device) for t in lines_to_tensor(poem.tok, ds.lines("train"), L))
+    recipe = RECIPES[lang][1]  # the from-scratch recipe's word dropout, KL threshold and bag-of-words weight
+
+    def elbo(x, ln):  # per line (B,): the training objective of `training.textvae`, at beta = 1
+        t = model.elbo_terms(trim(x, ln), ln, word_dropout=recipe.word_dropout)
+        kl = t["kl"].sum(1)
+        # the KL threshold applies to the batch's mean KL there; per line here, so liked lines keep their latent
+        out = t["rec"] + torch.clamp(kl, min=recipe.kl_target)
+        return out + recipe.bow_weight * t["bow"] if "bow" in t else out
+
+    def as_batch(pairs):
+        if not pairs:
+            return None
+        x, ln = lines_to_tensor(poem.tok, [p for p, _ in pairs], L)
+        return x.to(device), ln.to(device), torch.tensor([w for _, w in pairs], device=device)
+
+    liked_b, disliked_b = as_batch(liked), as_batch(disliked)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3 * cfg.lr_scale)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    share = max(1, round(cfg.batch * cfg.liked_share))
+    for _ in range(cfg.steps):
+        idx = common.batch_indices(len(xr), cfg.batch, gen, device)
+        loss = elbo(xr[idx], lr_[idx]).mean()
+        if liked_b is not None:  # a few liked lines per step (the rest is replay), weighted by their votes
+            x, ln, w = _minibatch(liked_b, share, gen, device)
+            loss = loss + cfg.liked_weight * (elbo(x, ln) * w).sum() / w.sum()
+        if disliked_b is not None and cfg.unlikelihood > 0:
+            x, ln, w = _minibatch(disliked_b, share, gen, device)
+            x = trim(x, ln)
+            mu, _ = model.encode(x, ln)
+            loss = loss + cfg.unlikelihood * _unlikelihood(model, x, ln, mu)
+        loss = loss + cfg.anchor * sum((p - anchor[k]).pow(2).sum() for k, p in model.named_parameters())
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        opt.step()
+    out = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    _check_finite(out)
+
+    # The preference lives in the space of a poem's centre latent: the mean of its lines' posterior means,
+    # rescaled by 1/√(1 - LINE_SPREAD) (lines are √(1-s)·centre + √s·ε), re-encoded by the parent.
+    feats, vals = [], []
+    for it in voted:
+        lines = poem_lines(it["content"], lang)
+        if not lines:
+            continue
+        x, ln = lines_to_tensor(poem.tok, lines, L)
+        if len(x) == 0:
+            continue
+        with torch.no_grad():
+            mu, _ = poem.model.encode(x.to(poem.device), ln.to(poem.device))
+        feats.append((mu.mean(0) / math.sqrt(1 - LINE_SPREAD)).cpu().numpy()[None])
+        vals.append(float(it["value"]))
+    pref = fit_preference(feats, vals, cfg.text_preference)
+    extra = {"finetune": {"method": "reward-weighted ELBO + unlikelihood + L2-SP + latent preference",
+                          "liked_lines": len(liked), "disliked_lines": len(disliked), "steps": cfg.steps,
+                          "lr_scale": cfg.lr_scale, "anchor": cfg.anchor}}
+    if pref is not None:
+        out.update(pref.tensors())
+        extra["preference"] = pref.card()
+    return out, extra
+

@@ -1,0 +1,228 @@
+"""The feedback trainer end to end on tiny models: fine-tune in the worker process, gate, promote with a hot swap
+under load, refuse, fail safely, roll back, and serve the stored version after a restart."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from genmodels import checkpoints
+from genmodels.engine import Engine, EngineConfig
+from genmodels.feedback.finetune import FinetuneConfig, poem_lines
+from genmodels.feedback.gate import decide, poem_distinct2
+from genmodels.feedback.preference import LatentPreference, PreferenceConfig
+from genmodels.feedback.store import FeedbackStore
+from genmodels.feedback.trainer import Trainer, TrainerConfig, TrainerError
+
+
+@pytest.fixture()
+def world(tiny_models: Path, shapes_npz: Path, tmp_path: Path):
+    """A private copy of the tiny models (the trainer writes new versions there) and the data folder."""
+    models = tmp_path / "models"
+    shutil.copytree(tiny_models, models)
+    return models, shapes_npz.parent, tmp_path / "muse.sqlite3"
+
+
+def _config(data_dir: Path, **kw) -> TrainerConfig:
+    ft = FinetuneConfig(steps=kw.pop("steps", 3), batch=8, lr_scale=kw.pop("lr_scale", 0.25))
+    return TrainerConfig(min_feedback=kw.pop("min_feedback", 10**6), every_hours=0, data_dir=str(data_dir),
+                         finetune=ft, **kw)
+
+
+async def _rate_images(engine: Engine, store: FeedbackStore, n: int = 12) -> None:
+    """n posted 1-image results, liked when the image is reddish, disliked otherwise, by n members."""
+    for i in range(n):
+        out = await engine.image(i % 3, count=1, seed=100 + i)
+        mid = 5000 + i
+        await store.record_result(kind="image", model="dcgan", model_version=out.version.split("/")[1], seed=100 + i,
+                                  latent=out.latents.numpy(), params={"theme_index": out.theme_index, "count": 1},
+                                  message_id=mid, channel_id=1, guild_id=1, requester_id=1)
+        a = np.asarray(out.images[0], dtype=np.float32)
+        await store.add_reaction(mid, 700 + i, "👍" if a[..., 0].mean() >= a[..., 2].mean() or i % 2 else "👎")
+
+
+@contextlib.asynccontextmanager
+async def running(models: Path, db: Path, cfg: TrainerConfig, preload=("image",)):
+    """An engine, a store and a started trainer on them, closed again even when the test fails."""
+    engine = Engine(EngineConfig(root=str(models)))
+    await engine.start(preload=preload)
+    store = await FeedbackStore.open(db)
+    reports: list[str] = []
+
+    async def report(text: str) -> None:
+        reports.append(text)
+
+    trainer = Trainer(store, engine, cfg, report=report)
+    try:
+        await trainer.start()
+        yield engine, store, trainer, reports
+    finally:
+        await trainer.close()
+        await store.close()
+        await engine.close()
+
+
+def test_promotion_hot_swaps_under_load_then_rollback_and_restart(world):
+    models, data_dir, db = world
+
+    async def main():
+        async with running(models, db, _config(data_dir, tolerance=10.0)) as (engine, store, trainer, reports):
+            assert await store.served_version("dcgan") == "v0001"
+            await _rate_images(engine, store)
+
+            # Requests keep flowing while the worker trains and the new version is swapped in.
+            load = [asyncio.create_task(engine.image(i % 3, count=2, seed=i, user=i)) for i in range(24)]
+            result = await trainer.train("dcgan", trigger="test")
+            load += [asyncio.create_task(engine.image(i % 3, count=2, seed=i, user=100 + i)) for i in range(24)]
+            outs = await asyncio.gather(*load)
+            assert all(len(o.images) == 2 for o in outs)
+            assert {o.version for o in outs} <= {"dcgan/v0001", "dcgan/v0002"} and outs[-1].version == "dcgan/v0002"
+
+            assert (result.outcome, result.version, result.served) == ("promoted", "v0002", "v0002")
+            assert engine.loaded("image").version == "dcgan/v0002"
+            assert engine.loaded("image").preference is not None  # the latent preference ships inside the version
+            card = checkpoints.read_card(checkpoints.version_dir(models, "dcgan", 2))
+            assert card["parent"] == "dcgan/v0001" and card["gate"]["passed"] and "precision" in card["metrics"]
+            assert await store.served_version("dcgan") == "v0002"
+            assert (await store.last_run("dcgan"))["outcome"] == "promoted"
+            assert reports and "promoted" in reports[-1]
+
+            # Rollback: v0001 again, v0002 marked; nothing older to go back to after that.
+            assert await trainer.rollback("dcgan") == "v0001"
+            assert engine.loaded("image").version == "dcgan/v0001"
+            with pytest.raises(TrainerError):
+                await trainer.rollback("dcgan")
+
+        # A restart serves what the store says (v0001), not the newest folder on disk (v0002).
+        async with running(models, db, _config(data_dir)) as (engine, store, trainer, _):
+            assert engine.loaded("image").version == "dcgan/v0001"
+            out = await engine.image(0, count=1, seed=1)
+            assert out.version == "dcgan/v0001"
+
+    asyncio.run(main())
+
+
+def test_gate_refusal_keeps_the_served_model_and_the_candidate(world):
+    models, data_dir, db = world
+
+    async def main():
+        # A negative tolerance demands a candidate better than its parent by half (the held-out negative ELBO
+        # halved): the VAE fine-tune is refused, and everything stays as it was.
+        async with running(models, db, _config(data_dir, tolerance=-0.5), preload=("morph",)) as (engine, store, trainer, reports):
+            rng = np.random.default_rng(0)
+            for i in range(4):
+                await store.record_result(kind="morph", model="vae", model_version="v0001",
+                                          latent=rng.standard_normal((3, 8)).astype(np.float32), message_id=40 + i)
+                await store.add_reaction(40 + i, 80 + i, "👍")
+            result = await trainer.train("vae")
+            assert result.outcome == "refused" and result.served == "v0001" and "neg_elbo_nats rose" in result.reason
+            assert engine.loaded("morph").version == "vae/v0001"
+            versions = {v["version"]: v["status"] for v in await store.model_versions("vae")}
+            assert versions == {"v0001": "served", "v0002": "refused"}
+            assert checkpoints.list_versions(models, "vae") == [1, 2]  # every version is kept, with its card
+            assert "refused" in reports[-1]
+
+    asyncio.run(main())
+
+
+def test_nan_in_training_fails_safely(world):
+    models, data_dir, db = world
+
+    async def main():
+        async with running(models, db, _config(data_dir, lr_scale=1e30, steps=4)) as (engine, store, trainer, reports):
+            await _rate_images(engine, store)
+            result = await trainer.train("dcgan")
+            assert result.outcome == "failed" and result.served == "v0001"
+            assert "non-finite" in result.reason or "nan" in result.reason.lower()
+            assert engine.loaded("image").version == "dcgan/v0001"
+            assert (await store.last_run("dcgan"))["outcome"] == "failed"
+            assert "failed" in reports[-1]
+            # the trainer still works afterwards
+            assert (await trainer.train("vae")).outcome == "skipped"
+
+    asyncio.run(main())
+
+
+def test_enough_feedback_wakes_the_trainer(world):
+    models, data_dir, db = world
+
+    async def main():
+        async with running(models, db, _config(data_dir, tolerance=10.0, min_feedback=3)) as (engine, store, trainer, _):
+            await _rate_images(engine, store, n=3)
+            for _ in range(3):
+                trainer.notify("dcgan")
+            for _ in range(600):
+                if (await store.last_run("dcgan") or {}).get("outcome") not in (None, "running"):
+                    break
+                await asyncio.sleep(0.1)
+            assert (await store.last_run("dcgan"))["trigger"] == "feedback"
+
+    asyncio.run(main())
+
+
+def test_text_finetune_promotes(world, tmp_path):
+    from genmodels.data.poems import build_poem_dataset
+    from tests.e2e.conftest import EN_LINES, _save_text_model
+
+    models, data_dir, db = world
+    _save_text_model(models, "en", EN_LINES)  # (the e2e fixtures may have saved one before: take the newest)
+    parent = checkpoints.list_versions(models, "textvae-en")[-1]
+    text = tmp_path / "poems.txt"
+    text.write_text("\n\n".join("\n".join(EN_LINES[i:i + 3]) for i in range(0, len(EN_LINES), 3)), "utf-8")
+    poems_dir = tmp_path / "data"
+    build_poem_dataset("en", text, poems_dir)
+
+    async def main():
+        async with running(models, db, _config(poems_dir, tolerance=10.0), preload=()) as (engine, store, trainer, _):
+            for i in range(6):
+                poem = await engine.call("poem-en", lambda m, s=i: m.sample(s, lines=2))
+                await store.record_result(kind="poem", model="textvae-en", model_version=f"v{parent:04d}", seed=i, content=poem,
+                                          message_id=900 + i)
+                await store.add_reaction(900 + i, 70 + i, "👍" if i % 2 else "👎")
+            result = await trainer.train("textvae-en")
+            assert result.outcome == "promoted", result.reason
+            assert engine.loaded("poem-en").version == f"textvae-en/v{parent + 1:04d}"
+            assert (checkpoints.version_dir(models, "textvae-en", parent + 1) / "tokenizer.json").exists()
+            assert isinstance(await engine.call("poem-en", lambda m: m.sample(1)), str)
+
+
+    asyncio.run(main())
+
+
+def test_gate_decisions():
+    parent = {"precision": 0.8, "recall": 0.5}
+    assert decide("dcgan", {"precision": 0.79, "recall": 0.46}, parent, 0.1).passed
+    d = decide("dcgan", {"precision": 0.8, "recall": 0.3}, parent, 0.1)
+    assert not d.passed and "recall fell" in d.reasons[0]
+    # drift: fine against the parent, too far from the base the chain started from
+    assert not decide("dcgan", {"precision": 0.8, "recall": 0.44}, {"precision": 0.8, "recall": 0.46}, 0.1,
+                      base=parent).passed
+    assert not decide("textvae", {"neg_elbo": float("nan"), "distinct2": 0.7}, {"neg_elbo": 40, "distinct2": 0.7}, 0.1).passed
+    assert not decide("vae", {"neg_elbo_nats": 3000, "classifier_accuracy_reconstructions": 0.7},
+                      {"neg_elbo_nats": 2300, "classifier_accuracy_reconstructions": 0.7}, 0.1).passed
+
+
+def test_preference_tilts_sampling_deterministically():
+    g = torch.Generator().manual_seed(0)
+    z = torch.randn(400, 8, generator=g)
+    y = (z[:, 0] > 0.5).float()  # the community likes one direction
+    pref = LatentPreference.fit(z, y, cfg=PreferenceConfig(candidates=4))
+    a = pref.sample(500, torch.Generator().manual_seed(1))
+    b = pref.sample(500, torch.Generator().manual_seed(1))
+    assert torch.equal(a, b)
+    assert float((a[:, 0] > 0.5).float().mean()) > 0.6 > float(y.mean())
+    again = LatentPreference.from_version(pref.tensors(), {"preference": pref.card()})
+    assert torch.equal(again.sample(5, torch.Generator().manual_seed(2)), pref.sample(5, torch.Generator().manual_seed(2)))
+    assert LatentPreference.from_version({}, {}) is None
+
+
+def test_poem_helpers():
+    assert poem_lines("床前明月光，疑是地上霜。\n举头望明月，低头思故乡。", "zh") == ["床前明月光", "疑是地上霜", "举头望明月", "低头思故乡"]
+    assert poem_lines(" a b \n\n c d ", "en") == ["a b", "c d"]
+    assert poem_distinct2(["a b a b"], "en") == pytest.approx(2 / 3)
