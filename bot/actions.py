@@ -7,6 +7,8 @@ Order matters (Discord manners):
 3. Submit the job; if others are ahead, show the place in the queue.
 4. Encode files off the event loop and edit the deferred message into the result. A job that outlived the
    15-minute interaction token is posted as a normal channel message instead.
+5. Store the posted result, with its message id, in the feedback store (`bot.feedback.record`): after the
+   reply, so the user never waits for it, and a store failure is only logged.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from genmodels.images import MAX_SEED
 
 from . import render
 from .errors import UserError
+from .feedback import record
 from .i18n import t
 
 if TYPE_CHECKING:
@@ -99,14 +102,14 @@ async def wait(interaction: discord.Interaction, job: Job) -> Any:
 
 
 async def finish(interaction: discord.Interaction, *, embed: discord.Embed, files: list[discord.File],
-                 view: discord.ui.View | None = None) -> None:
+                 view: discord.ui.View | None = None) -> discord.Message:
+    """Post the result; returns the message it became (its id ties votes to the stored result)."""
     if discord.utils.utcnow() - interaction.created_at > TOKEN_LIFETIME and interaction.channel is not None:
         # The interaction token is about to expire: post as a normal message that mentions the requester.
-        await interaction.channel.send(content=interaction.user.mention, embed=embed, files=files,
-                                       view=view or discord.utils.MISSING)  # type: ignore[union-attr]
-        return
-    await interaction.edit_original_response(content=None, embed=embed, attachments=files,
-                                             view=view or discord.utils.MISSING)
+        return await interaction.channel.send(content=interaction.user.mention, embed=embed, files=files,
+                                              view=view or discord.utils.MISSING)  # type: ignore[union-attr]
+    return await interaction.edit_original_response(content=None, embed=embed, attachments=files,
+                                                    view=view or discord.utils.MISSING)
 
 
 def requester(interaction: discord.Interaction) -> str:
@@ -127,8 +130,14 @@ def resolve_theme(interaction: discord.Interaction, theme: str | int) -> str | i
         raise UserError("unknown_theme", theme=theme, themes=", ".join(gen.themes)) from None
 
 
+def parent_of(interaction: discord.Interaction) -> int | None:
+    """The message a button was pressed on (a parent result), if any."""
+    return interaction.message.id if interaction.message is not None else None
+
+
 async def post_image(interaction: discord.Interaction, theme: str | int, lineage: tuple[Generation, ...],
-                     *, parent_cell: int | None = None) -> None:
+                     *, parent_cell: int | None = None, signal: str | None = None) -> None:
+    """``signal``: the button that asked for this ('variation' | 'reroll'), pressed on the interaction's message."""
     if len(lineage) > MAX_LINEAGE:
         raise UserError("too_deep", n=MAX_LINEAGE)
     theme = resolve_theme(interaction, theme)
@@ -159,15 +168,23 @@ async def post_image(interaction: discord.Interaction, theme: str | int, lineage
                                         model=out.version, by=requester(interaction), root_seed=root.seed))
     from .views import image_view
 
-    await finish(interaction, embed=embed, files=[discord.File(io.BytesIO(png), "muse.png")],
-                 view=image_view(loc, out.theme_index, out.lineage))
+    msg = await finish(interaction, embed=embed, files=[discord.File(io.BytesIO(png), "muse.png")],
+                       view=image_view(loc, out.theme_index, out.lineage))
+    params = {"theme": out.theme, "theme_index": out.theme_index, "count": out.lineage[-1].count,
+              "lineage": render.encode_lineage(out.lineage, base=10)}
+    if parent_cell is not None:
+        params["parent_cell"] = parent_cell
+    await record(interaction, msg, kind="image", model="dcgan", version=out.version, seed=out.lineage[-1].seed,
+                 latent=out.latents, params=params, parent_message=parent_of(interaction) if signal else None,
+                 signal=signal, lineage=signal == "variation")
 
 
 # ---- poems --------------------------------------------------------------------------------------------------
 
 
 async def post_poem(interaction: discord.Interaction, lang: str, theme: str | None, temperature: float, seed: int,
-                    *, parent: int | None = None) -> None:
+                    *, parent: int | None = None, signal: str | None = None) -> None:
+    """``parent``: the seed of the poem this one varies; ``signal`` as in `post_image`."""
     with await begin(interaction) as slot:
         job = slot.call(f"poem-{lang}", lambda m: (m.sample(seed, lines=4, temperature=temperature, theme=theme),
                                                    m.version))
@@ -194,7 +211,14 @@ async def post_poem(interaction: discord.Interaction, lang: str, theme: str | No
     embed.set_footer(text=render.footer(**fields))
     from .views import poem_view
 
-    await finish(interaction, embed=embed, files=[], view=poem_view(loc, lang, temperature, seed))
+    msg = await finish(interaction, embed=embed, files=[], view=poem_view(loc, lang, temperature, seed))
+    # No latent here: `PoemModel.sample` keeps it inside; seed + parameters reproduce the poem exactly.
+    params = {"lang": lang, "theme": theme, "temperature": temperature, "lines": 4}
+    if parent is not None:
+        params["parent_seed"] = parent
+    await record(interaction, msg, kind="poem", model=f"textvae-{lang}", version=version, seed=seed, params=params,
+                 content=text, parent_message=parent_of(interaction) if signal else None, signal=signal,
+                 lineage=signal == "variation")
 
 
 # ---- morphs -------------------------------------------------------------------------------------------------
@@ -234,13 +258,25 @@ def check_attachment(interaction: discord.Interaction, att: discord.Attachment) 
 
 
 class Source:
-    """One end of an image morph: an emoji, an attachment's bytes, or a cell of an earlier Muse grid."""
+    """One end of an image morph: an emoji, an attachment's bytes, or a cell of an earlier Muse grid (posted as
+    ``message_id``, when known: that result becomes the morph's parent)."""
 
     def __init__(self, label: str, emoji: str | None = None, attachment: discord.Attachment | None = None,
-                 theme: int | None = None, lineage: tuple[Generation, ...] | None = None, cell: int = 0):
+                 theme: int | None = None, lineage: tuple[Generation, ...] | None = None, cell: int = 0,
+                 message_id: int | None = None):
         self.label, self.emoji, self.attachment = label, emoji, attachment
         self.theme, self.lineage, self.cell = theme, lineage, cell
+        self.message_id = message_id
         self.data: bytes | None = None
+
+    def describe(self) -> dict:
+        """What the store keeps of this end (an attachment's bytes are not kept)."""
+        if self.emoji is not None:
+            return {"emoji": self.emoji}
+        if self.attachment is not None:
+            return {"attachment": self.label}
+        return {"theme_index": self.theme, "cell": self.cell,
+                "lineage": render.encode_lineage(self.lineage, base=10) if self.lineage else None}
 
     async def fetch(self) -> None:
         if self.attachment is not None:
@@ -292,8 +328,11 @@ async def post_morph(interaction: discord.Interaction, a: Source, b: Source, fra
     embed.add_field(name=t(loc, "f_model"), value=version)
     embed.set_footer(text=render.footer(kind="morph", frames=frames, model=version, by=requester(interaction),
                                         **{"from": a.label[:300], "to": b.label[:300]}))
-    await finish(interaction, embed=embed, files=[discord.File(io.BytesIO(gif), "morph.gif"),
-                                                  discord.File(io.BytesIO(strip), "strip.png")])
+    msg = await finish(interaction, embed=embed, files=[discord.File(io.BytesIO(gif), "morph.gif"),
+                                                        discord.File(io.BytesIO(strip), "strip.png")])
+    parent = a.message_id if a.message_id is not None else b.message_id
+    await record(interaction, msg, kind="morph", model="vae", version=version, parent_message=parent,
+                 params={"from": a.describe(), "to": b.describe(), "frames": frames})
 
 
 async def post_morph_poem(interaction: discord.Interaction, lang: str, a: str, b: str, steps: int) -> None:
@@ -310,7 +349,9 @@ async def post_morph_poem(interaction: discord.Interaction, lang: str, a: str, b
     embed.add_field(name=t(loc, "f_model"), value=version)
     embed.set_footer(text=render.footer(kind="morph-poem", lang=lang, steps=steps, model=version,
                                         by=requester(interaction), **{"from": a, "to": b}))
-    await finish(interaction, embed=embed, files=[])
+    msg = await finish(interaction, embed=embed, files=[])
+    await record(interaction, msg, kind="morph-poem", model=f"textvae-{lang}", version=version,
+                 params={"lang": lang, "from": a, "to": b, "steps": steps}, content="\n".join(lines))
 
 
 def guess_lang(*texts: str) -> str:

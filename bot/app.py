@@ -1,6 +1,11 @@
 """The Muse bot object: a `commands.Bot` with explicit intents, the engine, and everything wired in ``setup_hook``.
 
 `create_bot` builds it without connecting (tests, embedding); ``muse run`` (`bot.cli`) connects it.
+
+Besides the engine it holds the feedback store (``bot.store``: every posted result, the votes on it) and the
+trainer (``bot.trainer``: fine-tunes a model from those votes). Both are opened in ``setup_hook`` and closed in
+``close``; either may be None (the store could not be opened, the trainer is off), and every feature that uses
+them says so politely instead of failing.
 """
 
 from __future__ import annotations
@@ -8,6 +13,7 @@ from __future__ import annotations
 import concurrent.futures
 import gc
 import logging
+from typing import TYPE_CHECKING, Any
 
 import discord
 from discord import app_commands
@@ -15,9 +21,12 @@ from discord.ext import commands
 
 from genmodels.engine import Engine, EngineConfig
 
-from .errors import report
+from .errors import log_error, report
 from .i18n import MuseTranslator
 from .settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from genmodels.feedback.store import FeedbackStore
 
 log = logging.getLogger("muse")
 
@@ -41,8 +50,11 @@ class MuseTree(app_commands.CommandTree):
 
 
 class MuseBot(commands.Bot):
-    def __init__(self, settings: Settings, engine: Engine | None = None, *, preload: tuple[str, ...] = PRELOAD):
-        intents = discord.Intents.default()  # guilds + reactions; no privileged intents (no message content)
+    def __init__(self, settings: Settings, engine: Engine | None = None, *, preload: tuple[str, ...] = PRELOAD,
+                 store: "FeedbackStore | None" = None, trainer: Any = None, feedback: bool = True):
+        # Intents.default(): guilds, and guild_reactions + dm_reactions for the votes. No privileged intent:
+        # Muse never reads message content, members or presences.
+        intents = discord.Intents.default()
         super().__init__(command_prefix=commands.when_mentioned, intents=intents, tree_cls=MuseTree,
                          application_id=settings.discord.application_id or None, help_command=None)
         self.settings = settings
@@ -54,6 +66,12 @@ class MuseBot(commands.Bot):
         # PNG/GIF encoding runs here: one thread, so encoders never crowd the event loop out of the CPU
         self.encoder = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="muse-encode")
         self._cooldowns: dict[tuple[str, int], app_commands.Cooldown] = {}
+        # Injected store / trainer belong to the caller (neither opened nor closed here); otherwise setup_hook
+        # builds them from the settings, unless ``feedback`` is False (`muse sync` needs neither).
+        self.store = store
+        self.trainer = trainer
+        self._feedback = feedback
+        self._own_store = self._own_trainer = False
 
     def check_cooldown(self, command: str, user_id: int) -> None:
         """Per user and command: at most ``limits.cooldown_rate`` uses per ``limits.cooldown_per_s`` seconds."""
@@ -76,6 +94,8 @@ class MuseBot(commands.Bot):
 
         await self.tree.set_translator(MuseTranslator())
         await self.engine.start(preload=self._preload)
+        if self._feedback:
+            await self._open_feedback()
         await muse_commands.setup(self)
         for menu in muse_commands.CONTEXT_MENUS:
             self.tree.add_command(menu)
@@ -92,9 +112,73 @@ class MuseBot(commands.Bot):
             synced = await self.tree.sync(guild=guild)
             log.info("synced %d commands to test guild %s", len(synced), guild_id)
 
+    async def _open_feedback(self) -> None:
+        """The store, then the trainer. A failure is logged and leaves that part off: generating must still work."""
+        if self.store is None:
+            from genmodels.feedback.store import FeedbackStore, VoteConfig
+
+            fb = self.settings.feedback
+            votes = VoteConfig(positive=tuple(fb.positive), negative=tuple(fb.negative),
+                               variation_weight=fb.variation_weight, reroll_weight=fb.reroll_weight)
+            try:
+                self.store = await FeedbackStore.open(self.settings.database.path, votes)
+                self._own_store = True
+            except Exception as e:  # noqa: BLE001 - a broken database must not keep Muse offline
+                log_error(e, f"opening the feedback store {self.settings.database.path!r}; "
+                             "results and votes will not be recorded")
+                return
+        if self.trainer is None and self.settings.trainer.enabled:
+            try:
+                from genmodels.feedback.trainer import Trainer, TrainerConfig
+            except ImportError as e:
+                log.warning("no trainer (%s): votes are recorded, models are not fine-tuned", e)
+                return
+            tr, es = self.settings.trainer, self.settings.engine
+            config = TrainerConfig(min_feedback=tr.min_feedback, every_hours=tr.every_hours,
+                                   per_user_cap=tr.per_user_cap, tolerance=tr.tolerance,
+                                   models_dir=es.models_dir or None, device=es.device)
+            try:
+                trainer = Trainer(self.store, self.engine, config, report=self.report_to_admins)
+                await trainer.start()
+            except Exception as e:  # noqa: BLE001
+                log_error(e, "starting the trainer; models will not be fine-tuned")
+                return
+            self.trainer, self._own_trainer = trainer, True
+
+    async def report_to_admins(self, text: str) -> None:
+        """Post a trainer report to ``[trainer] report_channel``, or DM the application's owner when it is 0.
+
+        Never raises: a report that cannot be delivered is logged.
+        """
+        text = text[:2000]
+        try:
+            channel_id = self.settings.trainer.report_channel
+            if channel_id:
+                channel = self.get_channel(channel_id) or await self.fetch_channel(channel_id)
+                await channel.send(text)  # type: ignore[union-attr]
+                return
+            owner_id = self.owner_id or (min(self.owner_ids) if self.owner_ids else None)
+            if owner_id is None:
+                app = await self.application_info()
+                owner_id = app.team.owner_id if app.team and app.team.owner_id else app.owner.id
+            owner = self.get_user(owner_id) or await self.fetch_user(owner_id)
+            await owner.send(text)
+        except Exception as e:  # noqa: BLE001
+            log_error(e, "delivering a trainer report", level=logging.WARNING)
+
     async def close(self) -> None:
         await super().close()
+        if self._own_trainer and self.trainer is not None:
+            try:
+                await self.trainer.close()
+            except Exception as e:  # noqa: BLE001 - closing the rest must go on
+                log_error(e, "closing the trainer")
         await self.engine.close()
+        if self._own_store and self.store is not None:
+            try:
+                await self.store.close()
+            except Exception as e:  # noqa: BLE001
+                log_error(e, "closing the feedback store")
         self.encoder.shutdown(wait=False, cancel_futures=True)
 
     async def on_ready(self) -> None:
@@ -103,6 +187,12 @@ class MuseBot(commands.Bot):
 
 
 def create_bot(settings: Settings | None = None, *, engine: Engine | None = None,
-               preload: tuple[str, ...] = PRELOAD) -> MuseBot:
-    """Build the bot without connecting. No argument: defaults ← config file ← user file ← environment."""
-    return MuseBot(settings or load_settings(), engine, preload=preload)
+               preload: tuple[str, ...] = PRELOAD, store: "FeedbackStore | None" = None, trainer: Any = None,
+               feedback: bool = True) -> MuseBot:
+    """Build the bot without connecting. No argument: defaults ← config file ← user file ← environment.
+
+    ``store`` / ``trainer``: use these instead of opening ``[database] path`` and building ``[trainer]`` (the
+    caller keeps them: the bot does not close them). ``feedback=False``: neither (as `muse sync` does).
+    """
+    return MuseBot(settings or load_settings(), engine, preload=preload, store=store, trainer=trainer,
+                   feedback=feedback)

@@ -70,7 +70,7 @@ async def sync_commands(settings, token: str, guild: int | None = None) -> int:
 
     from .app import create_bot
 
-    bot = create_bot(settings, preload=())
+    bot = create_bot(settings, preload=(), feedback=False)  # syncing needs no database and no trainer
     try:
         await bot.login(token)  # setup_hook registers the commands (and syncs the test guild, if configured)
         if guild:
@@ -132,7 +132,6 @@ def build_parser() -> argparse.ArgumentParser:
             action.choices = [*action.choices, "serve"]
     bench.add_argument("--requests", type=int, default=64, help="serve: concurrent /image interactions")
     bench.add_argument("--count", type=int, default=4, help="serve: images per request")
-    bench.add_argument("--models", help="serve: models folder (default: $MUSE_MODELS_DIR, then shipped)")
     bench.set_defaults(func=cmd_bench)
     return p
 

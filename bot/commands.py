@@ -162,11 +162,16 @@ async def morph_from_here(interaction: discord.Interaction, message: discord.Mes
         theme = int(meta["theme_index"])
     except (KeyError, ValueError) as e:
         raise UserError("stale", detail=str(e)) from None
-    await interaction.response.send_modal(MorphModal(interaction.locale, theme, lineage))
+    await interaction.response.send_modal(MorphModal(interaction.locale, theme, lineage, message_id=message.id))
 
 
 CONTEXT_MENUS = (details, morph_from_here)
 
 
 async def setup(bot) -> None:
+    from . import admin
+    from .feedback import Reactions
+
     await bot.add_cog(Create(bot))
+    await admin.setup(bot)  # /muse
+    await bot.add_cog(Reactions(bot))

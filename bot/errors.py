@@ -50,11 +50,19 @@ def message_for(interaction: discord.Interaction, error: BaseException) -> str:
         return t(loc, "dm")
     if isinstance(error, app_commands.TransformerError):
         return t(loc, "bad_text", detail=str(error))
-    error_id = secrets.token_hex(4)
     cmd = interaction.command.qualified_name if interaction.command else (interaction.data or {}).get("custom_id")
-    log.error("unexpected error %s in %s (user %s)", error_id, cmd, interaction.user.id,
-              exc_info=(type(error), error, error.__traceback__))
+    error_id = log_error(error, f"{cmd} (user {interaction.user.id})")
     return t(loc, "unexpected", id=error_id)
+
+
+def log_error(error: BaseException, where: str, *, level: int = logging.ERROR) -> str:
+    """Log ``error`` with its traceback under a fresh short id, and return the id (to show, or to grep for).
+
+    Also for failures no user is waiting on (storing a result, a reaction): they are logged, never raised.
+    """
+    error_id = secrets.token_hex(4)
+    log.log(level, "unexpected error %s in %s", error_id, where, exc_info=(type(error), error, error.__traceback__))
+    return error_id
 
 
 def _model_name(text: str) -> str:

@@ -54,11 +54,33 @@ class LimitSettings:
 
 
 @dataclass
+class FeedbackSettings:
+    """Which reactions count as votes, and how much a button press says about the result it was pressed on."""
+
+    positive: list[str] = field(default_factory=lambda: ["👍", "❤️", "⭐", "🔥"])
+    negative: list[str] = field(default_factory=lambda: ["👎"])
+    variation_weight: float = 0.3  # asking for variations of a result: a weak "I like this"
+    reroll_weight: float = -0.3  # rerolling it: a weak "not this"
+
+
+@dataclass
+class TrainerSettings:
+    enabled: bool = True
+    min_feedback: int = 32  # new votes on a model before the trainer fine-tunes it on its own
+    every_hours: float = 24.0  # at most one automatic run per model in this many hours
+    per_user_cap: int = 16  # votes of one user counted per run (against brigading)
+    tolerance: float = 0.10  # the eval gate: how much worse a candidate's quality metrics may be
+    report_channel: int = 0  # a channel id for trainer reports; 0 = a DM to the bot's owner
+
+
+@dataclass
 class Settings:
     discord: DiscordSettings = field(default_factory=DiscordSettings)
     engine: EngineSettings = field(default_factory=EngineSettings)
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
     limits: LimitSettings = field(default_factory=LimitSettings)
+    feedback: FeedbackSettings = field(default_factory=FeedbackSettings)
+    trainer: TrainerSettings = field(default_factory=TrainerSettings)
     sources: list[str] = field(default_factory=list)  # where the values came from, for `muse run` to print
 
     def to_dict(self) -> dict[str, Any]:
@@ -69,6 +91,11 @@ class Settings:
 
 def _coerce(value: Any, like: Any, where: str) -> Any:
     try:
+        if isinstance(like, list):  # a TOML array, or a comma-separated string (environment variables)
+            items = value.split(",") if isinstance(value, str) else value
+            if not isinstance(items, (list, tuple)):
+                raise ValueError(value)
+            return [str(x).strip() for x in items if str(x).strip()]
         if isinstance(like, bool):
             if isinstance(value, bool):
                 return value
@@ -86,7 +113,8 @@ def _coerce(value: Any, like: Any, where: str) -> Any:
             return float(value)
         return str(value)
     except (TypeError, ValueError):
-        raise SettingsError(f"{where} must be a {type(like).__name__}, not {value!r}.") from None
+        what = "list of strings" if isinstance(like, list) else type(like).__name__
+        raise SettingsError(f"{where} must be a {what}, not {value!r}.") from None
 
 
 def _merge(base: dict[str, dict[str, Any]], layer: Mapping[str, Any], origin: str) -> None:
@@ -141,7 +169,7 @@ def load_settings(user_file: str | os.PathLike | None = None, env: Mapping[str, 
 
 def _section_class(name: str) -> type:
     return {"discord": DiscordSettings, "engine": EngineSettings, "database": DatabaseSettings,
-            "limits": LimitSettings}[name]
+            "limits": LimitSettings, "feedback": FeedbackSettings, "trainer": TrainerSettings}[name]
 
 
 def _validate(s: Settings) -> None:
@@ -151,6 +179,19 @@ def _validate(s: Settings) -> None:
         raise SettingsError("limits.cell_px must be a multiple of 64 between 64 and 1024.")
     if s.limits.cooldown_rate < 1 or s.limits.cooldown_per_s < 0:
         raise SettingsError("limits.cooldown_rate must be at least 1 and limits.cooldown_per_s not negative.")
+    fb = s.feedback
+    if not fb.positive:
+        raise SettingsError("feedback.positive needs at least one emoji (a reaction that counts as a like).")
+    if set(fb.positive) & set(fb.negative):
+        both = ", ".join(sorted(set(fb.positive) & set(fb.negative)))
+        raise SettingsError(f"feedback.positive and feedback.negative share {both}; an emoji can only be one of them.")
+    if not (-1 <= fb.variation_weight <= 1 and -1 <= fb.reroll_weight <= 1):
+        raise SettingsError("feedback.variation_weight and feedback.reroll_weight must be between -1 and 1.")
+    tr = s.trainer
+    if tr.min_feedback < 1 or tr.per_user_cap < 1:
+        raise SettingsError("trainer.min_feedback and trainer.per_user_cap must be at least 1.")
+    if tr.every_hours < 0 or tr.tolerance < 0:
+        raise SettingsError("trainer.every_hours and trainer.tolerance must not be negative.")
 
 
 def token_from_env(env: Mapping[str, str] | None = None) -> str | None:

@@ -8,8 +8,11 @@ The real library parses real gateway payloads and serialises real HTTP requests;
   command sync, channel messages, and attachment downloads (files the test put there).
 - ``discord.http.Route.BASE`` is pointed at it, which moves every REST and webhook route.
 - `Payloads` builds ``INTERACTION_CREATE`` payloads: slash commands (with options, subcommands and resolved
-  attachments), autocomplete, context menus, button clicks and modal submits, in a guild or a DM, in any locale.
-  Feed them to ``bot._connection.parse_interaction_create(payload)``.
+  attachments), autocomplete, context menus, button clicks and modal submits, in a guild or a DM, in any locale,
+  with any member permissions. Feed them to ``bot._connection.parse_interaction_create(payload)``.
+  It also builds the reaction events (``MESSAGE_REACTION_ADD`` / ``_REMOVE`` / ``_REMOVE_ALL`` /
+  ``_REMOVE_EMOJI``, for ``parse_message_reaction_add`` etc.) and a ``GUILD_CREATE`` (`Payloads.guild_create`):
+  feed that first, as the gateway does, so reaction adds carry a ``payload.member``.
 
 Nothing here is used by the running bot.
 """
@@ -17,8 +20,10 @@ Nothing here is used by the running bot.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import json
+import tempfile
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -45,6 +50,7 @@ class Recorded:
     json: Any
     files: dict[str, tuple[str, bytes]] = field(default_factory=dict)  # part name -> (filename, bytes)
     t: float = field(default_factory=time.perf_counter)
+    response: Any = None  # the JSON the fake Discord answered with (a Message object for posts and edits)
 
     @property
     def interaction_id(self) -> int | None:
@@ -73,6 +79,7 @@ class FakeDiscord:
         self.requests: list[Recorded] = []
         self.assets: dict[str, tuple[str, bytes]] = {}  # path under /assets/ -> (content type, bytes)
         self._ids = itertools.count(1)
+        self._originals: dict[str, int] = {}  # interaction token -> id of its @original message
         self._changed = asyncio.Condition()
         self._runner: web.AppRunner | None = None
         self.port = 0
@@ -136,8 +143,9 @@ class FakeDiscord:
 
     # ---- the server -----------------------------------------------------------------------------------------
 
-    def _message(self, body: dict, channel_id: int | None = None, author: dict | None = None) -> dict:
-        mid = discord.utils.time_snowflake(discord.utils.utcnow()) + next(self._ids)
+    def _message(self, body: dict, channel_id: int | None = None, author: dict | None = None,
+                 mid: int | None = None) -> dict:
+        mid = mid or discord.utils.time_snowflake(discord.utils.utcnow()) + next(self._ids)
         attachments = []
         for i, a in enumerate(body.get("attachments") or []):
             attachments.append({"id": str(mid + i), "filename": a.get("filename", f"file{i}"), "size": 1,
@@ -173,10 +181,13 @@ class FakeDiscord:
                     body = raw
         path = request.path
         rec = Recorded(request.method, path, dict(request.query), ctype, body, files)
+        answer = self._answer(rec)
+        if isinstance(answer, web.Response) and answer.content_type == "application/json" and answer.body:
+            rec.response = json.loads(answer.body)  # type: ignore[arg-type]
         async with self._changed:
             self.requests.append(rec)
             self._changed.notify_all()
-        return self._answer(rec)
+        return answer
 
     @staticmethod
     def _json(obj: Any, status: int = 200) -> web.Response:
@@ -202,7 +213,22 @@ class FakeDiscord:
         if "/webhooks/" in p:
             if r.method == "DELETE":
                 return web.Response(status=204)
-            return self._json(self._message(r.json if isinstance(r.json, dict) else {}))
+            mid = None
+            if p.endswith("/messages/@original"):  # every edit of @original is the same message, as on Discord
+                mid = self._originals.setdefault(r.token or "", discord.utils.time_snowflake(discord.utils.utcnow())
+                                                 + next(self._ids))
+            return self._json(self._message(r.json if isinstance(r.json, dict) else {}, mid=mid))
+        if "/users/" in p and r.method == "GET" and p.split("/")[-2] == "users" and p.split("/")[-1].isdigit():
+            uid = int(p.split("/")[-1])
+            return self._json(_user(uid, f"user{uid % 1000}"))
+        if p.endswith("/users/@me/channels") and r.method == "POST":  # open a DM
+            rid = int((r.json or {}).get("recipient_id", USER_ID))
+            return self._json({"id": str(DM_CHANNEL_ID), "type": 1, "last_message_id": None,
+                               "recipients": [_user(rid, f"user{rid % 1000}")]})
+        if "/channels/" in p and r.method == "GET" and p.split("/")[-2] == "channels":
+            cid = int(p.split("/")[-1])
+            return self._json({"id": str(cid), "type": 0, "guild_id": str(GUILD_ID), "name": "muse-reports",
+                               "position": 0, "permission_overwrites": [], "nsfw": False, "parent_id": None})
         if "/commands" in p and r.method == "PUT":
             out = []
             for i, c in enumerate(r.json or []):
@@ -217,8 +243,9 @@ class FakeDiscord:
 class Payloads:
     """INTERACTION_CREATE payloads, shaped like the gateway's."""
 
-    def __init__(self, user_id: int = USER_ID, guild: bool = True, locale: str = "en-US"):
-        self.user_id, self.guild, self.locale = user_id, guild, locale
+    def __init__(self, user_id: int = USER_ID, guild: bool = True, locale: str = "en-US",
+                 permissions: str = ALL_PERMISSIONS):
+        self.user_id, self.guild, self.locale, self.permissions = user_id, guild, locale, permissions
 
     def _base(self, itype: int, data: dict, *, guild: bool | None = None, locale: str | None = None,
               user_id: int | None = None, message: dict | None = None) -> dict:
@@ -237,7 +264,7 @@ class Payloads:
                      channel={"id": str(CHANNEL_ID), "type": 0, "guild_id": str(GUILD_ID), "name": "muse",
                               "position": 0, "permission_overwrites": [], "nsfw": False, "parent_id": None},
                      member={"user": user, "roles": [], "joined_at": "2025-01-01T00:00:00+00:00", "deaf": False,
-                             "mute": False, "permissions": ALL_PERMISSIONS, "flags": 0})
+                             "mute": False, "permissions": self.permissions, "flags": 0})
         else:
             p.update(channel_id=str(DM_CHANNEL_ID), context=1, user=user,
                      channel={"id": str(DM_CHANNEL_ID), "type": 1, "recipients": [user]})
@@ -261,9 +288,13 @@ class Payloads:
 
     def command(self, name: str, options: dict | None = None, *, sub: str | None = None,
                 attachments: list[dict] | None = None, **kw) -> dict:
+        """A slash command; ``sub`` names a subcommand, or a group and its subcommand ("model status")."""
         opts = [self._option(k, v) for k, v in (options or {}).items()]
         if sub is not None:
-            opts = [{"name": sub, "type": 1, "options": opts}]
+            *groups, leaf = sub.split()
+            opts = [{"name": leaf, "type": 1, "options": opts}]
+            for group in reversed(groups):
+                opts = [{"name": group, "type": 2, "options": opts}]
         data: dict = {"id": str(APP_ID + 7), "name": name, "type": 1, "options": opts}
         if attachments:
             data["resolved"] = {"attachments": {a["id"]: a for a in attachments}}
@@ -296,6 +327,63 @@ class Payloads:
                                                         "value": values.get(label, "")}]})
         return self._base(5, {"custom_id": modal["custom_id"], "components": rows}, **kw)
 
+    # ---- gateway events other than interactions -------------------------------------------------------------
+
+    @staticmethod
+    def guild_create(guild_id: int = GUILD_ID) -> dict:
+        """A minimal ``GUILD_CREATE`` (for ``parse_guild_create``): puts the guild in discord.py's cache."""
+        return {"id": str(guild_id), "name": "Muse test server", "owner_id": str(USER_ID), "unavailable": False,
+                "icon": None, "splash": None, "discovery_splash": None, "afk_channel_id": None, "afk_timeout": 300,
+                "verification_level": 0, "default_message_notifications": 0, "explicit_content_filter": 0,
+                "roles": [{"id": str(guild_id), "name": "@everyone", "permissions": "0", "position": 0, "color": 0,
+                           "hoist": False, "managed": False, "mentionable": False, "flags": 0}],
+                "emojis": [], "stickers": [], "features": [], "mfa_level": 0, "application_id": None,
+                "system_channel_id": None, "system_channel_flags": 0, "rules_channel_id": None,
+                "vanity_url_code": None, "description": None, "banner": None, "premium_tier": 0,
+                "preferred_locale": "en-US", "public_updates_channel_id": None, "nsfw_level": 0,
+                "premium_progress_bar_enabled": False, "member_count": 2, "large": False,
+                "joined_at": "2025-01-01T00:00:00+00:00", "members": [], "presences": [], "voice_states": [],
+                "threads": [], "stage_instances": [], "guild_scheduled_events": [],
+                "channels": [{"id": str(CHANNEL_ID), "type": 0, "name": "muse", "position": 0,
+                              "permission_overwrites": [], "nsfw": False, "parent_id": None}]}
+
+    def _reaction(self, message_id: int, emoji: str | dict, user_id: int | None, channel_id: int | None,
+                  guild: bool | None) -> dict:
+        guild = self.guild if guild is None else guild
+        e = emoji if isinstance(emoji, dict) else {"id": None, "name": emoji}
+        p = {"user_id": str(user_id or self.user_id), "message_id": str(message_id), "emoji": e, "type": 0,
+             "burst": False, "channel_id": str(channel_id or (CHANNEL_ID if guild else DM_CHANNEL_ID))}
+        if guild:
+            p["guild_id"] = str(GUILD_ID)
+        return p
+
+    def reaction_add(self, message_id: int, emoji: str | dict, *, user_id: int | None = None, bot: bool = False,
+                     channel_id: int | None = None, guild: bool | None = None,
+                     author_id: int | None = BOT_ID) -> dict:
+        """``MESSAGE_REACTION_ADD``: ``emoji`` is a unicode emoji or a ``{"id", "name"}`` dict (custom emoji);
+        in a guild it carries the reacting member, as the gateway sends it."""
+        p = self._reaction(message_id, emoji, user_id, channel_id, guild)
+        p["burst_colors"] = []
+        if author_id is not None:
+            p["message_author_id"] = str(author_id)
+        if "guild_id" in p:
+            uid = int(p["user_id"])
+            p["member"] = {"user": _user(uid, f"user{uid % 1000}", bot=bot), "roles": [], "deaf": False, "mute": False,
+                           "joined_at": "2025-01-01T00:00:00+00:00", "flags": 0, "avatar": None, "nick": None}
+        return p
+
+    def reaction_remove(self, message_id: int, emoji: str | dict, *, user_id: int | None = None,
+                        channel_id: int | None = None, guild: bool | None = None) -> dict:
+        """``MESSAGE_REACTION_REMOVE``: no member, no author (as on Discord)."""
+        return self._reaction(message_id, emoji, user_id, channel_id, guild)
+
+    def reaction_clear(self, message_id: int, *, emoji: str | dict | None = None, guild: bool | None = None) -> dict:
+        """``MESSAGE_REACTION_REMOVE_ALL``, or ``MESSAGE_REACTION_REMOVE_EMOJI`` when ``emoji`` is given."""
+        p = self._reaction(message_id, emoji or "x", None, None, guild)
+        for k in ("user_id", "type", "burst") + (() if emoji else ("emoji",)):
+            p.pop(k)
+        return p
+
     @staticmethod
     def attachment(aid: int, filename: str, url: str, size: int, content_type: str | None) -> dict:
         a = {"id": str(aid), "filename": filename, "size": size, "url": url, "proxy_url": url}
@@ -304,10 +392,21 @@ class Payloads:
         return a
 
 
-async def started_bot(settings, *, engine=None, preload=("image", "morph", "poem-en", "poem-zh")):
-    """A logged-in bot (no gateway) wired to the fake Discord that ``Route.BASE`` points at."""
-    from .app import create_bot
+async def started_bot(settings, *, engine=None, preload=("image", "morph", "poem-en", "poem-zh"), **kw):
+    """A logged-in bot (no gateway) wired to the fake Discord that ``Route.BASE`` points at.
 
-    bot = create_bot(settings, engine=engine, preload=preload)
+    ``kw`` goes to `create_bot` (``store=``, ``trainer=``, ``feedback=``). A bot on the fake Discord never writes
+    to the default ``./muse.sqlite3``, which is a real bot's database: unless the settings name another
+    ``[database] path``, it gets a throwaway database in a temporary folder (removed with the bot).
+    """
+    from .app import create_bot
+    from .settings import DatabaseSettings
+
+    scratch = None
+    if settings.database.path == DatabaseSettings().path and kw.get("store") is None:
+        scratch = tempfile.TemporaryDirectory(prefix="muse-fake-db-")
+        settings = dataclasses.replace(settings, database=DatabaseSettings(path=f"{scratch.name}/muse.sqlite3"))
+    bot = create_bot(settings, engine=engine, preload=preload, **kw)
+    bot._scratch_db = scratch  # type: ignore[attr-defined]  # the folder lives as long as the bot
     await bot.login("fake-token")
     return bot

@@ -9,6 +9,9 @@ process is parsed by the template regex and rebuilt by ``from_custom_id``; no vi
     muse:im:<theme>:<lineage>                   🌀 morph from a cell of this grid (asks for the target)
     muse:pr:<lang>:<temperature×100>            🔁 reroll a poem (theme read back from the message)
     muse:pv:<lang>:<temperature×100>:<seed>     🌱 a variation: a new poem that starts from this one's first line
+
+A press on 🔁 or on V1–V4 / 🌱 is also feedback on the result it was pressed on: a weak 'reroll' or 'variation'
+signal in the store (found by the message id), stored with the new result once it is posted.
 """
 
 from __future__ import annotations
@@ -54,7 +57,8 @@ class ImageReroll(_Safe, discord.ui.DynamicItem[discord.ui.Button], template=r"m
 
     async def run(self, interaction: discord.Interaction) -> None:
         count = actions.check_range("count", self.count, 1, 4)
-        await actions.post_image(interaction, self.theme, (Generation(actions.random_seed(), count),))
+        await actions.post_image(interaction, self.theme, (Generation(actions.random_seed(), count),),
+                                 signal="reroll")
 
 
 class ImageVariation(_Safe, discord.ui.DynamicItem[discord.ui.Button],
@@ -76,7 +80,7 @@ class ImageVariation(_Safe, discord.ui.DynamicItem[discord.ui.Button],
         if not 0 <= self.cell < parent[-1].count:
             raise UserError("stale", detail=f"V{self.cell + 1}")
         child = render.with_child(parent, self.cell, actions.random_seed(), 4)
-        await actions.post_image(interaction, self.theme, child, parent_cell=self.cell)
+        await actions.post_image(interaction, self.theme, child, parent_cell=self.cell, signal="variation")
 
 
 class ImageMorph(_Safe, discord.ui.DynamicItem[discord.ui.Button],
@@ -95,15 +99,17 @@ class ImageMorph(_Safe, discord.ui.DynamicItem[discord.ui.Button],
             lineage = render.decode_lineage(self.lineage)
         except ValueError as e:
             raise UserError("stale", detail=str(e)) from None
-        await interaction.response.send_modal(MorphModal(interaction.locale, self.theme, lineage))
+        await interaction.response.send_modal(MorphModal(interaction.locale, self.theme, lineage,
+                                                         message_id=actions.parent_of(interaction)))
 
 
 class MorphModal(discord.ui.Modal):
     """Asks which cell to start from and which emoji to end at; lives only as long as this process."""
 
-    def __init__(self, locale, theme: int, lineage: tuple[Generation, ...]):
+    def __init__(self, locale, theme: int, lineage: tuple[Generation, ...], message_id: int | None = None):
         super().__init__(title=t(locale, "morph_modal")[:45], timeout=600)
         self.theme_index, self.lineage = theme, lineage
+        self.message_id = message_id  # the grid's message: its stored result is the morph's parent
         self.cell = discord.ui.TextInput(label=t(locale, "morph_modal_cell"), default="1", max_length=2)
         self.target = discord.ui.TextInput(label=t(locale, "morph_modal_to"), placeholder="🐶", max_length=16)
         self.add_item(self.cell)
@@ -119,7 +125,8 @@ class MorphModal(discord.ui.Modal):
             actions.check_range("cell", cell + 1, 1, count)
             emoji = actions.check_emoji(str(self.target.value))
             seed = self.lineage[-1].seed
-            a = actions.Source(f"Muse {seed}·V{cell + 1}", theme=self.theme_index, lineage=self.lineage, cell=cell)
+            a = actions.Source(f"Muse {seed}·V{cell + 1}", theme=self.theme_index, lineage=self.lineage, cell=cell,
+                               message_id=self.message_id)
             await actions.post_morph(interaction, a, actions.Source(emoji, emoji=emoji), frames=8)
         except Exception as e:  # noqa: BLE001
             await report(interaction, e)
@@ -149,7 +156,8 @@ class PoemReroll(_Safe, discord.ui.DynamicItem[discord.ui.Button], template=r"mu
 
     async def run(self, interaction: discord.Interaction) -> None:
         meta, _ = _poem_state(interaction)
-        await actions.post_poem(interaction, self.lang, meta.get("theme"), self.temp / 100, actions.random_seed())
+        await actions.post_poem(interaction, self.lang, meta.get("theme"), self.temp / 100, actions.random_seed(),
+                                signal="reroll")
 
 
 class PoemVariation(_Safe, discord.ui.DynamicItem[discord.ui.Button],
@@ -168,7 +176,7 @@ class PoemVariation(_Safe, discord.ui.DynamicItem[discord.ui.Button],
         first = next((line.strip() for line in text.splitlines() if line.strip()), None)
         theme = first.rstrip("，。,.!?;:")[:200] if first else None
         await actions.post_poem(interaction, self.lang, theme or None, self.temp / 100, actions.random_seed(),
-                                parent=int(self.seed, 36))
+                                parent=int(self.seed, 36), signal="variation")
 
 
 DYNAMIC_ITEMS = (ImageReroll, ImageVariation, ImageMorph, PoemReroll, PoemVariation)

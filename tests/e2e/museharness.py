@@ -11,19 +11,23 @@ from bot.testing import APP_ID, FakeDiscord, Payloads, started_bot
 
 
 def make_settings(models: Path, **overrides):
+    """Settings for the tiny models. The trainer is off unless a test turns it on; the database is a throwaway
+    one (see `started_bot`) unless a test names a path (to share it across a restart, or to look into it)."""
     o = {"discord": {"application_id": APP_ID, "test_guild": 0}, "engine": {"models_dir": str(models)},
-         "limits": {"cooldown_rate": 50}}
+         "limits": {"cooldown_rate": 50}, "trainer": {"enabled": False}}
     for section, values in overrides.items():
         o.setdefault(section, {}).update(values)
     return load_settings(env={}, overrides=o)
 
 
 @contextlib.asynccontextmanager
-async def harness(models: Path, *, fake: FakeDiscord | None = None, engine_obj=None, **overrides):
-    """(fake Discord, logged-in bot, payload builder); the fake server may be shared across a "restart"."""
+async def harness(models: Path, *, fake: FakeDiscord | None = None, engine_obj=None, bot_kw: dict | None = None,
+                  **overrides):
+    """(fake Discord, logged-in bot, payload builder); the fake server may be shared across a "restart".
+    ``bot_kw`` goes to `create_bot` (``store=``, ``trainer=``)."""
     own = fake is None
     fake = fake or await FakeDiscord().start()
-    bot = await started_bot(make_settings(models, **overrides), engine=engine_obj)
+    bot = await started_bot(make_settings(models, **overrides), engine=engine_obj, **(bot_kw or {}))
     try:
         yield fake, bot, Payloads()
     finally:
@@ -55,6 +59,8 @@ def is_ephemeral(rec) -> bool:
 
 def message_from(fake: FakeDiscord, rec) -> dict:
     """The Message object the fake Discord answered ``rec`` with (what a later click would carry)."""
+    if isinstance(rec.response, dict) and "id" in rec.response:
+        return dict(rec.response)
     return fake._message(rec.json)
 
 
