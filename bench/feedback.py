@@ -101,7 +101,7 @@ async def _run(kind: str, rater, rounds: int, per_round: int, lang: str, seed: i
         cfg = TrainerConfig(min_feedback=10**9, every_hours=0, per_user_cap=16, threads=threads,
                             data_dir=str(paths.data_dir()))
         if steps is not None:
-            cfg.finetune.steps = steps
+            cfg.finetune.steps = cfg.finetune.text_steps = steps
         trainer = Trainer(store, engine, cfg)
         await trainer.start()
         fnet = data = None

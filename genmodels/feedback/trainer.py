@@ -48,7 +48,7 @@ class TrainerConfig:
     min_feedback: int = 32  # new votes on a model that wake the trainer
     every_hours: float = 24.0  # also train on this schedule when there is new feedback (0 = off)
     per_user_cap: int = 16  # votes of one member that count in one fine-tune
-    tolerance: float = 0.10  # the gate: quality and diversity may fall at most this fraction
+    tolerance: float = 0.15  # the gate: quality and diversity may fall at most this fraction (of parent and base)
     models_dir: str | None = None  # where new versions go; None = the engine's root, else $MUSE_MODELS_DIR
     data_dir: str | None = None  # replay data; None = $MUSE_DATA_DIR (built from Debian packages when missing)
     device: str = "cpu"

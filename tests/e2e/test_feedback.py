@@ -477,7 +477,7 @@ def test_intents_settings_and_injection(bot_models: Path, tmp_path: Path):
     d = load_settings(env={})
     assert d.feedback.positive == ["👍", "❤️", "⭐", "🔥"] and d.feedback.variation_weight == 0.3
     assert (d.trainer.enabled, d.trainer.min_feedback, d.trainer.every_hours, d.trainer.per_user_cap,
-            d.trainer.tolerance, d.trainer.report_channel) == (True, 32, 24.0, 16, 0.10, 0)
+            d.trainer.tolerance, d.trainer.report_channel) == (True, 32, 24.0, 16, 0.15, 0)
     for env, match in (({"MUSE_FEEDBACK_NEGATIVE": "👍"}, "share 👍"), ({"MUSE_TRAINER_MIN_FEEDBACK": "0"}, "at least 1"),
                        ({"MUSE_FEEDBACK_VARIATION_WEIGHT": "3"}, "between -1 and 1")):
         with pytest.raises(SettingsError, match=match):
