@@ -314,11 +314,11 @@ async def post_morph(interaction: discord.Interaction, a: Source, b: Source, fra
 
         def work(morpher):
             ims = [a.image(engine, morpher), b.image(engine, morpher)]
-            seq = morpher.morph(ims[0], ims[1], frames=frames)
-            return render.morph_gif(seq, cell_px), render.strip_png(seq, max(64, cell_px // 2)), morpher.version
+            seq, z = morpher.morph_with_latents(ims[0], ims[1], frames=frames)
+            return render.morph_gif(seq, cell_px), render.strip_png(seq, max(64, cell_px // 2)), morpher.version, z
 
         job = slot.call("morph", work)
-    gif, strip, version = await wait(interaction, job)
+    gif, strip, version, latents = await wait(interaction, job)
     loc = interaction.locale
     embed = discord.Embed(title=t(loc, "morph_title"), colour=discord.Colour.teal())
     embed.set_image(url="attachment://morph.gif")
@@ -332,7 +332,7 @@ async def post_morph(interaction: discord.Interaction, a: Source, b: Source, fra
                                                         discord.File(io.BytesIO(strip), "strip.png")])
     parent = a.message_id if a.message_id is not None else b.message_id
     await record(interaction, msg, kind="morph", model="vae", version=version, parent_message=parent,
-                 params={"from": a.describe(), "to": b.describe(), "frames": frames})
+                 latent=latents, params={"from": a.describe(), "to": b.describe(), "frames": frames})
 
 
 async def post_morph_poem(interaction: discord.Interaction, lang: str, a: str, b: str, steps: int) -> None:

@@ -179,10 +179,15 @@ class Morpher:
 
     def morph(self, a, b, frames: int = 8) -> list[Image.Image]:
         """``frames`` images from a to b (both ends included), decoded along the slerp between their codes."""
+        return self.morph_with_latents(a, b, frames)[0]
+
+    def morph_with_latents(self, a, b, frames: int = 8) -> tuple[list[Image.Image], torch.Tensor]:
+        """The morph's images and their latents (frames, latent): what the feedback store keeps of a morph."""
         if not 2 <= frames <= MAX_FRAMES:
             raise ValueError(f"frames must be between 2 and {MAX_FRAMES}.")
         za, zb = self.encode([self.image_from(a), self.image_from(b)])
-        return self.decode(slerp(za, zb, torch.linspace(0, 1, frames)))
+        z = slerp(za, zb, torch.linspace(0, 1, frames))
+        return self.decode(z), z
 
 
 # ---- files -------------------------------------------------------------------------------------------------

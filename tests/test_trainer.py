@@ -151,6 +151,21 @@ def test_nan_in_training_fails_safely(world):
     asyncio.run(main())
 
 
+def test_feedback_the_method_cannot_use_is_skipped_not_failed(world):
+    models, data_dir, db = world
+
+    async def main():
+        async with running(models, db, _config(data_dir), preload=()) as (engine, store, trainer, reports):
+            await store.record_result(kind="morph", model="vae", model_version="v0001",
+                                      latent=np.zeros((3, 8), np.float32), message_id=77)
+            await store.add_reaction(77, 5, "👎")  # the VAE only learns from liked morphs
+            result = await trainer.train("vae")
+            assert result.outcome == "skipped" and "no liked morphs" in result.reason and not reports
+            assert (await store.last_run("vae"))["outcome"] == "skipped"
+
+    asyncio.run(main())
+
+
 def test_enough_feedback_wakes_the_trainer(world):
     models, data_dir, db = world
 

@@ -43,7 +43,11 @@ from .preference import LatentPreference, PreferenceConfig
 
 
 class FinetuneError(RuntimeError):
-    """A fine-tune that must not be served: no usable feedback, or weights that went non-finite."""
+    """A fine-tune that must not be served: its weights went non-finite."""
+
+
+class NothingToLearn(FinetuneError):
+    """The feedback holds nothing this model's method can use (say, only dislikes for the VAE)."""
 
 
 @dataclass
@@ -112,7 +116,7 @@ def finetune_dcgan(parent: tuple[dict, dict], items: list[dict], data_path: Path
     parent_gen = ImageGenerator(G, card)
     votes = _votes(items)
     if not votes:
-        raise FinetuneError("no votes with latents to learn from")
+        raise NothingToLearn("no votes with latents to learn from")
     liked = [it for it in votes if it["value"] > 0]
 
     data = load_image_dataset(data_path)
@@ -162,7 +166,7 @@ def finetune_vae(parent: tuple[dict, dict], items: list[dict], data_path: Path, 
     vae = morpher.vae.train().requires_grad_(True).to(device)
     liked = [it for it in _votes(items) if it["value"] > 0]
     if not liked:
-        raise FinetuneError("no liked morphs to learn from")
+        raise NothingToLearn("no liked morphs to learn from")
     D = vae.cfg.latent
     z = torch.cat([torch.as_tensor(np.asarray(it["latent"], np.float32).reshape(-1, D)) for it in liked])
     w = torch.cat([torch.full((np.asarray(it["latent"]).reshape(-1, D).shape[0],), float(it["value"])) for it in liked])
@@ -224,7 +228,7 @@ def finetune_textvae(parent: tuple[dict, dict], items: list[dict], data_dir: Pat
     anchor = {k: v.detach().clone() for k, v in model.named_parameters()}
     voted = [it for it in items if it.get("value") and it.get("content")]
     if not voted:
-        raise FinetuneError("no rated poems to learn from")
+        raise NothingToLearn("no rated poems to learn from")
     liked = [(ln, float(it["value"])) for it in voted if it["value"] > 0 for ln in poem_lines(it["content"], lang)]
     disliked = [(ln, -float(it["value"])) for it in voted if it["value"] < 0 for ln in poem_lines(it["content"], lang)]
 

@@ -30,7 +30,7 @@ from typing import Awaitable, Callable
 
 from .. import checkpoints, paths
 from ..engine import Engine
-from .finetune import FinetuneConfig
+from .finetune import FinetuneConfig, NothingToLearn
 from .store import FeedbackStore
 
 log = logging.getLogger("muse.trainer")
@@ -287,6 +287,9 @@ class Trainer:
         t0 = time.monotonic()
         try:
             res = await asyncio.get_running_loop().run_in_executor(self._worker(), run_job, spec)
+        except NothingToLearn as e:
+            await self.store.finish_run(run_id, "skipped", feedback_used=len(rated), detail={"reason": str(e)})
+            return TrainOutcome(model, "skipped", None, served, str(e), {}, len(rated), run_id)
         except Exception as e:  # a crash, NaN (FinetuneError), OOM, a dead worker: the served model stays
             if isinstance(e, concurrent.futures.process.BrokenProcessPool):
                 self._pool = None

@@ -105,6 +105,7 @@ def test_every_posted_result_is_stored_with_its_message(bot_models: Path, tmp_pa
     assert r_poem.content == poem.json["embeds"][0]["description"]
     assert r_morph.kind == "morph" and r_morph.model == "vae"
     assert r_morph.params == {"from": {"emoji": "🐱"}, "to": {"emoji": "🐶"}, "frames": 3}
+    assert r_morph.latent.shape == (3, 8)  # the frames' VAE latents: what the trainer fine-tunes the VAE on
     assert r_verse.kind == "morph-poem" and r_verse.model == "textvae-en" and len(r_verse.content.splitlines()) == 3
     assert r_dm.guild_id is None and r_dm.channel_id == DM_CHANNEL_ID
 
