@@ -77,6 +77,15 @@ class _NoTrainerModule(Exception):
     """Stands in for `TrainerError` while `genmodels.feedback.trainer` is absent (an injected trainer)."""
 
 
+async def _begin_model_admin(interaction: discord.Interaction, kind: str):
+    """The checks of /muse model train and rollback, then a private "thinking…": (trainer, model, locale)."""
+    await require_admin(interaction)
+    kind = check_model(kind)
+    trainer = need_trainer(interaction)
+    await interaction.response.defer(ephemeral=True, thinking=True)
+    return trainer, kind, interaction.locale
+
+
 def _trainer_error() -> type[Exception]:
     try:
         from genmodels.feedback.trainer import TrainerError
@@ -198,11 +207,7 @@ class Muse(commands.Cog):
     @app_commands.rename(kind=_("kind"))
     @app_commands.choices(kind=MODEL_CHOICES)
     async def model_train(self, interaction: discord.Interaction, kind: str) -> None:
-        await require_admin(interaction)
-        kind = check_model(kind)
-        trainer = need_trainer(interaction)
-        await interaction.response.defer(ephemeral=True, thinking=True)
-        loc = interaction.locale
+        trainer, kind, loc = await _begin_model_admin(interaction, kind)
         try:
             out = await trainer.train(kind, trigger=f"admin:{interaction.user.id}")
         except _trainer_error() as e:
@@ -224,15 +229,11 @@ class Muse(commands.Cog):
     @app_commands.rename(kind=_("kind"))
     @app_commands.choices(kind=MODEL_CHOICES)
     async def model_rollback(self, interaction: discord.Interaction, kind: str) -> None:
-        await require_admin(interaction)
-        kind = check_model(kind)
-        trainer = need_trainer(interaction)
-        await interaction.response.defer(ephemeral=True, thinking=True)
-        loc = interaction.locale
+        trainer, kind, loc = await _begin_model_admin(interaction, kind)
         try:
             version = await trainer.rollback(kind)
         except _trainer_error() as e:
-            if "roll back to" in str(e).lower():  # "nothing to roll back to", "no earlier version to roll back to"
+            if type(e).__name__ == "NothingToRollBack":
                 served = self.bot.store and await self.bot.store.served_version(kind)
                 text = t(loc, "rollback_none", model=kind, served=_served(self.bot, kind, served))
             else:

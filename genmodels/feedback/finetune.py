@@ -98,6 +98,18 @@ def fit_preference(z: list[np.ndarray], values: list[float], cfg: PreferenceConf
     return LatentPreference.fit(torch.from_numpy(np.concatenate(rows)), torch.tensor(ys), torch.tensor(ws), cfg)
 
 
+def _l2sp(model: torch.nn.Module, anchor: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Σ ||θ - θ_parent||² (L2-SP, Li et al. 2018): keeps a fine-tune close to the model it started from."""
+    return sum((p - anchor[k]).pow(2).sum() for k, p in model.named_parameters())
+
+
+def _step(opt: torch.optim.Optimizer, loss: torch.Tensor, model: torch.nn.Module, clip: float) -> None:
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+    opt.step()
+
+
 def _check_finite(tensors: dict[str, torch.Tensor]) -> None:
     bad = [k for k, v in tensors.items() if v.is_floating_point() and not torch.isfinite(v).all()]
     if bad:
@@ -185,11 +197,7 @@ def finetune_vae(parent: tuple[dict, dict], items: list[dict], data_path: Path, 
         lt = vae.loss_terms(liked_x[li])
         wl = float(w[li.cpu()].mean()) * cfg.liked_weight
         loss = rt["nll"] + rt["kl"] + wl * (lt["nll"] + lt["kl"])
-        loss = loss + cfg.anchor * sum((p - anchor[k]).pow(2).sum() for k, p in vae.named_parameters())
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(vae.parameters(), 100.0)
-        opt.step()
+        _step(opt, loss + cfg.anchor * _l2sp(vae, anchor), vae, clip=100.0)
     out = {k: v.detach().cpu() for k, v in vae.state_dict().items()}
     _check_finite(out)
     return out, {"finetune": {"method": "reward-weighted ELBO on liked morph frames + replay + L2-SP",
@@ -268,11 +276,7 @@ def finetune_textvae(parent: tuple[dict, dict], items: list[dict], data_dir: Pat
             x = trim(x, ln)
             mu, _ = model.encode(x, ln)
             loss = loss + cfg.unlikelihood * _unlikelihood(model, x, ln, mu)
-        loss = loss + cfg.anchor * sum((p - anchor[k]).pow(2).sum() for k, p in model.named_parameters())
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-        opt.step()
+        _step(opt, loss + cfg.anchor * _l2sp(model, anchor), model, clip=5.0)
     out = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     _check_finite(out)
 

@@ -43,6 +43,10 @@ class TrainerError(Exception):
     """A request the trainer cannot do (unknown model, nothing to roll back to); the message is for people."""
 
 
+class NothingToRollBack(TrainerError):
+    """The served version is the oldest one this server has served."""
+
+
 @dataclass
 class TrainerConfig:
     min_feedback: int = 32  # new votes on a model that wake the trainer
@@ -342,7 +346,7 @@ class Trainer:
             current = await self.store.served_version(model)
             earlier = [v for v in versions if v["status"] == "retired" and v["version"] != current]
             if current is None or not earlier:
-                raise TrainerError(f"There is no earlier {model} version to roll back to.")
+                raise NothingToRollBack(f"There is no earlier {model} version to roll back to.")
             target = earlier[-1]["version"]
             self._install(model, parse_tag(target))
             await self.engine.reload(ENGINE_KEYS[model])
@@ -367,5 +371,6 @@ class Trainer:
         return out
 
 
-__all__ = ["ENGINE_KEYS", "MODELS", "TrainOutcome", "Trainer", "TrainerConfig", "TrainerError", "load_served",
+__all__ = ["ENGINE_KEYS", "MODELS", "NothingToRollBack", "TrainOutcome", "Trainer", "TrainerConfig", "TrainerError",
+           "load_served",
            "run_job"]

@@ -17,7 +17,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from bot import admin, render
+from bot import render
 from bot.settings import SettingsError, load_settings
 from bot.testing import BOT_ID, CHANNEL_ID, DM_CHANNEL_ID, GUILD_ID, USER_ID, FakeDiscord, Payloads
 from genmodels.engine import lineage_latents
@@ -333,7 +333,7 @@ def test_admin_commands_refuse_members_and_serve_admins(bot_models: Path, tmp_pa
 
 def test_train_and_rollback_replies_with_a_stand_in_trainer(bot_models: Path, tmp_path: Path):
     """The formatting of every outcome; the real trainer's behaviour is the trainer's own tests' business."""
-    error = admin._trainer_error()
+    from genmodels.feedback.trainer import NothingToRollBack
 
     class StandIn(Notified):
         def __init__(self):
@@ -351,7 +351,7 @@ def test_train_and_rollback_replies_with_a_stand_in_trainer(bot_models: Path, tm
 
         async def rollback(self, model):
             if model == "vae":
-                raise error("There is no earlier vae version to roll back to.")
+                raise NothingToRollBack("There is no earlier vae version to roll back to.")
             return "v0001"
 
         async def status(self):
