@@ -25,6 +25,8 @@ from discord import app_commands
 from discord.app_commands import locale_str as _
 from discord.ext import commands
 
+from genmodels.feedback.trainer import NothingToRollBack, TrainerError
+
 from .actions import TOKEN_LIFETIME
 from .errors import UserError, log_error
 from .feedback import KEY_OF_MODEL, version_tag
@@ -73,10 +75,6 @@ def check_model(kind: str) -> str:
     return kind
 
 
-class _NoTrainerModule(Exception):
-    """Stands in for `TrainerError` while `genmodels.feedback.trainer` is absent (an injected trainer)."""
-
-
 async def _begin_model_admin(interaction: discord.Interaction, kind: str):
     """The checks of /muse model train and rollback, then a private "thinking…": (trainer, model, locale)."""
     await require_admin(interaction)
@@ -85,13 +83,6 @@ async def _begin_model_admin(interaction: discord.Interaction, kind: str):
     await interaction.response.defer(ephemeral=True, thinking=True)
     return trainer, kind, interaction.locale
 
-
-def _trainer_error() -> type[Exception]:
-    try:
-        from genmodels.feedback.trainer import TrainerError
-    except ImportError:
-        return _NoTrainerModule
-    return TrainerError
 
 
 def _when(ts: float | None) -> str:
@@ -210,7 +201,7 @@ class Muse(commands.Cog):
         trainer, kind, loc = await _begin_model_admin(interaction, kind)
         try:
             out = await trainer.train(kind, trigger=f"admin:{interaction.user.id}")
-        except _trainer_error() as e:
+        except TrainerError as e:
             await _reply(interaction, t(loc, "train_error", model=kind, detail=str(e)[:1500]))
             return
         key = f"train_{out.outcome}" if out.outcome in ("promoted", "refused", "failed", "skipped") else "train_failed"
@@ -232,8 +223,8 @@ class Muse(commands.Cog):
         trainer, kind, loc = await _begin_model_admin(interaction, kind)
         try:
             version = await trainer.rollback(kind)
-        except _trainer_error() as e:
-            if type(e).__name__ == "NothingToRollBack":
+        except TrainerError as e:
+            if isinstance(e, NothingToRollBack):
                 served = self.bot.store and await self.bot.store.served_version(kind)
                 text = t(loc, "rollback_none", model=kind, served=_served(self.bot, kind, served))
             else:

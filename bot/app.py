@@ -128,11 +128,8 @@ class MuseBot(commands.Bot):
                              "results and votes will not be recorded")
                 return
         if self.trainer is None and self.settings.trainer.enabled:
-            try:
-                from genmodels.feedback.trainer import Trainer, TrainerConfig
-            except ImportError as e:
-                log.warning("no trainer (%s): votes are recorded, models are not fine-tuned", e)
-                return
+            from genmodels.feedback.trainer import Trainer, TrainerConfig
+
             tr, es = self.settings.trainer, self.settings.engine
             config = TrainerConfig(min_feedback=tr.min_feedback, every_hours=tr.every_hours,
                                    per_user_cap=tr.per_user_cap, tolerance=tr.tolerance,
