@@ -67,7 +67,7 @@ class FeedbackSettings:
 class TrainerSettings:
     enabled: bool = True
     min_feedback: int = 32  # new votes on a model before the trainer fine-tunes it on its own
-    every_hours: float = 24.0  # at most one automatic run per model in this many hours
+    every_hours: float = 24.0  # also fine-tune on this schedule when new votes have arrived (0 = off)
     per_user_cap: int = 16  # votes of one user counted per run (against brigading)
     tolerance: float = 0.15  # the eval gate: how much a candidate's quality or diversity may fall
     report_channel: int = 0  # a channel id for trainer reports; 0 = a DM to the bot's owner
