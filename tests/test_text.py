@@ -100,6 +100,18 @@ def test_zh_clause_split():
     assert zh_clauses("举头望明月？低头思故乡！") == ["举头望明月", "低头思故乡"]
 
 
+def test_zh_mixed_file_keeps_only_new_regulated_verse():
+    from genmodels.data.poems import _is_new_regulated_verse, _zh_entry_lines
+
+    seen = {"床前明月光"}
+    verse = _zh_entry_lines(["青鸟不传云外信，丁香空结雨中愁。", "\x1b[33m    -- 李璟《摊破浣溪沙》\x1b[m"])
+    assert verse == ["青鸟不传云外信", "丁香空结雨中愁"] and _is_new_regulated_verse(verse, seen)
+    assert not _is_new_regulated_verse(["床前明月光", "疑是地上霜"], seen)  # a quote of a poem we have
+    assert _is_new_regulated_verse(["狗咬穿烂的", "人舔穿好的"], set())  # shape alone decides: a 5+5 proverb passes
+    assert not _is_new_regulated_verse(["天下有道", "却走马以粪"], set())  # prose: half the clauses are not 5/7
+    assert not _is_new_regulated_verse(["既坠釜甑反顾无益"], set())  # one clause
+
+
 # ----------------------------------------------------------------------------------------------------------
 # Tokenizer
 # ----------------------------------------------------------------------------------------------------------

@@ -5,9 +5,12 @@ Built-in sources (Debian packages, read from ``/usr/share/games/fortunes``):
 - ``en``: ``songs-poems`` and ``love`` from ``fortunes``. Entries are separated by ``%`` lines; the
   ``-- Author`` attribution (and anything after it in the entry) is dropped, as are blank lines, very long
   lines and lines that are mostly not letters (ASCII art, code, tables).
-- ``zh``: ``tang300`` and ``song100`` from ``fortunes-zh``. ANSI colour escapes, the ``《title》`` /
-  ``题目:`` line, the ``作者：`` line and the ``其一`` sub-headings are dropped; every verse line is split
-  into clauses on Chinese and ASCII punctuation (，。？！；、：…), and each clause is one training line.
+- ``zh``: ``tang300`` and ``song100`` from ``fortunes-zh``, plus the regulated verse in its ``chinese`` file
+  (entries of at least two clauses, 90% or more of them of 5 or 7 characters; entries that share a clause
+  with ``tang300``/``song100`` are dropped, so no poem can straddle the split twice). ANSI colour escapes,
+  ``-- author`` attributions, the ``《title》`` / ``题目:`` line, the ``作者：`` line and the ``其一``
+  sub-headings are dropped; every verse line is split into clauses on Chinese and ASCII punctuation
+  (，。？！；、：…), and each clause is one training line.
 
 A user's own corpus is a UTF-8 text file with poems separated by blank lines or ``%`` lines; every text
 line is one training line (for ``zh`` each line is split into clauses as above, because the model works
@@ -34,8 +37,11 @@ from . import DataError
 FORTUNES_DIR = Path("/usr/share/games/fortunes")
 BUILTIN = {
     "en": (("songs-poems", "love"), "fortunes"),
-    "zh": (("tang300", "song100"), "fortunes-zh"),
+    "zh": (("tang300", "song100", "chinese"), "fortunes-zh"),
 }
+# Files whose entries are mixed (proverbs, prose, code, verse): only regulated verse is kept from them.
+VERSE_ONLY = {"chinese"}
+VERSE_SHARE = 0.9  # of an entry's clauses with 5 or 7 characters
 LANGS = tuple(BUILTIN)
 FORMAT_VERSION = 1
 
@@ -110,7 +116,7 @@ def _zh_entry_lines(entry: list[str]) -> list[str]:
     out = []
     for raw in entry:
         line = _ANSI.sub("", raw).strip()
-        if not line or line.startswith(("《", "题目", "作者")):
+        if not line or line.startswith(("《", "题目", "作者")) or _ATTRIBUTION.match(line):
             continue
         if not re.search(r"[，。？！；、：,.?!;:]", line) and len(line) <= 4:
             continue  # sub-headings such as 其一 / 其二
@@ -139,11 +145,21 @@ def _read_builtin(lang: str) -> tuple[list[list[str]], list[str], str]:
         h.update(data)
         text = data.decode("utf-8", errors="replace")
         paths.append(str(p))
+        seen = {line for poem in poems for line in poem}
         for entry in _split_entries(text, blank_separates=False):
             lines = _en_entry_lines(entry, True) if lang == "en" else _zh_entry_lines(entry)
+            if name in VERSE_ONLY and not _is_new_regulated_verse(lines, seen):
+                continue
             if lines:
                 poems.append(lines)
     return poems, paths, h.hexdigest()
+
+
+def _is_new_regulated_verse(clauses: list[str], seen: set[str]) -> bool:
+    """Two or more clauses, nearly all of 5 or 7 characters, none already in the corpus."""
+    if len(clauses) < 2 or any(c in seen for c in clauses):
+        return False
+    return sum(len(c) in (5, 7) for c in clauses) / len(clauses) >= VERSE_SHARE
 
 
 def _read_source(lang: str, source: Path) -> tuple[list[list[str]], list[str], str]:
