@@ -99,7 +99,7 @@ def run_job(spec: dict) -> dict:
     worker process; returns plain data: {"version", "passed", "reason", "metrics", "parent_metrics"}."""
     import torch
 
-    from ..data.emoji import load_image_dataset
+    from ..data.emoji import build_emoji_dataset, load_image_dataset
     from ..data.poems import build_poem_dataset, load_poem_dataset
     from ..data.tokenizer import TOKENIZER_FILE
     from ..eval_images import load_feature_net
@@ -118,6 +118,8 @@ def run_job(spec: dict) -> dict:
 
     if model in ("dcgan", "vae"):
         data_path = data_dir / "images.npz"
+        if not data_path.exists():  # the replay data, built from the Debian emoji font like `muse prepare images`
+            build_emoji_dataset(data_path)
         fn = finetune.finetune_dcgan if model == "dcgan" else finetune.finetune_vae
         new_tensors, extra = fn((tensors, card), spec["items"], data_path, cfg, device)
     else:
