@@ -22,6 +22,8 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from PIL import Image
+
 from genmodels import checkpoints, paths
 
 
@@ -82,8 +84,24 @@ async def _round(kind: str, model: str, engine, store, rater, n: int, rng: rando
             "diversity": diversity, "diversity_metric": "recall" if kind == "image" else "distinct2"}
 
 
+def _before_after(before, after, path: str) -> None:
+    """Two 9×4 grids, the same themes and seeds (one theme per row), from the first and the last served model."""
+    from genmodels.images import grid
+
+    def sheet(gen):
+        return grid([im for t in range(9) for im in gen.generate(t, count=4, seed=1000 + t).images], cols=4, scale=2,
+                    pad=4)
+
+    a, b = sheet(before), sheet(after)
+    out = Image.new("RGBA", (a.width + b.width + 24, a.height), (228, 228, 228, 255))
+    out.alpha_composite(a, (0, 0))
+    out.alpha_composite(b, (a.width + 24, 0))
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    out.save(path)
+
+
 async def _run(kind: str, rater, rounds: int, per_round: int, lang: str, seed: int, root: str | None,
-               threads: int, steps: int | None) -> dict:
+               threads: int, steps: int | None, sheet: str | None = None) -> dict:
     from genmodels.data.emoji import load_image_dataset
     from genmodels.engine import Engine, EngineConfig
     from genmodels.eval_images import load_feature_net
@@ -109,6 +127,7 @@ async def _run(kind: str, rater, rounds: int, per_round: int, lang: str, seed: i
             fnet, _ = load_feature_net(str(models))
             data = load_image_dataset(paths.data_dir() / "images.npz")
         out = []
+        before = await asyncio.to_thread(engine.model, "image") if kind == "image" else None
         try:
             for r in range(rounds + 1):
                 t0 = time.monotonic()
@@ -118,6 +137,8 @@ async def _run(kind: str, rater, rounds: int, per_round: int, lang: str, seed: i
                     row.update(gate=res.outcome, candidate=res.version, gate_reason=res.reason)
                 row["seconds"] = round(time.monotonic() - t0, 1)
                 out.append(row)
+            if sheet is not None and before is not None:
+                _before_after(before, engine.loaded("image"), sheet)
         finally:
             await trainer.close()
             await store.close()
@@ -134,11 +155,11 @@ async def _run(kind: str, rater, rounds: int, per_round: int, lang: str, seed: i
 
 
 def run(kind: str, rater: str, rounds: int = 5, per_round: int = 64, *, lang: str = "en", seed: int = 0,
-        models: str | None = None, threads: int = 1, steps: int | None = None) -> dict:
+        models: str | None = None, threads: int = 1, steps: int | None = None, sheet: str | None = None) -> dict:
     if kind not in ("image", "poem"):
         raise ValueError("--kind is image or poem.")
     if rounds < 1 or per_round < 1:
         raise ValueError("--rounds and --per-round must be at least 1.")
-    result = asyncio.run(_run(kind, load_rater(rater), rounds, per_round, lang, seed, models, threads, steps))
+    result = asyncio.run(_run(kind, load_rater(rater), rounds, per_round, lang, seed, models, threads, steps, sheet))
     result["rater"] = rater
     return result

@@ -180,7 +180,7 @@ def cmd_bench(args) -> int:
         if args.data:
             os.environ["MUSE_DATA_DIR"] = args.data
         result = bench_feedback(args.kind, args.rater, args.rounds, args.per_round, lang=args.lang, seed=args.seed,
-                                models=args.models, threads=args.threads, steps=args.steps)
+                                models=args.models, threads=args.threads, steps=args.steps, sheet=args.sheet)
     else:
         from bench.train import run as bench_train
 
@@ -280,6 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--lang", choices=LANGS, default="en", help="feedback: poem language")
     sp.add_argument("--seed", type=int, default=0, help="feedback: seed of the simulated community")
     sp.add_argument("--threads", type=int, default=1, help="feedback: torch threads (engine and trainer)")
+    sp.add_argument("--sheet", help="feedback --kind image: write a before/after sample sheet (PNG) here")
     sp.set_defaults(func=cmd_bench)
     return p
 
