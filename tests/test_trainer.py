@@ -213,13 +213,16 @@ def test_text_finetune_promotes(world, tmp_path):
 
 
 def test_gate_decisions():
-    parent = {"precision": 0.8, "recall": 0.5}
-    assert decide("dcgan", {"precision": 0.79, "recall": 0.46}, parent, 0.1).passed
-    d = decide("dcgan", {"precision": 0.8, "recall": 0.3}, parent, 0.1)
+    parent = {"precision": 0.8, "recall": 0.5, "theme_diversity": 4.0}
+    assert decide("dcgan", {"precision": 0.79, "recall": 0.46, "theme_diversity": 3.9}, parent, 0.1).passed
+    d = decide("dcgan", {"precision": 0.8, "recall": 0.3, "theme_diversity": 4.0}, parent, 0.1)
     assert not d.passed and "recall fell" in d.reasons[0]
+    # every theme collapsing to look-alikes is refused even when recall holds
+    d = decide("dcgan", {"precision": 0.8, "recall": 0.5, "theme_diversity": 2.0}, parent, 0.1)
+    assert not d.passed and "theme_diversity fell" in d.reasons[0]
     # drift: fine against the parent, too far from the base the chain started from
-    assert not decide("dcgan", {"precision": 0.8, "recall": 0.44}, {"precision": 0.8, "recall": 0.46}, 0.1,
-                      base=parent).passed
+    assert not decide("dcgan", {"precision": 0.8, "recall": 0.44, "theme_diversity": 4.0},
+                      {"precision": 0.8, "recall": 0.46, "theme_diversity": 4.0}, 0.1, base=parent).passed
     assert not decide("textvae", {"neg_elbo": float("nan"), "distinct2": 0.7}, {"neg_elbo": 40, "distinct2": 0.7}, 0.1).passed
     assert not decide("vae", {"neg_elbo_nats": 3000, "classifier_accuracy_reconstructions": 0.7},
                       {"neg_elbo_nats": 2300, "classifier_accuracy_reconstructions": 0.7}, 0.1).passed

@@ -62,7 +62,8 @@ class FinetuneConfig:
     pull: float = 0.01  # DCGAN: after each step, move G this fraction of the way back to the parent (decoupled L2-SP)
     batch: int = 32
     seed: int = 0
-    image_preference: PreferenceConfig = field(default_factory=PreferenceConfig)
+    # At mix 0.5 / spread 0.6 most themes collapsed to copies of one liked image (bench sample sheet).
+    image_preference: PreferenceConfig = field(default_factory=lambda: PreferenceConfig(mix=0.25, spread=0.7))
     # Poems drawn near a few liked poems repeat their lines (distinct-2 fell 17% at mix 0.5, and the gate
     # refused it), so for text the preference only ranks candidates from the plain prior.
     text_preference: PreferenceConfig = field(default_factory=lambda: PreferenceConfig(mix=0.0, candidates=6))

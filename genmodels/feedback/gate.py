@@ -5,7 +5,7 @@ Metrics (the core's own, on held-out data, through the sampler users see, prefer
 
 | model | quality | diversity / recognisability |
 |---|---|---|
-| dcgan | precision (Kynkäänniemi, k = 3) | recall |
+| dcgan | precision (Kynkäänniemi, k = 3) | recall; mean pairwise feature distance within a theme |
 | vae | held-out negative ELBO (lower is better) | feature-classifier accuracy on reconstructions |
 | textvae-* | held-out negative ELBO per line (lower is better) | distinct-2 of sampled poems |
 
@@ -31,7 +31,7 @@ from ..training.textvae import dev_scores, lines_to_tensor
 
 # metric -> True when higher is better
 GATED = {
-    "dcgan": {"precision": True, "recall": True},
+    "dcgan": {"precision": True, "recall": True, "theme_diversity": True},
     "vae": {"neg_elbo_nats": False, "classifier_accuracy_reconstructions": True},
     "textvae": {"neg_elbo": False, "distinct2": True},
 }
@@ -62,10 +62,25 @@ def poem_distinct2(poems: list[str], lang: str) -> float:
 
 
 @torch.no_grad()
+def theme_diversity(gen: ImageGenerator, fnet: FeatureNet, per_theme: int = 16, seed: int = 20_000) -> float:
+    """Mean pairwise feature distance between samples of one theme, averaged over themes.
+
+    Recall looks at the whole sample set against the held-out set, so it barely moves when every theme
+    collapses to a few look-alikes that still cover the themes (seen in `muse bench feedback` runs); this does.
+    """
+    out = []
+    for y in range(len(gen.themes)):
+        f = fnet.features(gen.G(gen.latents(seed + y, per_theme), torch.full((per_theme,), y)))
+        out.append(float(torch.pdist(f.float()).mean()))
+    return sum(out) / len(out)
+
+
+@torch.no_grad()
 def image_metrics(model: ImageGenerator | Morpher, fnet: FeatureNet, data: ImageSet) -> dict:
     if isinstance(model, ImageGenerator):
         m = evaluate_dcgan(model, fnet, data, per_theme=16, draws=3)
-        return {k: m[k] for k in ("precision", "recall", "kid", "near_copy_rate", "theme_accuracy_mean")}
+        out = {k: m[k] for k in ("precision", "recall", "kid", "near_copy_rate", "theme_accuracy_mean")}
+        return {**out, "theme_diversity": theme_diversity(model, fnet)}
     m = evaluate_vae(model, fnet, data, samples=2)
     return {k: m[k] for k in ("neg_elbo_nats", "classifier_accuracy_reconstructions", "accuracy_gap")}
 
