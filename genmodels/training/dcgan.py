@@ -161,25 +161,14 @@ class DCGANTrainer:
         return out
 
 
-def train(
-    *,
-    data_path: Path,
-    runs_dir: Path,
-    models_dir: Path,
-    device: str = "auto",
-    steps: int | None = None,
-    resume: bool = True,
-    progress: bool = True,
-    model: DCGANConfig | None = None,
-    tcfg: DCGANTrainConfig | None = None,
-    save_every: int = 500,
-) -> Path:
-    """Train from scratch (or resume) and write a new `dcgan` version; returns its folder."""
+def train(*, model: DCGANConfig | None = None, tcfg: DCGANTrainConfig | None = None, **run) -> Path:
+    """Train from scratch (or resume) and write a new `dcgan` version; returns its folder.
+
+    ``run``: ``data_path``, ``runs_dir``, ``models_dir`` and the options of `image_run.fit_image_model`."""
     tcfg = tcfg or DCGANTrainConfig()
 
     def build(data, dev):
         cfg = model or DCGANConfig(n_classes=data.n_labels)
         return DCGANTrainer(to_model(data.train_images), torch.as_tensor(data.train_labels), cfg, tcfg, dev)
 
-    return fit_image_model(NAME, build, tcfg, data_path=data_path, runs_dir=runs_dir, models_dir=models_dir,
-                           device=device, steps=steps, resume=resume, progress=progress, save_every=save_every)
+    return fit_image_model(NAME, build, tcfg, **run)

@@ -84,25 +84,14 @@ def accuracy(model: FeatureNet, images: torch.Tensor, labels: torch.Tensor, batc
     return float((preds.cpu() == labels.cpu()).float().mean())
 
 
-def train(
-    *,
-    data_path: Path,
-    runs_dir: Path,
-    models_dir: Path,
-    device: str = "auto",
-    steps: int | None = None,
-    resume: bool = True,
-    progress: bool = True,
-    model: FeatureNetConfig | None = None,
-    tcfg: FeatureTrainConfig | None = None,
-    save_every: int = 500,
-) -> Path:
-    """Train from scratch (or resume) and write a new `features` version; returns its folder."""
+def train(*, model: FeatureNetConfig | None = None, tcfg: FeatureTrainConfig | None = None, **run) -> Path:
+    """Train from scratch (or resume) and write a new `features` version; returns its folder.
+
+    ``run``: ``data_path``, ``runs_dir``, ``models_dir`` and the options of `image_run.fit_image_model`."""
     tcfg = tcfg or FeatureTrainConfig()
 
     def build(data, dev):
         cfg = model or FeatureNetConfig(n_classes=data.n_labels)
         return FeatureTrainer(to_model(data.train_images), torch.as_tensor(data.train_labels), cfg, tcfg, dev)
 
-    return fit_image_model(NAME, build, tcfg, data_path=data_path, runs_dir=runs_dir, models_dir=models_dir,
-                           device=device, steps=steps, resume=resume, progress=progress, save_every=save_every)
+    return fit_image_model(NAME, build, tcfg, **run)

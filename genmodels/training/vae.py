@@ -73,24 +73,13 @@ class VAETrainer:
         return self.model.state_dict()
 
 
-def train(
-    *,
-    data_path: Path,
-    runs_dir: Path,
-    models_dir: Path,
-    device: str = "auto",
-    steps: int | None = None,
-    resume: bool = True,
-    progress: bool = True,
-    model: VAEConfig | None = None,
-    tcfg: VAETrainConfig | None = None,
-    save_every: int = 500,
-) -> Path:
-    """Train from scratch (or resume) and write a new `vae` version; returns its folder."""
+def train(*, model: VAEConfig | None = None, tcfg: VAETrainConfig | None = None, **run) -> Path:
+    """Train from scratch (or resume) and write a new `vae` version; returns its folder.
+
+    ``run``: ``data_path``, ``runs_dir``, ``models_dir`` and the options of `image_run.fit_image_model`."""
     tcfg = tcfg or VAETrainConfig()
 
     def build(data, dev):
         return VAETrainer(to_model(data.train_images), model or VAEConfig(), tcfg, dev)
 
-    return fit_image_model(NAME, build, tcfg, data_path=data_path, runs_dir=runs_dir, models_dir=models_dir,
-                           device=device, steps=steps, resume=resume, progress=progress, save_every=save_every)
+    return fit_image_model(NAME, build, tcfg, **run)
