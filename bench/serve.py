@@ -8,7 +8,10 @@ to discord.py:
 - ``result``: until it receives the edit that carries the grid PNG;
 - event-loop lag: how late a 5 ms ticker wakes up while the requests are served (p99, max);
 - throughput: requests and images per second, with micro-batching and with batch size 1, in the same run;
-  end to end (Discord round trips and PNG encoding included) and for inference alone.
+  end to end (Discord round trips and PNG encoding included) and for inference alone;
+- where the time went: process CPU, event-loop-thread CPU and forward-pass seconds per phase, and the upper
+  bound on the end-to-end speedup that the work batching cannot touch sets
+  (``speedup_bound_if_inference_were_free``).
 
 The generator is the newest trained ``dcgan`` when there is one; otherwise a freshly initialised generator of the
 default architecture (the same compute per image) stands in, and the JSON says so.
@@ -17,6 +20,7 @@ default architecture (the same compute per image) stands in, and the JSON says s
 from __future__ import annotations
 
 import asyncio
+import os
 import statistics
 import time
 from pathlib import Path
@@ -77,12 +81,14 @@ async def _phase(gen, *, batching: bool, requests: int, count: int, max_batch: i
     await asyncio.sleep(0.02)
     try:
         sent: dict[str, float] = {}
+        cpu0, loop0 = time.process_time(), time.thread_time()  # this coroutine runs on the event-loop thread
         t0 = time.perf_counter()
         for p in payloads:
             sent[p["token"]] = time.perf_counter()
             bot._connection.parse_interaction_create(p)
         results = await asyncio.gather(*(fake.result_of(p["token"], timeout=600) for p in payloads))
         t_end = max(r.t for r in results)
+        cpu, loop_cpu = time.process_time() - cpu0, time.thread_time() - loop0
         acks = {r.token: r.t for r in fake.requests if r.path.endswith("/callback")}
         ack_ms = [1000 * (acks[tok] - s) for tok, s in sent.items()]
         res_ms = [1000 * (r.t - sent[r.token]) for r in results]
@@ -101,6 +107,10 @@ async def _phase(gen, *, batching: bool, requests: int, count: int, max_batch: i
         "loop_lag_ms": {"p99": round(1000 * _pct(lags, 99), 2), "max": round(1000 * max(lags, default=0), 2),
                         "mean": round(1000 * statistics.fmean(lags), 2) if lags else 0.0},
         "batches": engine.stats["batches"], "mean_batch_images": round(engine.stats["images"] / max(1, engine.stats["batches"]), 1),
+        # Where the time went: CPU seconds of the whole process and of the event-loop thread alone (discord.py,
+        # aiohttp on both ends, the store), and the wall seconds of the generator's forward passes.
+        "cpu_s": {"process": round(cpu, 3), "event_loop": round(loop_cpu, 3),
+                  "inference": round(engine.stats["inference_s"], 3)},
     }
 
 
@@ -121,6 +131,33 @@ async def _engine_only(gen, *, batching: bool, requests: int, count: int, max_ba
             "batches": engine.stats["batches"]}
 
 
+def _forward_costs(gen, threads: int, sizes=(1, 4, 16, 64, 256), images: int = 256) -> dict:
+    """Milliseconds per image of the bare generator forward pass by batch size, on the engine's thread count;
+    in fp32 (what Muse serves) and, on CPUs with native bf16, under bf16 autocast for comparison. Best of 3."""
+    import torch
+
+    from genmodels.training.common import cpu_has_native_bf16
+
+    torch.set_num_threads(threads)  # this thread's intra-op pool, like the engine's worker
+    out: dict[str, dict[str, float]] = {}
+    for precision in ("fp32", "bf16") if cpu_has_native_bf16() else ("fp32",):
+        row = {}
+        for n in sizes:
+            z, y = torch.randn(n, gen.cfg.nz), torch.zeros(n, dtype=torch.long)
+            reps = max(1, images // n)
+            best = float("inf")
+            with torch.inference_mode(), torch.autocast("cpu", torch.bfloat16, enabled=precision == "bf16"):
+                gen.G(z, y)  # warm
+                for _ in range(3):
+                    t = time.perf_counter()
+                    for _ in range(reps):
+                        gen.G(z, y)
+                    best = min(best, (time.perf_counter() - t) / (reps * n))
+            row[str(n)] = round(1000 * best, 3)
+        out[precision] = row
+    return out
+
+
 async def _run(requests: int, count: int, models: str | None, max_batch: int) -> dict:
     gen, kind = await asyncio.to_thread(_generator, models)
     batched = await _phase(gen, batching=True, requests=requests, count=count, max_batch=max_batch)
@@ -129,6 +166,15 @@ async def _run(requests: int, count: int, models: str | None, max_batch: int) ->
     inf_1 = await _engine_only(gen, batching=False, requests=requests, count=count, max_batch=max_batch)
     import torch
 
+    forward = await asyncio.to_thread(_forward_costs, gen, max(1, (os.cpu_count() or 2) - 1))  # as the engine
+
+    # Batching can only shorten the forward passes. Everything else (the event loop's discord.py and HTTP work,
+    # PNG encoding, the store) is the same in both modes. Even if batched inference cost nothing, the batched
+    # run would still need that work: at least its CPU seconds spread over every core, and at least the event
+    # loop's share, which runs on one thread. Single wall time over that floor bounds the end-to-end speedup.
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    rest = batched["cpu_s"]["process"] - batched["cpu_s"]["inference"]
+    floor = max(batched["cpu_s"]["event_loop"], rest / cores, 1e-9)
     return {
         "model": gen.version, "weights": kind, "torch_threads": torch.get_num_threads(),
         "requests": requests, "images_per_request": count,
@@ -136,6 +182,10 @@ async def _run(requests: int, count: int, models: str | None, max_batch: int) ->
         "speedup": round(batched["requests_per_s"] / single["requests_per_s"], 2),
         "inference_only": {"batched": inf_b, "batch_size_1": inf_1,
                            "speedup": round(inf_b["images_per_s"] / inf_1["images_per_s"], 2)},
+        "cores": cores,
+        "forward_ms_per_image_by_batch": forward,
+        "speedup_bound_if_inference_were_free": round(single["wall_s"] / floor, 2),
+        "inference_share_of_cpu_batch_size_1": round(single["cpu_s"]["inference"] / max(1e-9, single["cpu_s"]["process"]), 2),
         "targets": {"ack_under_100ms": batched["ack_ms"]["max"] < 100 and single["ack_ms"]["max"] < 100,
                     "loop_lag_p99_under_50ms": batched["loop_lag_ms"]["p99"] < 50,
                     "batched_at_least_2x": batched["requests_per_s"] >= 2 * single["requests_per_s"],

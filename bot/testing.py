@@ -81,6 +81,8 @@ class FakeDiscord:
         self._ids = itertools.count(1)
         self._originals: dict[str, int] = {}  # interaction token -> id of its @original message
         self._changed = asyncio.Condition()
+        self._by_token: dict[str, list[Recorded]] = {}  # interaction token -> its requests, in arrival order
+        self._token_events: dict[str, asyncio.Event] = {}  # set when a request for that token arrives
         self._runner: web.AppRunner | None = None
         self.port = 0
         self.old_base = discord.http.Route.BASE
@@ -126,7 +128,7 @@ class FakeDiscord:
         return await asyncio.wait_for(_wait(), timeout)
 
     def for_token(self, token: str) -> list[Recorded]:
-        return [r for r in self.requests if r.token == token]
+        return list(self._by_token.get(token, ()))
 
     async def result_of(self, token: str, timeout: float = 20.0) -> Recorded:
         """The request that delivered the final answer for an interaction: an edit of @original with an embed,
@@ -139,7 +141,21 @@ class FakeDiscord:
             return bool(r.json.get("embeds")) or r.json.get("flags", 0) & 64 or (
                 r.method == "POST" and "webhooks" in r.path)
 
-        return (await self.wait_for(done, timeout))[0]
+        async def _wait() -> Recorded:
+            # Waits on this token alone: with many interactions in flight (the serving benchmark), rescanning
+            # every request on every arrival would make the harness itself the bottleneck.
+            event = self._token_events.setdefault(token, asyncio.Event())
+            seen = 0
+            while True:
+                event.clear()
+                mine = self._by_token.get(token, [])
+                for r in mine[seen:]:
+                    if done(r):
+                        return r
+                seen = len(mine)
+                await event.wait()
+
+        return await asyncio.wait_for(_wait(), timeout)
 
     # ---- the server -----------------------------------------------------------------------------------------
 
@@ -184,6 +200,12 @@ class FakeDiscord:
         answer = self._answer(rec)
         if isinstance(answer, web.Response) and answer.content_type == "application/json" and answer.body:
             rec.response = json.loads(answer.body)  # type: ignore[arg-type]
+        token = rec.token
+        if token is not None:
+            self._by_token.setdefault(token, []).append(rec)
+            event = self._token_events.get(token)
+            if event is not None:
+                event.set()
         async with self._changed:
             self.requests.append(rec)
             self._changed.notify_all()

@@ -198,7 +198,7 @@ class Engine:
         self._reserved = 0
         self._per_user: collections.Counter = collections.Counter()
         self._load_lock = threading.Lock()
-        self.stats = collections.Counter()  # batches, images, jobs: for tests and the benchmark
+        self.stats = collections.Counter()  # batches, images, jobs, inference_s: for tests and the benchmark
         self._owner_loop: asyncio.AbstractEventLoop | None = None
 
     # ---- lifecycle ------------------------------------------------------------------------------------------
@@ -418,7 +418,9 @@ class Engine:
             except BaseException as e:
                 outs.append(e)
         if zs:
+            t0 = time.perf_counter()
             images = gen.render(torch.cat(zs), ys)
+            self.stats["inference_s"] += time.perf_counter() - t0
             total = len(images)
             self.stats["images"] += total
             i = 0
