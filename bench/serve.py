@@ -142,7 +142,7 @@ def _forward_costs(gen, threads: int, sizes=(1, 4, 16, 64, 256), images: int = 2
     out: dict[str, dict[str, float]] = {}
     for precision in ("fp32", "bf16") if cpu_has_native_bf16() else ("fp32",):
         row = {}
-        for n in sizes:
+        for n in (n for n in sizes if n <= images):
             z, y = torch.randn(n, gen.cfg.nz), torch.zeros(n, dtype=torch.long)
             reps = max(1, images // n)
             best = float("inf")
@@ -166,7 +166,8 @@ async def _run(requests: int, count: int, models: str | None, max_batch: int) ->
     inf_1 = await _engine_only(gen, batching=False, requests=requests, count=count, max_batch=max_batch)
     import torch
 
-    forward = await asyncio.to_thread(_forward_costs, gen, max(1, (os.cpu_count() or 2) - 1))  # as the engine
+    forward = await asyncio.to_thread(_forward_costs, gen, max(1, (os.cpu_count() or 2) - 1),  # as the engine
+                                      images=max(16, min(256, requests * count)))
 
     # Batching can only shorten the forward passes. Everything else (the event loop's discord.py and HTTP work,
     # PNG encoding, the store) is the same in both modes. Even if batched inference cost nothing, the batched
