@@ -103,6 +103,10 @@ def test_bench_serve_reports_the_figures(bot_models: Path, monkeypatch):
         assert r["ok"] == 6 and r["requests_per_s"] > 0
         assert 0 <= r["ack_ms"]["p50"] <= r["ack_ms"]["p99"] <= r["result_ms"]["p99"]
         assert r["loop_lag_ms"]["p99"] >= 0
+        cpu = r["cpu_s"]  # the split the speedup bound is computed from
+        assert 0 < cpu["event_loop"] <= cpu["process"] and 0 < cpu["inference"]
+    assert res["speedup_bound_if_inference_were_free"] > 0 and 0 < res["inference_share_of_cpu_batch_size_1"] <= 1
+    assert set(res["forward_ms_per_image_by_batch"]["fp32"]) == {"1", "4", "16"}  # sized to the 12 images asked
     assert res["batch_size_1"]["batches"] == 6 and res["batched"]["batches"] <= 6
     assert res["model"] == "dcgan/v0001" and res["weights"] == "trained" and res["speedup"] > 0
     assert res["inference_only"]["batch_size_1"]["batches"] == 6 and res["inference_only"]["speedup"] > 0
