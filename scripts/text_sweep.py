@@ -4,6 +4,8 @@ Used to search the recipe on a GPU machine; the chosen variant then becomes ``RE
 ``genmodels/training/textvae.py``. Example::
 
     python scripts/text_sweep.py en bow03 '{"recipe": {"bow_weight": 0.3}, "config": {"bow_dim": 256}}' out/
+
+An override may also name another data folder with "data" (a folder holding poems-{lang}.json).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ def main(lang: str, name: str, overrides: str, out: str) -> None:
     cfg, recipe = textvae.RECIPES[lang]
     textvae.RECIPES[lang] = (replace(cfg, **ov.get("config", {})), replace(recipe, **ov.get("recipe", {})))
     root = Path(out) / name
-    vae_dir = textvae.train(lang, data_dir=Path("data"), runs_dir=root / "runs", models_dir=root / "models",
+    vae_dir = textvae.train(lang, data_dir=Path(ov.get("data", "data")), runs_dir=root / "runs", models_dir=root / "models",
                             device=ov.get("device", "auto"), progress=False)
     card = checkpoints.read_card(vae_dir)
     cfg2, rec2 = textvae.RECIPES[lang]
