@@ -260,7 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("eval", help="metrics on held-out data")
     sp.add_argument("what", choices=["all", "dcgan", "vae", "text"])
     sp.add_argument("--json", action="store_true")
-    sp.add_argument("--k", type=int, default=100, help="text: importance samples for the NLL")
+    sp.add_argument("--k", type=int, default=1000, help="text: importance samples for the NLL (at least 100)")
     sp.add_argument("--samples", type=int, default=1000, help="text: prior samples per language")
     sp.add_argument("--write-cards", action="store_true", help="store the metrics in each model's card.json")
     common(sp)

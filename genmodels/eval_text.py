@@ -2,8 +2,12 @@
 
 Metrics (all on the held-out split unless said otherwise; NLL in nats per line, EOS included):
 
-- ``iw_nll``: importance-weighted NLL of the VAE with K samples (Burda et al. 2016); ``lm_nll``: exact NLL of the
-  LM baseline with the same decoder; ``*_ppl``: the per-token perplexities;
+- ``iw_nll``: importance-weighted NLL of the VAE with K samples (Burda et al. 2016), K = 1000 by default;
+  ``iw_nll_k100``: the same estimate from the first 100 of those samples; ``lm_nll``: exact NLL of the LM
+  baseline with the same decoder; ``*_ppl``: the per-token perplexities. The IW estimate is a stochastic
+  lower bound on log p(x) that tightens as K grows. With a latent of 10–20 nats, K = 100 still reads 0.5–1 nat
+  too pessimistic (docs/MODELS.md has the measurements). The target asks for K ≥ 100, so we take 1000, as
+  He et al. (2019) take 500: a closer estimate of the same quantity, not a looser target.
 - ``kl``: KL(q(z|x) || p(z)) per line; ``mi``: I(x; z) (Hoffman & Johnson 2016, as in He et al. 2019);
   ``active_units``: dimensions with Cov_x(E_q[z_d]) >= 0.01;
 - ``recon_f1``: unigram F1 between the greedy decode of the posterior mean and the line itself;
@@ -26,6 +30,8 @@ import torch
 
 from .data.poems import PoemDataset, load_poem_dataset
 from .data.tokenizer import encode, tokens
+
+IW_K = 1000  # importance samples for iw_nll (the target asks for K >= 100)
 
 TARGETS = {
     "iw_nll_vs_lm": "iw_nll <= lm_nll + 1",
@@ -68,7 +74,7 @@ def _batches(x: torch.Tensor, lengths: torch.Tensor, size: int):
 
 
 @torch.no_grad()
-def text_metrics(vae, lm, tok, ds: PoemDataset, lang: str, *, k: int = 100, n_samples: int = 1000,
+def text_metrics(vae, lm, tok, ds: PoemDataset, lang: str, *, k: int = IW_K, n_samples: int = 1000,
                  seed: int = 0) -> dict[str, Any]:
     """All metrics for an in-memory VAE / LM pair on ``ds``'s held-out split. Returns a flat dict + ``targets``."""
     from .training.textvae import lines_to_tensor
@@ -83,16 +89,18 @@ def text_metrics(vae, lm, tok, ds: PoemDataset, lang: str, *, k: int = 100, n_sa
     g = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
 
-    iw, lm_ll, kl, mus, f1s = [], [], [], [], []
+    iw, iw100, lm_ll, kl, mus, f1s = [], [], [], [], [], []
     for xb, lb in _batches(x, lengths, 64):
-        iw.append(vae.iw_log_likelihood(xb, lb, k=k))
+        log_w = vae.log_importance_weights(xb, lb, k=k)  # (K, B)
+        iw.append(vae.iw_from_weights(log_w))
+        iw100.append(vae.iw_from_weights(log_w[:100]))  # the same estimate from the first 100 samples only
         lm_ll.append(lm.log_px_z(xb, lb, None))
         mu, logvar = vae.encode(xb, lb)
         kl.append(vae.kl(mu, logvar).sum(-1))
         mus.append(mu)
         for pred, ref, n in zip(vae.greedy(mu), xb.tolist(), lb.tolist()):
             f1s.append(_f1(pred, ref[:n]))
-    iw, lm_ll, kl, mus = torch.cat(iw), torch.cat(lm_ll), torch.cat(kl), torch.cat(mus)
+    iw, iw100, lm_ll, kl, mus = torch.cat(iw), torch.cat(iw100), torch.cat(lm_ll), torch.cat(kl), torch.cat(mus)
     mi = vae.mutual_information(x, lengths)
     au_var = mus.float().var(dim=0)  # Cov_x(E_q[z]) diagonal, (D,)
 
@@ -102,6 +110,7 @@ def text_metrics(vae, lm, tok, ds: PoemDataset, lang: str, *, k: int = 100, n_sa
         "heldout_tokens_per_line": n_tokens / x.shape[0],
         "k": k,
         "iw_nll": float(-iw.mean()),
+        "iw_nll_k100": float(-iw100.mean()),  # equal to iw_nll when k <= 100
         "lm_nll": float(-lm_ll.mean()),
         "iw_ppl": math.exp(float(-iw.sum()) / n_tokens),
         "lm_ppl": math.exp(float(-lm_ll.sum()) / n_tokens),
@@ -142,7 +151,7 @@ def text_metrics(vae, lm, tok, ds: PoemDataset, lang: str, *, k: int = 100, n_sa
         out["heldout_shape_5or7"] = sum(len(l) in (5, 7) for l in held) / max(1, len(held))
 
     t = {
-        "iw_nll_vs_lm": out["iw_nll"] <= out["lm_nll"] + 1,
+        "iw_nll_vs_lm": k >= 100 and out["iw_nll"] <= out["lm_nll"] + 1,  # the target asks for K >= 100
         "kl": out["kl"] >= 4,
         "mi": out["mi"] >= 2,
         "recon_f1": out["recon_f1"] >= 0.4,
@@ -159,7 +168,7 @@ def text_metrics(vae, lm, tok, ds: PoemDataset, lang: str, *, k: int = 100, n_sa
     return out
 
 
-def evaluate_text(lang: str, *, root: str | os.PathLike | None = None, data_dir: Path, k: int = 100,
+def evaluate_text(lang: str, *, root: str | os.PathLike | None = None, data_dir: Path, k: int = IW_K,
                   n_samples: int = 1000, seed: int = 0) -> dict[str, Any]:
     """Evaluate the newest ``textvae-{lang}`` and ``textlm-{lang}`` (from ``root``, else the usual model roots)
     on the held-out split of ``data_dir/poems-{lang}.json``."""

@@ -241,7 +241,7 @@ def train(
     resume: bool = True,
     progress: bool = True,
     seed: int = 0,
-    eval_k: int = 100,
+    eval_k: int | None = None,
     eval_samples: int = 1000,
 ) -> Path:
     """Train tokenizer, ``textvae-{lang}`` and ``textlm-{lang}``; return the new VAE version folder.
@@ -249,7 +249,7 @@ def train(
     ``steps`` caps the steps of each phase (VAE and LM; both may stop earlier on dev). Uses
     ``data_dir/poems-{lang}.json`` (built from the built-in corpus when missing).
     """
-    from ..eval_text import text_metrics  # late import: eval_text imports this module's helpers
+    from ..eval_text import IW_K, text_metrics  # late import: eval_text imports this module's helpers
 
     if lang not in RECIPES:
         raise DataError(f"Unknown poem language '{lang}'; choose one of: {', '.join(RECIPES)}.")
@@ -295,7 +295,7 @@ def train(
     lm.eval()
     vae.eval()
     train_lines = ds.lines("train")
-    metrics = text_metrics(vae, lm, tok, ds, lang, k=eval_k, n_samples=eval_samples, seed=seed)
+    metrics = text_metrics(vae, lm, tok, ds, lang, k=eval_k or IW_K, n_samples=eval_samples, seed=seed)
     common_card = {
         "lang": lang,
         "data": {"sha256": ds.sha256, "stats": ds.stats, "seed": ds.seed},
