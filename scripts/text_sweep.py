@@ -5,7 +5,8 @@ Used to search the recipe on a GPU machine; the chosen variant then becomes ``RE
 
     python scripts/text_sweep.py en bow03 '{"recipe": {"bow_weight": 0.3}, "config": {"bow_dim": 256}}' out/
 
-An override may also name another data folder with "data" (a folder holding poems-{lang}.json).
+An override may also name another data folder with "data" (a folder holding poems-{lang}.json), and the
+importance samples of the final evaluation with "eval_k" (default: the evaluation's K = 1000).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ def main(lang: str, name: str, overrides: str, out: str) -> None:
     textvae.RECIPES[lang] = (replace(cfg, **ov.get("config", {})), replace(recipe, **ov.get("recipe", {})))
     root = Path(out) / name
     vae_dir = textvae.train(lang, data_dir=Path(ov.get("data", "data")), runs_dir=root / "runs", models_dir=root / "models",
-                            device=ov.get("device", "auto"), progress=False)
+                            device=ov.get("device", "auto"), progress=False, eval_k=ov.get("eval_k"))
     card = checkpoints.read_card(vae_dir)
     cfg2, rec2 = textvae.RECIPES[lang]
     res = {"lang": lang, "name": name, "overrides": ov, "config": asdict(cfg2), "recipe": asdict(rec2),
