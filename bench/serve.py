@@ -11,7 +11,10 @@ to discord.py:
   end to end (Discord round trips and PNG encoding included) and for inference alone;
 - where the time went: process CPU, event-loop-thread CPU and forward-pass seconds per phase, and the upper
   bound on the end-to-end speedup that the work batching cannot touch sets
-  (``speedup_bound_if_inference_were_free``).
+  (``speedup_bound_if_inference_were_free``);
+- how much batching could win inside the forward pass at all: the generator's FLOPs per image, the GFLOP/s it
+  reaches at each batch size, and this CPU's fp32 matmul peak on the same threads. Their ratio at the request's
+  own batch size bounds the inference speedup (``inference_speedup_bound_from_batching``).
 
 The generator is the newest trained ``dcgan`` when there is one; otherwise a freshly initialised generator of the
 default architecture (the same compute per image) stands in, and the JSON says so.
@@ -131,6 +134,33 @@ async def _engine_only(gen, *, batching: bool, requests: int, count: int, max_ba
             "batches": engine.stats["batches"]}
 
 
+def _flop_per_image(gen) -> float:
+    """Floating-point operations of one generator forward pass per image (torch's own FLOP counter)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    z, y = torch.randn(4, gen.cfg.nz), torch.zeros(4, dtype=torch.long)
+    counter = FlopCounterMode(display=False)
+    with torch.inference_mode(), counter:
+        gen.G(z, y)
+    return counter.get_total_flops() / 4
+
+
+def _matmul_peak_gflops(n: int = 1024, reps: int = 8) -> float:
+    """fp32 GFLOP/s of a large square matmul on the current thread count: what this CPU's best kernel reaches."""
+    import torch
+
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b  # warm
+    best = float("inf")
+    for _ in range(3):
+        t = time.perf_counter()
+        for _ in range(reps):
+            a @ b
+        best = min(best, (time.perf_counter() - t) / reps)
+    return 2 * n**3 / best / 1e9
+
+
 def _forward_costs(gen, threads: int, sizes=(1, 4, 16, 64, 256), images: int = 256) -> dict:
     """Milliseconds per image of the bare generator forward pass by batch size, on the engine's thread count;
     in fp32 (what Muse serves) and, on CPUs with native bf16, under bf16 autocast for comparison. Best of 3."""
@@ -166,8 +196,16 @@ async def _run(requests: int, count: int, models: str | None, max_batch: int) ->
     inf_1 = await _engine_only(gen, batching=False, requests=requests, count=count, max_batch=max_batch)
     import torch
 
-    forward = await asyncio.to_thread(_forward_costs, gen, max(1, (os.cpu_count() or 2) - 1),  # as the engine
-                                      images=max(16, min(256, requests * count)))
+    threads = max(1, (os.cpu_count() or 2) - 1)  # as the engine
+    sizes = tuple(sorted({1, count, 4, 16, 64, 256}))
+
+    def profile():  # one worker thread for all three: the intra-op thread count is set per thread
+        return (_forward_costs(gen, threads, sizes, images=max(16, min(256, requests * count))),
+                _flop_per_image(gen), _matmul_peak_gflops())
+
+    forward, flop, peak = await asyncio.to_thread(profile)
+    gflops = {b: round(flop / (ms / 1000) / 1e9, 1) for b, ms in forward["fp32"].items()}
+    share = min(1.0, single["cpu_s"]["inference"] / max(1e-9, single["cpu_s"]["process"]))
 
     # Batching can only shorten the forward passes. Everything else (the event loop's discord.py and HTTP work,
     # PNG encoding, the store) is the same in both modes. Even if batched inference cost nothing, the batched
@@ -185,8 +223,16 @@ async def _run(requests: int, count: int, models: str | None, max_batch: int) ->
                            "speedup": round(inf_b["images_per_s"] / inf_1["images_per_s"], 2)},
         "cores": cores,
         "forward_ms_per_image_by_batch": forward,
+        # Batching can only remove per-call overhead. If the forward pass at the request's own batch size already
+        # runs near the CPU's matmul peak, there is little overhead left to remove.
+        "forward_gflop_per_image": round(flop / 1e9, 4),
+        "forward_gflops_fp32_by_batch": gflops,
+        "matmul_peak_gflops": round(peak, 1),
+        "inference_speedup_bound_from_batching": round(peak / gflops[str(count)], 2),
+        # Amdahl: only the inference share of the CPU can shrink, and by at most the bound above.
+        "speedup_bound_from_batching_end_to_end": round(1 / ((1 - share) + share * gflops[str(count)] / peak), 2),
         "speedup_bound_if_inference_were_free": round(single["wall_s"] / floor, 2),
-        "inference_share_of_cpu_batch_size_1": round(single["cpu_s"]["inference"] / max(1e-9, single["cpu_s"]["process"]), 2),
+        "inference_share_of_cpu_batch_size_1": round(share, 2),
         "targets": {"ack_under_100ms": batched["ack_ms"]["max"] < 100 and single["ack_ms"]["max"] < 100,
                     "loop_lag_p99_under_50ms": batched["loop_lag_ms"]["p99"] < 50,
                     "batched_at_least_2x": batched["requests_per_s"] >= 2 * single["requests_per_s"],

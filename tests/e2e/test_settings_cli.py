@@ -106,7 +106,10 @@ def test_bench_serve_reports_the_figures(bot_models: Path, monkeypatch):
         cpu = r["cpu_s"]  # the split the speedup bound is computed from
         assert 0 < cpu["event_loop"] <= cpu["process"] and 0 < cpu["inference"]
     assert res["speedup_bound_if_inference_were_free"] > 0 and 0 < res["inference_share_of_cpu_batch_size_1"] <= 1
-    assert set(res["forward_ms_per_image_by_batch"]["fp32"]) == {"1", "4", "16"}  # sized to the 12 images asked
+    assert set(res["forward_ms_per_image_by_batch"]["fp32"]) == {"1", "2", "4", "16"}  # sized to the 12 images asked
+    assert set(res["forward_gflops_fp32_by_batch"]) == {"1", "2", "4", "16"} and res["forward_gflop_per_image"] > 0
+    assert res["matmul_peak_gflops"] > 0 and res["inference_speedup_bound_from_batching"] > 0
+    assert 0 < res["speedup_bound_from_batching_end_to_end"] <= max(1.0, res["inference_speedup_bound_from_batching"])
     assert res["batch_size_1"]["batches"] == 6 and res["batched"]["batches"] <= 6
     assert res["model"] == "dcgan/v0001" and res["weights"] == "trained" and res["speedup"] > 0
     assert res["inference_only"]["batch_size_1"]["batches"] == 6 and res["inference_only"]["speedup"] > 0
