@@ -14,6 +14,7 @@ Run it with ``muse bench feedback --kind image --rater bench.raters:warm_colours
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import random
 import shutil
@@ -110,25 +111,30 @@ async def _run(kind: str, rater, rounds: int, per_round: int, lang: str, seed: i
 
     model = "dcgan" if kind == "image" else f"textvae-{lang}"
     rng = random.Random(seed)
+    # Everything opened here is closed on every path (an AsyncExitStack): a store or trainer left open keeps
+    # aiosqlite's thread or the worker process alive, and the interpreter would never exit after an error.
     with tempfile.TemporaryDirectory(prefix="muse-bench-feedback-") as tmp:
-        models = Path(tmp) / "models"
-        _copy_models([model, "features"] if kind == "image" else [model], models, root)
-        engine = Engine(EngineConfig(root=str(models), threads=threads))
-        await engine.start()
-        store = await FeedbackStore.open(Path(tmp) / "muse.sqlite3")
-        cfg = TrainerConfig(min_feedback=10**9, every_hours=0, per_user_cap=16, threads=threads,
-                            data_dir=str(paths.data_dir()))
-        if steps is not None:
-            cfg.finetune.steps = cfg.finetune.text_steps = steps
-        trainer = Trainer(store, engine, cfg)
-        await trainer.start()
-        fnet = data = None
-        if kind == "image":
-            fnet, _ = load_feature_net(str(models))
-            data = load_image_dataset(paths.data_dir() / "images.npz")
-        out = []
-        before = await asyncio.to_thread(engine.model, "image") if kind == "image" else None
-        try:
+        async with contextlib.AsyncExitStack() as stack:
+            models = Path(tmp) / "models"
+            _copy_models([model, "features"] if kind == "image" else [model], models, root)
+            fnet = data = None
+            if kind == "image":  # the data first: a missing dataset needs nothing closed
+                data = load_image_dataset(paths.data_dir() / "images.npz")
+                fnet, _ = load_feature_net(str(models))
+            engine = Engine(EngineConfig(root=str(models), threads=threads))
+            stack.push_async_callback(engine.close)
+            await engine.start()
+            store = await FeedbackStore.open(Path(tmp) / "muse.sqlite3")
+            stack.push_async_callback(store.close)
+            cfg = TrainerConfig(min_feedback=10**9, every_hours=0, per_user_cap=16, threads=threads,
+                                data_dir=str(paths.data_dir()))
+            if steps is not None:
+                cfg.finetune.steps = cfg.finetune.text_steps = steps
+            trainer = Trainer(store, engine, cfg)
+            stack.push_async_callback(trainer.close)
+            await trainer.start()
+            out = []
+            before = await asyncio.to_thread(engine.model, "image") if kind == "image" else None
             for r in range(rounds + 1):
                 t0 = time.monotonic()
                 row = await _round(kind, model, engine, store, rater, per_round, rng, r, fnet, data)
@@ -139,10 +145,6 @@ async def _run(kind: str, rater, rounds: int, per_round: int, lang: str, seed: i
                 out.append(row)
             if sheet is not None and before is not None:
                 _before_after(before, engine.loaded("image"), sheet)
-        finally:
-            await trainer.close()
-            await store.close()
-            await engine.close()
     first, last = out[0], out[-1]
     return {
         "benchmark": "feedback", "kind": kind, "model": model, "rounds": rounds, "per_round": per_round,

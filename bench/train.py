@@ -26,6 +26,7 @@ import torch
 from PIL import Image
 
 from genmodels.data.emoji import load_image_dataset, to_model
+from genmodels.data.imagefile import decode_image
 from genmodels.nets.dcgan import DCGANConfig, Discriminator, Generator, init_weights
 from genmodels.training import common
 from genmodels.training.dcgan import DCGANTrainConfig, DCGANTrainer
@@ -41,8 +42,7 @@ class FolderDataset(torch.utils.data.Dataset):
         return len(self.files)
 
     def __getitem__(self, i: int):
-        with Image.open(self.files[i]) as im:
-            im = im.convert("RGBA").resize((self.size, self.size), Image.BILINEAR)  # Resize
+        im = decode_image(self.files[i]).resize((self.size, self.size), Image.BILINEAR)  # open as RGBA, Resize
         w, h = im.size
         left, top = (w - self.size) // 2, (h - self.size) // 2
         im = im.crop((left, top, left + self.size, top + self.size))  # CenterCrop

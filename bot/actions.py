@@ -22,9 +22,9 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 import discord
-from PIL import Image
 
 from genmodels.data import DataError
+from genmodels.data.imagefile import ImageTooLarge
 from genmodels.engine import MAX_LINEAGE, Generation, Job, Slot
 from genmodels.images import MAX_SEED
 
@@ -39,22 +39,31 @@ if TYPE_CHECKING:
 log = logging.getLogger("muse.actions")
 
 TOKEN_LIFETIME = dt.timedelta(minutes=14)  # Discord's is 15; keep a margin
-MAX_PIXELS = 4096 * 4096  # attachments larger than this (in pixels, whatever their file size) are refused
 
 
 def random_seed() -> int:
     return random.SystemRandom().randint(0, MAX_SEED)
 
 
+def check_number(name: str, value, *, whole: bool = True):
+    """An option's value must be a number: an outdated client (or a hand-made payload) may send text."""
+    if isinstance(value, bool) or not isinstance(value, int if whole else (int, float)):
+        raise UserError("bad_option", name=name, value=str(value), kind="a whole number" if whole else "a number")
+    return value
+
+
 def check_seed(seed: int | None) -> int:
     if seed is None:
         return random_seed()
+    check_number("seed", seed)
     if not 0 <= seed <= MAX_SEED:
         raise UserError("seed_range", max=MAX_SEED, seed=seed)
     return seed
 
 
 def check_range(name: str, value, lo, hi):
+    if isinstance(lo, (int, float)):
+        check_number(name, value, whole=isinstance(lo, int) and isinstance(hi, int))
     if not lo <= value <= hi:
         raise UserError("range", name=name, lo=lo, hi=hi, value=value)
     return value
@@ -70,7 +79,19 @@ def check_text(name: str, text: str | None, limit: int, *, optional: bool = Fals
         raise UserError("text_empty", name=name)
     if len(text) > limit:
         raise UserError("text_long", name=name, n=len(text), limit=limit)
+    if not readable(text):
+        raise UserError("text_chars", name=name)
     return text
+
+
+def readable(text: str) -> bool:
+    """False for text that cannot be encoded (lone surrogates, as a broken client sends) or holds control
+    characters other than line breaks and tabs."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return not any(ord(c) < 32 and c not in "\n\t" or ord(c) == 127 for c in text)
 
 
 def bot_of(interaction: discord.Interaction) -> "MuseBot":
@@ -280,21 +301,22 @@ class Source:
 
     async def fetch(self) -> None:
         if self.attachment is not None:
-            self.data = await self.attachment.read()
+            try:
+                self.data = await self.attachment.read()
+            except (discord.HTTPException, OSError) as e:  # deleted, expired, or Discord's CDN failed
+                log.info("could not download attachment %r: %s", self.label[:100], e)
+                raise UserError("attachment_gone", name=self.label) from None
 
     def image(self, engine, morpher):  # worker thread
         if self.emoji is not None:
             return _emoji_image(self.emoji)
         if self.data is not None:
-            try:
-                with Image.open(io.BytesIO(self.data)) as probe:  # reads the header only
-                    w, h = probe.size
-            except Exception:  # noqa: BLE001 - anything Pillow cannot even open is "not an image"
-                raise UserError("not_image", name=self.label) from None
-            if w * h > MAX_PIXELS:  # a small file can still unpack into gigabytes
-                raise UserError("too_many_pixels", name=self.label, w=w, h=h)
+            # the library decodes with an explicit list of formats and a pixel budget, checked from the header
             try:
                 return morpher.image_from(self.data)
+            except ImageTooLarge as e:
+                raise UserError("too_many_pixels", name=self.label, size=f"{e.width}×{e.height}" if e.width else "?",
+                                mp=e.limit / 1e6) from None
             except (DataError, ValueError):
                 raise UserError("not_image", name=self.label) from None
         from genmodels.engine import lineage_latents

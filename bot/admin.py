@@ -6,8 +6,10 @@
     /muse feedback export              this server's votes and button signals as a CSV file
     /muse stats                        your contribution, and this server's favourite results
 
-Everything but ``stats`` is for guild administrators and the bot's owner, checked when the command runs
-(`require_admin`); anyone else gets a polite ephemeral refusal. Replies are ephemeral. The work is done by the
+The models are shared by every server the bot is in, so ``/muse model`` is for the bot's owner and the
+administrators of the home guild (``[discord] home_guild``) only (`models_admin`). ``/muse feedback export``
+concerns one server's own votes and is for that server's administrators and the owner (`server_admin`). Both are
+``app_commands`` checks; anyone else gets a polite ephemeral refusal before anything runs. Replies are ephemeral. The work is done by the
 store (`genmodels.feedback.store`) and the trainer (`genmodels.feedback.trainer`); this file only checks,
 formats and replies.
 """
@@ -55,6 +57,35 @@ async def require_admin(interaction: discord.Interaction) -> None:
     raise UserError("admin_only")
 
 
+async def require_models_admin(interaction: discord.Interaction) -> None:
+    """The bot's owner, and administrators of ``[discord] home_guild`` (when set), may pass."""
+    bot = _bot(interaction)
+    if await bot.is_owner(interaction.user):
+        return
+    home = bot.settings.discord.home_guild
+    if home and interaction.guild_id == home and interaction.permissions.administrator:
+        return
+    raise UserError("models_owner_only", home=t(interaction.locale, "models_home") if home else "")
+
+
+def server_admin():
+    """Check: administrators of the guild the command is used in, and the bot's owner."""
+    async def predicate(interaction: discord.Interaction) -> bool:
+        await require_admin(interaction)
+        return True
+
+    return app_commands.check(predicate)
+
+
+def models_admin():
+    """Check: whoever may change the shared models (`require_models_admin`)."""
+    async def predicate(interaction: discord.Interaction) -> bool:
+        await require_models_admin(interaction)
+        return True
+
+    return app_commands.check(predicate)
+
+
 def need_store(interaction: discord.Interaction):
     store = _bot(interaction).store
     if store is None:
@@ -77,7 +108,6 @@ def check_model(kind: str) -> str:
 
 async def _begin_model_admin(interaction: discord.Interaction, kind: str):
     """The checks of /muse model train and rollback, then a private "thinking…": (trainer, model, locale)."""
-    await require_admin(interaction)
     kind = check_model(kind)
     trainer = need_trainer(interaction)
     await interaction.response.defer(ephemeral=True, thinking=True)
@@ -179,8 +209,8 @@ class Muse(commands.Cog):
     # ---- models -----------------------------------------------------------------------------------------
 
     @model.command(name=_("status"), description=_("Versions, feedback and trainer runs of every model (admins)"))
+    @models_admin()
     async def model_status(self, interaction: discord.Interaction) -> None:
-        await require_admin(interaction)
         trainer = self.bot.trainer
         store = need_store(interaction) if trainer is None else None
         await interaction.response.defer(ephemeral=True, thinking=True)
@@ -197,6 +227,7 @@ class Muse(commands.Cog):
     @app_commands.describe(kind=_("Which model"))
     @app_commands.rename(kind=_("kind"))
     @app_commands.choices(kind=MODEL_CHOICES)
+    @models_admin()
     async def model_train(self, interaction: discord.Interaction, kind: str) -> None:
         trainer, kind, loc = await _begin_model_admin(interaction, kind)
         try:
@@ -219,6 +250,7 @@ class Muse(commands.Cog):
     @app_commands.describe(kind=_("Which model"))
     @app_commands.rename(kind=_("kind"))
     @app_commands.choices(kind=MODEL_CHOICES)
+    @models_admin()
     async def model_rollback(self, interaction: discord.Interaction, kind: str) -> None:
         trainer, kind, loc = await _begin_model_admin(interaction, kind)
         try:
@@ -236,8 +268,8 @@ class Muse(commands.Cog):
     # ---- feedback ---------------------------------------------------------------------------------------
 
     @feedback.command(name=_("export"), description=_("Download this server's votes as CSV (admins)"))
+    @server_admin()
     async def feedback_export(self, interaction: discord.Interaction) -> None:
-        await require_admin(interaction)
         store = need_store(interaction)
         await interaction.response.defer(ephemeral=True, thinking=True)
         guild = interaction.guild_id  # None (a DM, so the owner): every server

@@ -22,7 +22,9 @@ from discord.ext import commands
 from genmodels.engine import Engine, EngineConfig
 
 from .errors import log_error, report
+from .feedback import PendingWrites
 from .i18n import MuseTranslator
+from .logs import protect_library_loggers
 from .settings import Settings, load_settings
 
 if TYPE_CHECKING:
@@ -31,6 +33,26 @@ if TYPE_CHECKING:
 log = logging.getLogger("muse")
 
 PRELOAD = ("image", "morph", "poem-en", "poem-zh")
+
+
+class GuildSyncError(RuntimeError):
+    """Discord refused to register the commands in a guild; the message is one paragraph saying what to fix."""
+
+
+def guild_sync_error(guild_id: int, error: discord.HTTPException, setting: str) -> GuildSyncError:
+    """Explain a refused guild sync: the bot is not in the guild, or the id names no guild."""
+    said = f'Discord answered "{error.status} {error.text or error.response.reason}"'
+    if error.status == 404 or error.code == 10004:
+        why = (f"Discord knows no server with the id {guild_id}. Check the id: in Discord, turn on Developer Mode "
+               "(User Settings → Advanced), right-click the server's icon and choose \"Copy Server ID\".")
+    elif error.status == 403:
+        why = (f"the bot is not in that server ({guild_id}), or was invited without the `applications.commands` "
+               "scope. Invite it with the `bot` and `applications.commands` scopes (docs/BOT.md), or check the "
+               "id: right-click the server's icon in Discord (Developer Mode on) and choose \"Copy Server ID\".")
+    else:
+        why = "Discord had a problem; try again in a minute."
+    return GuildSyncError(f"muse: I could not register the slash commands in server {guild_id} ({setting}): {said}. "
+                          f"Most likely {why} Then start Muse again.")
 
 
 class MuseTree(app_commands.CommandTree):
@@ -58,6 +80,7 @@ class MuseBot(commands.Bot):
         super().__init__(command_prefix=commands.when_mentioned, intents=intents, tree_cls=MuseTree,
                          application_id=settings.discord.application_id or None, help_command=None)
         self.settings = settings
+        protect_library_loggers()  # no interaction token in discord.py's DEBUG lines, whoever handles them
         es = settings.engine
         self.engine = engine or Engine(EngineConfig(
             device=es.device, root=es.models_dir or None, max_queue=es.max_queue, per_user=es.per_user,
@@ -72,6 +95,8 @@ class MuseBot(commands.Bot):
         self.trainer = trainer
         self._feedback = feedback
         self._own_store = self._own_trainer = False
+        # results (and votes) the database could not take yet: kept and retried, never dropped silently
+        self.pending_writes = PendingWrites(self, settings.database.retry_seconds)
 
     def check_cooldown(self, command: str, user_id: int) -> None:
         """Per user and command: at most ``limits.cooldown_rate`` uses per ``limits.cooldown_per_s`` seconds."""
@@ -109,8 +134,15 @@ class MuseBot(commands.Bot):
         if guild_id:
             guild = discord.Object(guild_id)
             self.tree.copy_global_to(guild=guild)
-            synced = await self.tree.sync(guild=guild)
-            log.info("synced %d commands to test guild %s", len(synced), guild_id)
+            try:
+                synced = await self.tree.sync(guild=guild)
+            except (discord.Forbidden, discord.NotFound) as e:  # a configuration mistake: say what to fix, stop
+                raise guild_sync_error(guild_id, e, "[discord] test_guild, $MUSE_DISCORD_TEST_GUILD") from None
+            except discord.HTTPException as e:  # Discord's own trouble: the commands synced before still work
+                log.warning("could not sync the commands to test guild %s (%s %s); serving anyway, they may be "
+                            "out of date until the next start", guild_id, e.status, e.text)
+            else:
+                log.info("synced %d commands to test guild %s", len(synced), guild_id)
 
     async def _open_feedback(self) -> None:
         """The store, then the trainer. A failure is logged and leaves that part off: generating must still work."""
@@ -171,6 +203,7 @@ class MuseBot(commands.Bot):
             except Exception as e:  # noqa: BLE001 - closing the rest must go on
                 log_error(e, "closing the trainer")
         await self.engine.close()
+        await self.pending_writes.close()
         if self._own_store and self.store is not None:
             try:
                 await self.store.close()

@@ -18,6 +18,9 @@ import sys
 
 from genmodels import cli as core_cli
 
+from .app import GuildSyncError, guild_sync_error
+from .logs import configure_logging
+
 log = logging.getLogger("muse")
 
 NO_TOKEN = """\
@@ -57,6 +60,9 @@ def cmd_run(args) -> int:
     except discord.LoginFailure:
         print(BAD_TOKEN, file=sys.stderr)
         return 2
+    except GuildSyncError as e:
+        print(e, file=sys.stderr)
+        return 2
     except discord.PrivilegedIntentsRequired:
         print("muse: Discord refused an intent. Muse needs no privileged intents; check the bot's settings.",
               file=sys.stderr)
@@ -76,7 +82,10 @@ async def sync_commands(settings, token: str, guild: int | None = None) -> int:
         if guild:
             target = discord.Object(guild)
             bot.tree.copy_global_to(guild=target)
-            synced = await bot.tree.sync(guild=target)
+            try:
+                synced = await bot.tree.sync(guild=target)
+            except (discord.Forbidden, discord.NotFound) as e:
+                raise guild_sync_error(guild, e, "muse sync --guild") from None
         else:
             synced = await bot.tree.sync()
         return len(synced)
@@ -97,6 +106,9 @@ def cmd_sync(args) -> int:
         n = asyncio.run(sync_commands(_settings(args), token, args.guild))
     except discord.LoginFailure:
         print(BAD_TOKEN, file=sys.stderr)
+        return 2
+    except GuildSyncError as e:
+        print(e, file=sys.stderr)
         return 2
     where = f"guild {args.guild} (instant)" if args.guild else "every guild (global; may take up to an hour)"
     print(f"synced {n} commands to {where}")
@@ -139,9 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from .settings import SettingsError
 
-    logging.basicConfig(level=os.environ.get("MUSE_LOG_LEVEL", "INFO"),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("discord.http").setLevel(logging.WARNING)  # request-level chatter
+    configure_logging(os.environ.get("MUSE_LOG_LEVEL", "INFO").upper())
     return core_cli.run_cli(build_parser(), argv, user_errors=(SettingsError,))
 
 

@@ -47,6 +47,7 @@ class Create(commands.Cog):
     async def image(self, interaction: discord.Interaction, theme: str,
                     count: app_commands.Range[int, 1, 4] = 4,
                     seed: Optional[app_commands.Range[int, 0, MAX_SEED]] = None) -> None:
+        theme = actions.check_text("theme", theme, self.bot.settings.limits.max_text_chars)
         actions.check_range("count", count, 1, 4)
         seed = actions.check_seed(seed)
         await actions.post_image(interaction, theme, (Generation(seed, count),))
@@ -162,7 +163,7 @@ async def morph_from_here(interaction: discord.Interaction, message: discord.Mes
         theme = int(meta["theme_index"])
     except (KeyError, ValueError) as e:
         raise UserError("stale", detail=str(e)) from None
-    await interaction.response.send_modal(MorphModal(interaction.locale, theme, lineage, message_id=message.id))
+    await MorphModal(interaction.locale, theme, lineage, message_id=message.id).send(interaction)
 
 
 CONTEXT_MENUS = (details, morph_from_here)
@@ -171,7 +172,9 @@ CONTEXT_MENUS = (details, morph_from_here)
 async def setup(bot) -> None:
     from . import admin
     from .feedback import Reactions
+    from .views import Fallback
 
     await bot.add_cog(Create(bot))
     await admin.setup(bot)  # /muse
     await bot.add_cog(Reactions(bot))
+    await bot.add_cog(Fallback())

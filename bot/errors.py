@@ -21,6 +21,17 @@ from .i18n import t
 log = logging.getLogger("muse.errors")
 
 
+MESSAGE_MAX = 2000  # Discord refuses longer message content (and the member would see "did not respond")
+ECHO_MAX = 100  # what a message quotes back of the member's own input
+
+
+def clip(value, limit: int = ECHO_MAX):
+    """``value`` cut to ``limit`` characters (with an ellipsis), so that quoting input never overflows a message."""
+    if isinstance(value, str) and len(value) > limit:
+        return value[: limit - 1] + "…"
+    return value
+
+
 class UserError(app_commands.AppCommandError):
     """Bad input; ``key`` and ``kw`` pick the localised message in `bot.i18n.MESSAGES`."""
 
@@ -29,14 +40,16 @@ class UserError(app_commands.AppCommandError):
         super().__init__(key)
 
     def message(self, locale) -> str:
-        return t(locale, self.key, **self.kw)
+        return t(locale, self.key, **{k: clip(v) for k, v in self.kw.items()})
 
 
 def message_for(interaction: discord.Interaction, error: BaseException) -> str:
     """The sentence to show for ``error`` (logging unexpected errors with an id)."""
     loc = interaction.locale
-    if isinstance(error, (app_commands.CommandInvokeError, app_commands.TransformerError)) and error.__cause__:
-        error = error.__cause__ if not isinstance(error, app_commands.CommandInvokeError) else error.original
+    if isinstance(error, app_commands.CommandInvokeError):
+        error = error.original
+    if isinstance(error, app_commands.TransformerError) and isinstance(error.__cause__, UserError):
+        error = error.__cause__
     if isinstance(error, UserError):
         return error.message(loc)
     if isinstance(error, EngineBusy):
@@ -48,11 +61,45 @@ def message_for(interaction: discord.Interaction, error: BaseException) -> str:
         return t(loc, "cooldown", s=max(1.0, error.retry_after))
     if isinstance(error, app_commands.NoPrivateMessage):
         return t(loc, "dm")
+    # What only an outdated Discord client (or a hand-made payload) sends: the member can fix it by reloading.
     if isinstance(error, app_commands.TransformerError):
-        return t(loc, "bad_text", detail=str(error))
+        log.info("an option of the wrong type: %s", error)
+        return t(loc, "bad_option", name=_option_with(interaction, error.value), value=clip(str(error.value)),
+                 kind=_KINDS.get(error.type.name, error.type.name))
+    if isinstance(error, app_commands.CommandSignatureMismatch):
+        missing = _missing_options(interaction, error.command)
+        log.info("a command that does not match its definition: %s (missing %s)", error.command.qualified_name,
+                 missing or "nothing")
+        return t(loc, "stale_command", detail=f" (`{clip(', '.join(missing))}` missing)" if missing else "")
+    if isinstance(error, app_commands.CommandNotFound):
+        name = " ".join([*error.parents, error.name])
+        log.info("an interaction for a command Muse no longer has: %r", name[:100])
+        return t(loc, "gone_command", name=clip(name))
     cmd = interaction.command.qualified_name if interaction.command else (interaction.data or {}).get("custom_id")
     error_id = log_error(error, f"{cmd} (user {interaction.user.id})")
     return t(loc, "unexpected", id=error_id)
+
+
+_KINDS = {"integer": "a whole number", "number": "a number", "string": "text", "boolean": "true or false",
+          "attachment": "a file", "user": "a member", "channel": "a channel", "role": "a role"}
+
+
+def _leaf_options(interaction: discord.Interaction) -> list[dict]:
+    options = (interaction.data or {}).get("options") or []
+    while options and options[0].get("type") in (1, 2):  # descend into the subcommand
+        options = options[0].get("options") or []
+    return options
+
+
+def _option_with(interaction: discord.Interaction, value) -> str:
+    """The name of the option that carried ``value`` (a TransformerError knows the value, not the option)."""
+    return next((o["name"] for o in _leaf_options(interaction) if o.get("value") == value), "option")
+
+
+def _missing_options(interaction: discord.Interaction, command) -> list[str]:
+    params = getattr(command, "parameters", None) or []
+    given = {o.get("name") for o in _leaf_options(interaction)}
+    return [p.display_name for p in params if p.required and p.display_name not in given]
 
 
 def log_error(error: BaseException, where: str, *, level: int = logging.ERROR) -> str:
@@ -74,8 +121,12 @@ def _model_name(text: str) -> str:
 
 async def report(interaction: discord.Interaction, error: BaseException) -> None:
     """Tell the user, ephemerally, whatever state the interaction is in."""
-    text = message_for(interaction, error)
+    text = clip(message_for(interaction, error), MESSAGE_MAX)
     try:
+        if interaction.type is discord.InteractionType.autocomplete:
+            if not interaction.response.is_done():  # suggestions are the only answer an autocomplete can get
+                await interaction.response.autocomplete([])
+            return
         if not interaction.response.is_done():
             await interaction.response.send_message(text, ephemeral=True)
             return

@@ -7,15 +7,20 @@
   after a restart), and hands them to the store; when a user's vote changed it tells the trainer
   (``bot.trainer.notify(model)``), which decides whether that is reason enough to fine-tune.
 
-Nothing here may break a reply or a listener: a store failure is logged with an error id
-(`bot.errors.log_error`) and otherwise ignored. The rules (which emoji vote, one vote per user, replays, caps)
+Nothing here may break a reply or a listener. A write the database refuses for a reason that passes (locked
+past the busy timeout, disk full, an I/O error) is kept in memory by `PendingWrites` and retried every
+``[database] retry_seconds``, with the votes that arrive on that result meanwhile, and the admins are told once
+per outage; any other store failure is logged with an error id (`bot.errors.log_error`). The rules (which emoji vote, one vote per user, replays, caps)
 live in `genmodels.feedback.store`; this module only parses Discord's events.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from typing import TYPE_CHECKING, Any
+import sqlite3
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 import discord
 import numpy as np
@@ -43,11 +48,125 @@ def as_latent(z: Any) -> np.ndarray | None:
     return a.reshape(1, -1) if a.ndim == 1 else a.reshape(len(a), -1)
 
 
+# Failures worth retrying: the database is there but cannot take the write now.
+TRANSIENT = (sqlite3.OperationalError, OSError)
+MAX_PENDING = 10_000  # writes kept in memory during an outage; older ones are dropped (and logged) beyond this
+
+
+@dataclass
+class _Write:
+    """One postponed write: a result (``message_id`` is its message) or a reaction on ``message_id``."""
+
+    what: str
+    message_id: int | None
+    run: Callable[[], Awaitable[Any]]
+    after: Callable[[Any], Awaitable[None]] | None = None
+    tries: int = field(default=1)
+
+
+class PendingWrites:
+    """Writes the database refused for now, retried in order until it takes them.
+
+    A reaction on a result that is still waiting here waits behind it (`holds`), so no vote is dropped because
+    its result was not stored yet. The admins get one report when an outage starts and one when it ends.
+    """
+
+    def __init__(self, bot: "MuseBot", retry_seconds: float):
+        self.bot, self.retry_seconds = bot, retry_seconds
+        self._queue: list[_Write] = []
+        self._task: asyncio.Task | None = None
+        self._saved = 0
+
+    def __len__(self) -> int:
+        return len(self._queue)
+
+    def holds(self, message_id: int) -> bool:
+        return any(w.message_id == message_id for w in self._queue)
+
+    def add(self, write: _Write, error: BaseException) -> None:
+        first = not self._queue
+        self._queue.append(write)
+        if len(self._queue) > MAX_PENDING:
+            dropped = self._queue.pop(0)
+            log.error("the database has refused writes for too long: dropped %s (message %s)", dropped.what,
+                      dropped.message_id)
+        log.warning("could not save %s (message %s): %s; keeping it and retrying every %g s", write.what,
+                    write.message_id, error, self.retry_seconds)
+        if first:
+            self._saved = 0
+            self._tell(f"⚠️ Muse could not save a result to its database ({error}). Results and the votes on "
+                       f"them are kept in memory and retried every {self.retry_seconds:g} s, so nothing is lost "
+                       "unless Muse stops before the database works again. Check the free disk space, and that "
+                       f"no other program holds `{self.bot.settings.database.path}` locked.")
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._retry(), name="muse-pending-writes")
+
+    async def flush(self) -> bool:
+        """Try the writes in order; stop at the first that still fails. True when none are left."""
+        while self._queue:
+            write = self._queue[0]
+            try:
+                value = await write.run()
+            except TRANSIENT as e:
+                write.tries += 1
+                log.debug("still cannot save %s: %s", write.what, e)
+                return False
+            except Exception as e:  # noqa: BLE001 - not the database's weather: retrying will not help
+                self._queue.pop(0)
+                log_error(e, f"saving {write.what} (message {write.message_id}) on retry")
+                continue
+            self._queue.pop(0)
+            self._saved += 1
+            if write.after is not None:
+                try:
+                    await write.after(value)
+                except Exception as e:  # noqa: BLE001
+                    log_error(e, f"after saving {write.what}")
+        return True
+
+    async def _retry(self) -> None:
+        while self._queue:
+            await asyncio.sleep(self.retry_seconds)
+            if await self.flush():
+                log.warning("the database works again: saved %d results and votes that had waited", self._saved)
+                self._tell(f"✅ Muse's database works again: the {self._saved} results and votes that waited "
+                           "are saved.")
+
+    def _tell(self, text: str) -> None:
+        loop = asyncio.get_running_loop()
+        task = loop.create_task(self.bot.report_to_admins(text), name="muse-pending-report")
+        task.add_done_callback(lambda t: t.exception() if not t.cancelled() else None)
+
+    async def close(self) -> None:
+        """One last try; whatever the database still refuses is logged as lost."""
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except (asyncio.CancelledError, Exception):  # noqa: BLE001
+                pass
+        if self._queue and self.bot.store is not None and not await self.flush():
+            log.error("Muse stopped before the database worked again: %d results and votes were not saved: %s",
+                      len(self._queue), ", ".join(f"{w.what} (message {w.message_id})" for w in self._queue[:20]))
+
+
+async def _save(bot: "MuseBot", write: _Write) -> Any:
+    """Run ``write`` now; if the database refuses it for now, queue it in ``bot.pending_writes``."""
+    try:
+        value = await write.run()
+    except TRANSIENT as e:
+        bot.pending_writes.add(write, e)
+        return None
+    if write.after is not None:
+        await write.after(value)
+    return value
+
+
 async def record(interaction: discord.Interaction, message: discord.Message | None, *, kind: str, model: str,
                  version: str, seed: int | None = None, latent: Any = None, params: dict | None = None,
                  content: str | None = None, parent_message: int | None = None, signal: str | None = None,
                  lineage: bool = True) -> int | None:
-    """Store a result Muse just posted as ``message``, and return its id (None if not stored). Never raises.
+    """Store a result Muse just posted as ``message``, and return its id (None if not stored yet). Never raises.
 
     ``parent_message``: the message of the result this one came from (the button's message, or the grid a
     morph started from). ``signal``: the button pressed on it ('variation' | 'reroll'), stored as a weak
@@ -58,22 +177,30 @@ async def record(interaction: discord.Interaction, message: discord.Message | No
     store = bot.store
     if store is None:
         return None
-    parents: list[int] = []
-    try:
+    user, message_id = interaction.user.id, message.id if message is not None else None
+    signalled = False
+
+    async def write() -> int:
+        nonlocal signalled
+        parents: list[int] = []
         if parent_message is not None:
             parent = await store.get_result(message_id=parent_message)
             if parent is not None:
-                if signal is not None:
-                    await store.add_signal(parent.id, interaction.user.id, signal)
+                if signal is not None and not signalled:
+                    await store.add_signal(parent.id, user, signal)
+                    signalled = True  # a retry after a failed record_result must not count the press twice
                 if lineage:
                     parents.append(parent.id)
         return await store.record_result(
-            kind=kind, model=model, model_version=version_tag(version), seed=seed, latent=as_latent(latent), params=params,
-            parents=parents, content=content, message_id=message.id if message is not None else None,
+            kind=kind, model=model, model_version=version_tag(version), seed=seed, latent=as_latent(latent),
+            params=params, parents=parents, content=content, message_id=message_id,
             channel_id=message.channel.id if message is not None else interaction.channel_id,
-            guild_id=interaction.guild_id, requester_id=interaction.user.id)
+            guild_id=interaction.guild_id, requester_id=user)
+
+    try:
+        return await _save(bot, _Write(f"a {kind} result of user {user}", message_id, write))
     except Exception as e:  # noqa: BLE001 - the result is posted; losing its row must not turn into an error
-        log_error(e, f"storing a {kind} result of user {interaction.user.id}")
+        log_error(e, f"storing a {kind} result of user {user}")
         return None
 
 
@@ -129,22 +256,31 @@ class Reactions(commands.Cog):
     async def _change(self, payload: discord.RawReactionActionEvent, *, add: bool) -> None:
         store = self.bot.store
         assert store is not None
-        emoji = emoji_text(payload.emoji)
-        try:
-            row = await store.get_result(message_id=payload.message_id)
+        emoji, user, message_id = emoji_text(payload.emoji), payload.user_id, payload.message_id
+        pending = self.bot.pending_writes
+
+        async def write() -> None:
+            row = await store.get_result(message_id=message_id)
             if row is None:
                 return  # not a result Muse stored (an ordinary message, or one from before the store)
-            before = await store.vote_of(row.id, payload.user_id)
+            before = await store.vote_of(row.id, user)
             if add:
-                after = await store.add_reaction(payload.message_id, payload.user_id, emoji)
+                after = await store.add_reaction(message_id, user, emoji)
             else:
-                after = await store.remove_reaction(payload.message_id, payload.user_id, emoji)
+                after = await store.remove_reaction(message_id, user, emoji)
             log.debug("reaction %s %s by %s on result %s: vote %s -> %s", "+" if add else "-", emoji,
-                      payload.user_id, row.id, before, after)
+                      user, row.id, before, after)
             if after is not None and after != before:
                 self._notify(row.model)
+
+        what = f"a reaction of user {user}"
+        try:
+            if pending.holds(message_id):  # its result waits for the database: the vote waits behind it
+                pending.add(_Write(what, message_id, write), RuntimeError("its result is not saved yet"))
+                return
+            await _save(self.bot, _Write(what, message_id, write))
         except Exception as e:  # noqa: BLE001 - a listener has no one to answer; log and go on
-            log_error(e, f"recording a reaction of user {payload.user_id} on message {payload.message_id}")
+            log_error(e, f"recording a reaction of user {user} on message {message_id}")
 
     @commands.Cog.listener()
     async def on_raw_reaction_clear(self, payload: discord.RawReactionClearEvent) -> None:

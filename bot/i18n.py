@@ -39,8 +39,9 @@ MESSAGES: dict[str, dict[str, str]] = {
                   ZH: "“{name}” 不是我能读取的图片。请附上 PNG、JPEG、GIF 或 WebP 图片。"},
     "too_big": {EN: "“{name}” is {size:.1f} MB; the limit is {limit:.0f} MB. Please attach a smaller picture.",
                 ZH: "“{name}” 有 {size:.1f} MB，上限是 {limit:.0f} MB。请换一张小一点的图片。"},
-    "too_many_pixels": {EN: "“{name}” is {w}×{h} pixels; please attach a picture of at most 4096×4096.",
-                        ZH: "“{name}” 有 {w}×{h} 像素；请附上不超过 4096×4096 的图片。"},
+    "too_many_pixels": {EN: "“{name}” is {size} pixels, more than I can read ({mp:.1f} megapixels at most). "
+                            "Please attach a smaller picture.",
+                        ZH: "“{name}” 有 {size} 像素，超过了我能读取的上限（{mp:.1f} 百万像素）。请换一张小一点的图片。"},
     "unknown_emoji": {EN: "“{text}” is not an emoji I can draw. Use one standard emoji, like 🐱.",
                       ZH: "我画不出“{text}”。请用一个标准表情符号，比如 🐱。"},
     "bad_text": {EN: "I can't use that text: {detail}", ZH: "这段文字用不了：{detail}"},
@@ -59,6 +60,25 @@ MESSAGES: dict[str, dict[str, str]] = {
     "too_deep": {EN: "Variations go at most {n} generations deep. Start a fresh /image from here.",
                  ZH: "变体最多 {n} 代。请从这里重新用 /image 开始。"},
     "not_image_result": {EN: "Only an image result can be morphed from.", ZH: "只能从图片作品开始变形。"},
+    "text_chars": {EN: "`{name}` contains characters I can't read (broken emoji or control characters). "
+                       "Please retype it.",
+                   ZH: "`{name}` 里有我读不了的字符（损坏的表情符号或控制字符），请重新输入。"},
+    "attachment_gone": {EN: "I couldn't download “{name}” from Discord (it may have been deleted or expired). "
+                            "Please attach it again.",
+                        ZH: "我没能从 Discord 下载“{name}”（它可能已被删除或过期），请重新附上。"},
+    "bad_option": {EN: "`{name}` got “{value}”, which is not {kind}. Please pick a value from the list Discord shows.",
+                   ZH: "`{name}` 收到了“{value}”，这不是{kind}。请从 Discord 显示的选项里选择。"},
+    "stale_command": {EN: "This command has changed since your Discord app loaded it{detail}. Reload Discord "
+                          "(Ctrl+R, or restart the app) and try again.",
+                      ZH: "自从你的 Discord 加载这个命令以来，它已经更新了{detail}。请刷新 Discord（Ctrl+R，或重启应用）后再试。"},
+    "gone_command": {EN: "Muse no longer has `/{name}`; Discord may show old commands for a while. Reload Discord "
+                         "(Ctrl+R) to see the current ones.",
+                     ZH: "Muse 已经没有 `/{name}` 这个命令了；Discord 可能会暂时显示旧命令。请刷新 Discord（Ctrl+R）查看现在的命令。"},
+    "old_button": {EN: "This button is from an older version of Muse and no longer works. Run the command again "
+                       "for a fresh result.",
+                   ZH: "这个按钮来自旧版本的 Muse，已经不能用了。请重新运行命令。"},
+    "old_form": {EN: "This form has expired (it came from an older version of Muse). Please open it again.",
+                 ZH: "这个表单已过期（来自旧版本的 Muse），请重新打开。"},
     # ---- results ---------------------------------------------------------------------------------------------
     "image_title": {EN: "🎨 {theme}", ZH: "🎨 {theme}"},
     "variation_title": {EN: "🎨 {theme}: variations of V{cell}", ZH: "🎨 {theme}：V{cell} 的变体"},
@@ -89,6 +109,10 @@ MESSAGES: dict[str, dict[str, str]] = {
     # ---- /muse: models, feedback, stats ----------------------------------------------------------------------
     "admin_only": {EN: "Only server administrators (or the owner of this Muse) can do that.",
                    ZH: "只有服务器管理员（或这个 Muse 的主人）才能这样做。"},
+    "models_owner_only": {EN: "The models are shared by every server this Muse is in, so only the owner of this Muse "
+                              "{home}can train, roll back or inspect them.",
+                          ZH: "这些模型由这个 Muse 所在的所有服务器共用，所以只有这个 Muse 的主人{home}才能训练、回滚或查看它们。"},
+    "models_home": {EN: "and the administrators of its home server ", ZH: "和它主服务器的管理员"},
     "store_off": {EN: "Feedback isn't being recorded on this Muse right now (its database could not be opened). "
                       "The admin can find out why in the log.",
                   ZH: "这个 Muse 现在没有记录反馈（数据库打不开）。管理员可以在日志里查看原因。"},

@@ -26,6 +26,7 @@ class DiscordSettings:
     test_guild: int = 0
     allow_dms: bool = True
     application_id: int = 0
+    home_guild: int = 0  # whose administrators may train, roll back and inspect the shared models; 0 = owner only
 
 
 @dataclass
@@ -42,6 +43,7 @@ class EngineSettings:
 @dataclass
 class DatabaseSettings:
     path: str = "muse.sqlite3"
+    retry_seconds: float = 30.0  # a result that could not be saved (locked or full database) is retried this often
 
 
 @dataclass
@@ -187,6 +189,8 @@ def _validate(s: Settings) -> None:
         raise SettingsError(f"feedback.positive and feedback.negative share {both}; an emoji can only be one of them.")
     if not (-1 <= fb.variation_weight <= 1 and -1 <= fb.reroll_weight <= 1):
         raise SettingsError("feedback.variation_weight and feedback.reroll_weight must be between -1 and 1.")
+    if s.database.retry_seconds <= 0:
+        raise SettingsError("database.retry_seconds must be more than 0.")
     tr = s.trainer
     if tr.min_feedback < 1 or tr.per_user_cap < 1:
         raise SettingsError("trainer.min_feedback and trainer.per_user_cap must be at least 1.")

@@ -69,6 +69,18 @@ class Recorded:
         return None
 
 
+@dataclass
+class Fault:
+    """An error answer the fake Discord gives in place of the usual one (`FakeDiscord.fail`)."""
+
+    method: str
+    path_part: str
+    status: int
+    code: int
+    message: str
+    times: int | None
+
+
 def _user(uid: int, name: str, bot: bool = False) -> dict:
     return {"id": str(uid), "username": name, "discriminator": "0", "global_name": name, "avatar": None,
             "bot": bot, "public_flags": 0}
@@ -86,6 +98,7 @@ class FakeDiscord:
         self._runner: web.AppRunner | None = None
         self.port = 0
         self.old_base = discord.http.Route.BASE
+        self.faults: list[Fault] = []  # answers to give instead of the usual ones (see `fail`)
 
     # ---- lifecycle ------------------------------------------------------------------------------------------
 
@@ -108,6 +121,14 @@ class FakeDiscord:
     @property
     def base(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    def fail(self, method: str, path_part: str, status: int, code: int = 0, message: str = "fake failure",
+             times: int | None = None) -> "Fault":
+        """Answer requests of ``method`` whose path contains ``path_part`` with an error, as Discord does (a JSON
+        body with ``code`` and ``message``), ``times`` times (None: until removed from ``faults``)."""
+        fault = Fault(method.upper(), path_part, status, code, message, times)
+        self.faults.append(fault)
+        return fault
 
     def add_asset(self, name: str, data: bytes, content_type: str = "image/png") -> str:
         self.assets[name] = (content_type, data)
@@ -218,6 +239,11 @@ class FakeDiscord:
 
     def _answer(self, r: Recorded) -> web.StreamResponse:
         p = r.path
+        for fault in self.faults:
+            if fault.method == r.method and fault.path_part in p and fault.times != 0:
+                if fault.times is not None:
+                    fault.times -= 1
+                return self._json({"message": fault.message, "code": fault.code}, status=fault.status)
         if p.startswith("/assets/"):
             name = p[len("/assets/"):]
             if name not in self.assets:
@@ -430,5 +456,13 @@ async def started_bot(settings, *, engine=None, preload=("image", "morph", "poem
         settings = dataclasses.replace(settings, database=DatabaseSettings(path=f"{scratch.name}/muse.sqlite3"))
     bot = create_bot(settings, engine=engine, preload=preload, **kw)
     bot._scratch_db = scratch  # type: ignore[attr-defined]  # the folder lives as long as the bot
-    await bot.login("fake-token")
+    try:
+        await bot.login("fake-token")
+    except BaseException:
+        # setup_hook failed half-way: close what it opened (the engine's threads, the store's connection
+        # thread), or the interpreter would wait for them forever instead of reporting the failure
+        await bot.close()
+        if scratch is not None:
+            scratch.cleanup()
+        raise
     return bot

@@ -20,6 +20,7 @@ import logging
 import re
 
 import discord
+from discord.ext import commands
 
 from genmodels.engine import MAX_LINEAGE, Generation
 
@@ -99,40 +100,71 @@ class ImageMorph(_Safe, discord.ui.DynamicItem[discord.ui.Button],
             lineage = render.decode_lineage(self.lineage)
         except ValueError as e:
             raise UserError("stale", detail=str(e)) from None
-        await interaction.response.send_modal(MorphModal(interaction.locale, self.theme, lineage,
-                                                         message_id=actions.parent_of(interaction)))
+        await MorphModal(interaction.locale, self.theme, lineage, message_id=actions.parent_of(interaction)).send(
+            interaction)
+
+
+MODAL_TEMPLATE = re.compile(r"muse:mm:(?P<theme>\d{1,3}):(?P<lineage>[0-9a-z._]{3,90})(?::(?P<message>[0-9a-z]{1,13}))?")
 
 
 class MorphModal(discord.ui.Modal):
-    """Asks which cell to start from and which emoji to end at; lives only as long as this process."""
+    """Asks which cell to start from and which emoji to end at.
+
+    Like the buttons, the form keeps its whole state in its ``custom_id`` (``muse:mm:<theme>:<lineage>[:<message>]``)
+    and is never held in memory: `send` stops it before it is shown, so discord.py does not store it, and every
+    submit, whether to this process or to one started after it, is handled by `Fallback.on_interaction` through
+    `submitted`. A form submitted after a restart, or after any time, still works.
+    """
 
     def __init__(self, locale, theme: int, lineage: tuple[Generation, ...], message_id: int | None = None):
-        super().__init__(title=t(locale, "morph_modal")[:45], timeout=600)
-        self.theme_index, self.lineage = theme, lineage
-        self.message_id = message_id  # the grid's message: its stored result is the morph's parent
-        self.cell = discord.ui.TextInput(label=t(locale, "morph_modal_cell"), default="1", max_length=2)
-        self.target = discord.ui.TextInput(label=t(locale, "morph_modal_to"), placeholder="🐶", max_length=16)
-        self.add_item(self.cell)
-        self.add_item(self.target)
+        enc = render.encode_lineage(lineage)
+        custom_id = f"muse:mm:{theme}:{enc}"
+        if message_id is not None and len(custom_id) + 1 + len(render.b36(message_id)) <= CUSTOM_ID_MAX:
+            custom_id += f":{render.b36(message_id)}"  # the grid's message: its stored result is the morph's parent
+        super().__init__(title=t(locale, "morph_modal")[:45], custom_id=custom_id)
+        count = lineage[-1].count
+        self.add_item(discord.ui.TextInput(label=t(locale, "morph_modal_cell"), custom_id="cell", default="1",
+                                           max_length=2, placeholder=f"1-{count}"))
+        self.add_item(discord.ui.TextInput(label=t(locale, "morph_modal_to"), custom_id="to", placeholder="🐶",
+                                           max_length=16))
 
-    async def on_submit(self, interaction: discord.Interaction) -> None:
+    async def send(self, interaction: discord.Interaction) -> None:
+        self.stop()  # a finished modal is not stored: the submit is routed by its custom_id instead
+        await interaction.response.send_modal(self)
+
+    @staticmethod
+    async def submitted(interaction: discord.Interaction, match: re.Match[str]) -> None:
         try:
-            count = self.lineage[-1].count
             try:
-                cell = int(str(self.cell.value).strip()) - 1
+                theme, lineage = int(match["theme"]), render.decode_lineage(match["lineage"])
+            except ValueError as e:
+                raise UserError("stale", detail=str(e)) from None
+            values = modal_values(interaction)
+            count = lineage[-1].count
+            raw_cell = values.get("cell", "").strip()
+            try:
+                cell = int(raw_cell) - 1
             except ValueError:
-                raise UserError("range", name="cell", lo=1, hi=count, value=self.cell.value) from None
+                raise UserError("range", name="cell", lo=1, hi=count, value=raw_cell or "nothing") from None
             actions.check_range("cell", cell + 1, 1, count)
-            emoji = actions.check_emoji(str(self.target.value))
-            seed = self.lineage[-1].seed
-            a = actions.Source(f"Muse {seed}·V{cell + 1}", theme=self.theme_index, lineage=self.lineage, cell=cell,
-                               message_id=self.message_id)
+            emoji = actions.check_emoji(values.get("to", ""))
+            message_id = int(match["message"], 36) if match["message"] else actions.parent_of(interaction)
+            a = actions.Source(f"Muse {lineage[-1].seed}·V{cell + 1}", theme=theme, lineage=lineage, cell=cell,
+                               message_id=message_id)
             await actions.post_morph(interaction, a, actions.Source(emoji, emoji=emoji), frames=8)
         except Exception as e:  # noqa: BLE001
             await report(interaction, e)
 
-    async def on_error(self, interaction: discord.Interaction, error: Exception) -> None:
-        await report(interaction, error)
+
+def modal_values(interaction: discord.Interaction) -> dict[str, str]:
+    """The text inputs of a modal submit, by custom_id (in action rows, or in labels: component type 18)."""
+    out: dict[str, str] = {}
+    for row in (interaction.data or {}).get("components", []):
+        inner = row.get("components") or ([row["component"]] if "component" in row else [])
+        for comp in inner:
+            if "custom_id" in comp:
+                out[comp["custom_id"]] = str(comp.get("value") or "")
+    return out
 
 
 def _poem_state(interaction: discord.Interaction) -> tuple[dict[str, str], str]:
@@ -180,6 +212,31 @@ class PoemVariation(_Safe, discord.ui.DynamicItem[discord.ui.Button],
 
 
 DYNAMIC_ITEMS = (ImageReroll, ImageVariation, ImageMorph, PoemReroll, PoemVariation)
+
+
+def is_known_button(custom_id: str) -> bool:
+    """Whether a registered button template (hence discord.py, which dispatches it) handles ``custom_id``."""
+    return any(item.__discord_ui_compiled_template__.fullmatch(custom_id) for item in DYNAMIC_ITEMS)
+
+
+class Fallback(commands.Cog):
+    """Answers what discord.py would drop silently: a morph form's submit (routed here by its custom_id, see
+    `MorphModal`), a form of an older Muse, and a button whose custom_id matches no template (an older Muse's,
+    or garbled). Slash commands Muse no longer has are answered by the tree's error handler (`bot.errors`)."""
+
+    @commands.Cog.listener()
+    async def on_interaction(self, interaction: discord.Interaction) -> None:
+        custom_id = str((interaction.data or {}).get("custom_id", ""))
+        if interaction.type is discord.InteractionType.modal_submit:
+            match = MODAL_TEMPLATE.fullmatch(custom_id)
+            if match is not None:
+                await MorphModal.submitted(interaction, match)
+            else:
+                log.info("a form with an unknown custom_id %r was submitted", custom_id[:100])
+                await report(interaction, UserError("old_form"))
+        elif interaction.type is discord.InteractionType.component and not is_known_button(custom_id):
+            log.info("a button with an unknown custom_id %r was pressed", custom_id[:100])
+            await report(interaction, UserError("old_button"))
 
 
 def image_view(locale, theme: int, lineage: tuple[Generation, ...]) -> discord.ui.View:

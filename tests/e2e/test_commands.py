@@ -212,7 +212,7 @@ def test_interpolate_image_bad_input(bot_models: Path):
     assert "notes.txt" in text["text"] and "not an image" in text["text"]
     assert "50.0 MB" in text["huge"] and "limit is 8 MB" in text["huge"]
     assert "between 2 and 24" in text["frames"]
-    assert "5000×5000 pixels" in text["bomb"]
+    assert "5000×5000 pixels" in text["bomb"] and "megapixels" in text["bomb"]
     # the corrupt file is only found out after the defer: the public placeholder is removed, the error is private
     rec, reqs = out["corrupt"]
     assert "junk.png" in text["corrupt"] and "not an image" in text["corrupt"]
