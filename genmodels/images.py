@@ -19,7 +19,8 @@ from PIL import Image
 
 from . import checkpoints, paths
 from .data import DataError
-from .data.emoji import GROUPS, THEMES, EmojiRenderer, from_model, load_image_rgba, theme_index, to_model
+from .data.emoji import GROUPS, THEMES, EmojiRenderer, from_model, theme_index, to_model
+from .data.imagefile import fit_square, load_image_rgba
 from .feedback.preference import LatentPreference
 from .nets.dcgan import DCGANConfig, Generator
 from .nets.vae import ConvVAE, VAEConfig, slerp
@@ -150,11 +151,17 @@ class Morpher:
         return cls(vae, card, device)
 
     def image_from(self, spec: str | Path | bytes | Image.Image) -> Image.Image:
-        """An input image from a path, raw bytes, a PIL image, or a single emoji character."""
+        """An input image (64×64 RGBA) from a path, raw bytes, a PIL image, or a single emoji character.
+
+        Bytes and files are decoded by `genmodels.data.imagefile.load_image_rgba`, which reads only PNG,
+        JPEG, GIF, WebP and BMP and refuses images too large to decode cheaply: it raises `NotAnImage` or
+        `ImageTooLarge` (both `DataError`, from that module). Text that is neither a file nor an emoji
+        raises ValueError.
+        """
         if isinstance(spec, Image.Image):
-            return load_image_rgba(_png_bytes(spec))
-        if isinstance(spec, bytes):
-            return load_image_rgba(io.BytesIO(spec))
+            return fit_square(spec)
+        if isinstance(spec, (bytes, bytearray, memoryview)):
+            return load_image_rgba(spec)
         s = str(spec).strip()
         if Path(s).is_file():
             return load_image_rgba(s)

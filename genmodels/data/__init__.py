@@ -2,4 +2,7 @@
 
 
 class DataError(RuntimeError):
-    """A dataset could not be built or read. The message says what to install or fix."""
+    """A dataset could not be built or read. The message says what to install or fix.
+
+    Images that cannot be decoded raise the subclasses `imagefile.NotAnImage` and `imagefile.ImageTooLarge`.
+    """

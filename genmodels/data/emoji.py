@@ -13,8 +13,9 @@ Decisions, and why:
 - Alpha is kept. The file stores straight (non-premultiplied) RGBA uint8; the models see premultiplied
   RGBA in [-1, 1] (see `to_model` / `from_model`), so fully transparent pixels carry no stray colour.
 
-A user's own folder of images goes through `build_folder_dataset`: every readable image is centred on a
-square transparent canvas and resized to 64×64; sub-folder names become the labels.
+A user's own folder of images goes through `build_folder_dataset`: every readable image (decoded by
+`genmodels.data.imagefile`, which accepts PNG, JPEG, GIF, WebP and BMP only) is centred on a square
+transparent canvas and resized to 64×64; sub-folder names become the labels.
 """
 
 from __future__ import annotations
@@ -27,9 +28,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw, ImageFont, UnidentifiedImageError
+from PIL import Image, ImageDraw, ImageFont
 
 from . import DataError
+from .imagefile import IMAGE_EXTS, load_image_rgba  # noqa: F401 - load_image_rgba is re-exported
 
 FONT_PATH = Path("/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf")
 EMOJI_TEST_PATH = Path("/usr/share/unicode/emoji/emoji-test.txt")
@@ -195,27 +197,6 @@ def _write(out, images, labels, chars, is_held, label_names, source, source_hash
     )
     os.replace(tmp, out)
     return stats
-
-
-IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp", ".tif", ".tiff"}
-
-
-def load_image_rgba(path_or_file, size: int = SIZE) -> Image.Image:
-    """Open any image, fit it on a transparent square canvas and resize to size×size RGBA.
-
-    Raises DataError with a friendly message for files that are not images.
-    """
-    try:
-        with Image.open(path_or_file) as im:
-            im.load()
-            im = im.convert("RGBA")
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as e:
-        name = getattr(path_or_file, "name", path_or_file)
-        raise DataError(f"{name} is not an image Muse can read ({e.__class__.__name__}).") from e
-    side = max(im.size)
-    canvas = Image.new("RGBA", (side, side), (0, 0, 0, 0))
-    canvas.paste(im, ((side - im.width) // 2, (side - im.height) // 2))
-    return canvas.resize((size, size), Image.LANCZOS)
 
 
 def build_folder_dataset(source: Path, out: Path, *, seed: int = 0, heldout: float = 0.1) -> dict:
