@@ -13,7 +13,8 @@ from __future__ import annotations
 import concurrent.futures
 import gc
 import logging
-from typing import TYPE_CHECKING, Any
+import re
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 import discord
 from discord import app_commands
@@ -21,8 +22,8 @@ from discord.ext import commands
 
 from genmodels.engine import Engine, EngineConfig
 
-from .errors import log_error, report
-from .feedback import PendingWrites
+from .errors import UserError, log_error, report
+from .recording import PendingWrites
 from .i18n import MuseTranslator
 from .logs import protect_library_loggers
 from .settings import Settings, load_settings
@@ -33,6 +34,17 @@ if TYPE_CHECKING:
 log = logging.getLogger("muse")
 
 PRELOAD = ("image", "morph", "poem-en", "poem-zh")
+
+# One extension per feature, loaded in this order by `MuseBot.setup_hook`. Each one's ``setup(bot)`` adds its own
+# cog, buttons (dynamic items), forms (modal routes), context menus and listeners. A new feature is a new package
+# under bot/ext/ and one line here.
+INITIAL_EXTENSIONS = (
+    "bot.ext.create",  # /image, /poem, their reroll and variation buttons
+    "bot.ext.interpolate",  # /interpolate image|poem, the 🌀 button, the morph form, "Muse: morph from here"
+    "bot.ext.details",  # "Muse: details": provenance
+    "bot.ext.feedback",  # reactions become votes
+    "bot.ext.admin",  # /muse: models (owner, home guild), feedback export, stats
+)
 
 
 class GuildSyncError(RuntimeError):
@@ -97,6 +109,9 @@ class MuseBot(commands.Bot):
         self._own_store = self._own_trainer = False
         # results (and votes) the database could not take yet: kept and retried, never dropped silently
         self.pending_writes = PendingWrites(self, settings.database.retry_seconds)
+        # what the extensions registered: the templates of their buttons, and their forms by custom_id pattern
+        self.button_templates: list[re.Pattern[str]] = []
+        self.modal_routes: list[tuple[re.Pattern[str], Callable[[discord.Interaction, re.Match[str]], Awaitable[None]]]] = []
 
     def check_cooldown(self, command: str, user_id: int) -> None:
         """Per user and command: at most ``limits.cooldown_rate`` uses per ``limits.cooldown_per_s`` seconds."""
@@ -113,19 +128,42 @@ class MuseBot(commands.Bot):
         if retry_after:
             raise app_commands.CommandOnCooldown(bucket, retry_after)
 
-    async def setup_hook(self) -> None:
-        from . import commands as muse_commands
-        from .views import DYNAMIC_ITEMS
+    def add_dynamic_items(self, *items) -> None:
+        """Register buttons whose state is in their custom_id (they keep working on messages of any earlier
+        process), remembering their templates so that `on_interaction` can tell a stale button from a live one."""
+        super().add_dynamic_items(*items)
+        self.button_templates.extend(item.__discord_ui_compiled_template__ for item in items)
 
+    def add_modal_route(self, template: re.Pattern[str], handler) -> None:
+        """Send every submitted form whose custom_id matches ``template`` to ``handler(interaction, match)``.
+        Forms are routed by their custom_id, never held in memory, so they survive restarts like buttons."""
+        self.modal_routes.append((template, handler))
+
+    async def on_interaction(self, interaction: discord.Interaction) -> None:
+        """Route forms; answer what discord.py would drop silently: a form or a button whose custom_id matches
+        nothing registered (an older Muse's, or garbled). Slash commands Muse no longer has are answered by the
+        tree's error handler (`bot.errors`)."""
+        custom_id = str((interaction.data or {}).get("custom_id", ""))
+        if interaction.type is discord.InteractionType.modal_submit:
+            for template, handler in self.modal_routes:
+                match = template.fullmatch(custom_id)
+                if match is not None:
+                    await handler(interaction, match)
+                    return
+            log.info("a form with an unknown custom_id %r was submitted", custom_id[:100])
+            await report(interaction, UserError("old_form"))
+        elif interaction.type is discord.InteractionType.component and not any(
+                template.fullmatch(custom_id) for template in self.button_templates):
+            log.info("a button with an unknown custom_id %r was pressed", custom_id[:100])
+            await report(interaction, UserError("old_button"))
+
+    async def setup_hook(self) -> None:
         await self.tree.set_translator(MuseTranslator())
         await self.engine.start(preload=self._preload)
         if self._feedback:
             await self._open_feedback()
-        await muse_commands.setup(self)
-        for menu in muse_commands.CONTEXT_MENUS:
-            self.tree.add_command(menu)
-        # Buttons of messages posted by any earlier process keep working: their state is in the custom_id.
-        self.add_dynamic_items(*DYNAMIC_ITEMS)
+        for extension in INITIAL_EXTENSIONS:
+            await self.load_extension(extension)
         # Everything loaded so far (torch, the models, discord.py) lives as long as the process. Freezing it keeps
         # the garbage collector's full passes from walking it again: those passes stalled the event loop for
         # 100-200 ms under load (measured with `muse bench serve`).

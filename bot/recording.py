@@ -1,17 +1,15 @@
-"""The Discord side of learning from reactions: store what Muse posts, turn reactions and buttons into feedback.
+"""Storing what Muse posts, so that reactions and buttons on it become feedback.
 
-- `record` stores every posted result (`FeedbackStore.record_result`) with the id of the message it was posted
-  as, so a reaction on that message, even days and restarts later, finds its result. A button press that asked
-  for the result (a variation, a reroll) is stored with it, as a weak signal on the result it was pressed on.
-- `Reactions` listens to the *raw* reaction events, which arrive for every message, cached or not (old messages
-  after a restart), and hands them to the store; when a user's vote changed it tells the trainer
-  (``bot.trainer.notify(model)``), which decides whether that is reason enough to fine-tune.
+`record` stores every posted result (`FeedbackStore.record_result`) with the id of the message it was posted as,
+so a reaction on that message, even days and restarts later, finds its result (`bot.ext.feedback`). A button
+press that asked for the result (a variation, a reroll) is stored with it, as a weak signal on the result it was
+pressed on.
 
-Nothing here may break a reply or a listener. A write the database refuses for a reason that passes (locked
-past the busy timeout, disk full, an I/O error) is kept in memory by `PendingWrites` and retried every
+Nothing here may break a reply or a listener. A write the database refuses for a reason that passes (locked past
+the busy timeout, disk full, an I/O error) is kept in memory by `PendingWrites` and retried every
 ``[database] retry_seconds``, with the votes that arrive on that result meanwhile, and the admins are told once
-per outage; any other store failure is logged with an error id (`bot.errors.log_error`). The rules (which emoji vote, one vote per user, replays, caps)
-live in `genmodels.feedback.store`; this module only parses Discord's events.
+when the outage starts and once when it ends; any other store failure is logged with an error id
+(`bot.errors.log_error`).
 """
 
 from __future__ import annotations
@@ -24,7 +22,6 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 import discord
 import numpy as np
-from discord.ext import commands
 
 from .errors import log_error
 
@@ -33,8 +30,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("muse.feedback")
 
-# the store's model names for the engine's model keys
+
 MODEL_OF_KEY = {"image": "dcgan", "morph": "vae", "poem-en": "textvae-en", "poem-zh": "textvae-zh"}
+
+
 KEY_OF_MODEL = {v: k for k, v in MODEL_OF_KEY.items()}
 
 
@@ -48,8 +47,9 @@ def as_latent(z: Any) -> np.ndarray | None:
     return a.reshape(1, -1) if a.ndim == 1 else a.reshape(len(a), -1)
 
 
-# Failures worth retrying: the database is there but cannot take the write now.
 TRANSIENT = (sqlite3.OperationalError, OSError)
+
+
 MAX_PENDING = 10_000  # writes kept in memory during an outage; older ones are dropped (and logged) beyond this
 
 
@@ -150,7 +150,7 @@ class PendingWrites:
                       len(self._queue), ", ".join(f"{w.what} (message {w.message_id})" for w in self._queue[:20]))
 
 
-async def _save(bot: "MuseBot", write: _Write) -> Any:
+async def save(bot: "MuseBot", write: _Write) -> Any:
     """Run ``write`` now; if the database refuses it for now, queue it in ``bot.pending_writes``."""
     try:
         value = await write.run()
@@ -198,7 +198,7 @@ async def record(interaction: discord.Interaction, message: discord.Message | No
             guild_id=interaction.guild_id, requester_id=user)
 
     try:
-        return await _save(bot, _Write(f"a {kind} result of user {user}", message_id, write))
+        return await save(bot, _Write(f"a {kind} result of user {user}", message_id, write))
     except Exception as e:  # noqa: BLE001 - the result is posted; losing its row must not turn into an error
         log_error(e, f"storing a {kind} result of user {user}")
         return None
@@ -207,100 +207,3 @@ async def record(interaction: discord.Interaction, message: discord.Message | No
 def version_tag(version: str) -> str:
     """'dcgan/v0001' (the engine's, shown in embeds) → 'v0001' (the store's and trainer's: the model is a column)."""
     return version.rsplit("/", 1)[-1]
-
-
-def emoji_text(emoji: discord.PartialEmoji) -> str:
-    """How the settings name an emoji: the character itself, or ``<:name:id>`` for a custom one."""
-    return (emoji.name or "") if emoji.is_unicode_emoji() else str(emoji)
-
-
-class Reactions(commands.Cog):
-    """Reactions on Muse's results become votes in the store. Raw events: no message cache needed."""
-
-    def __init__(self, bot: "MuseBot"):
-        self.bot = bot
-
-    def _ignored(self, user_id: int, member: discord.Member | None = None) -> bool:
-        me = self.bot.user
-        if me is not None and user_id == me.id:
-            return True  # Muse's own reactions (if it ever adds any) are not votes
-        user = member or self.bot.get_user(user_id)
-        return bool(user is not None and user.bot)
-
-    def _is_vote(self, emoji: discord.PartialEmoji) -> bool:
-        store = self.bot.store
-        return store is not None and store.votes.value(emoji_text(emoji)) is not None
-
-    def _notify(self, model: str) -> None:
-        trainer = self.bot.trainer
-        if trainer is not None:
-            trainer.notify(model)
-
-    @commands.Cog.listener()
-    async def on_raw_reaction_add(self, payload: discord.RawReactionActionEvent) -> None:
-        # Cheap checks first: the gateway sends every reaction in every channel Muse can see.
-        me = self.bot.user
-        if payload.message_author_id is not None and me is not None and payload.message_author_id != me.id:
-            return
-        if not self._is_vote(payload.emoji) or self._ignored(payload.user_id, payload.member):
-            return
-        await self._change(payload, add=True)
-
-    @commands.Cog.listener()
-    async def on_raw_reaction_remove(self, payload: discord.RawReactionActionEvent) -> None:
-        # No member on a remove: a bot's add was ignored, so its remove finds nothing in the store.
-        if not self._is_vote(payload.emoji) or self._ignored(payload.user_id):
-            return
-        await self._change(payload, add=False)
-
-    async def _change(self, payload: discord.RawReactionActionEvent, *, add: bool) -> None:
-        store = self.bot.store
-        assert store is not None
-        emoji, user, message_id = emoji_text(payload.emoji), payload.user_id, payload.message_id
-        pending = self.bot.pending_writes
-
-        async def write() -> None:
-            row = await store.get_result(message_id=message_id)
-            if row is None:
-                return  # not a result Muse stored (an ordinary message, or one from before the store)
-            before = await store.vote_of(row.id, user)
-            if add:
-                after = await store.add_reaction(message_id, user, emoji)
-            else:
-                after = await store.remove_reaction(message_id, user, emoji)
-            log.debug("reaction %s %s by %s on result %s: vote %s -> %s", "+" if add else "-", emoji,
-                      user, row.id, before, after)
-            if after is not None and after != before:
-                self._notify(row.model)
-
-        what = f"a reaction of user {user}"
-        try:
-            if pending.holds(message_id):  # its result waits for the database: the vote waits behind it
-                pending.add(_Write(what, message_id, write), RuntimeError("its result is not saved yet"))
-                return
-            await _save(self.bot, _Write(what, message_id, write))
-        except Exception as e:  # noqa: BLE001 - a listener has no one to answer; log and go on
-            log_error(e, f"recording a reaction of user {user} on message {message_id}")
-
-    @commands.Cog.listener()
-    async def on_raw_reaction_clear(self, payload: discord.RawReactionClearEvent) -> None:
-        await self._clear(payload.message_id, None)
-
-    @commands.Cog.listener()
-    async def on_raw_reaction_clear_emoji(self, payload: discord.RawReactionClearEmojiEvent) -> None:
-        if self._is_vote(payload.emoji):
-            await self._clear(payload.message_id, emoji_text(payload.emoji))
-
-    async def _clear(self, message_id: int, emoji: str | None) -> None:
-        store = self.bot.store
-        if store is None:
-            return
-        try:
-            row = await store.get_result(message_id=message_id)
-            if row is None:
-                return
-            await store.clear_reactions(message_id, emoji)
-            log.debug("reactions %s cleared on result %s", emoji or "all", row.id)
-            self._notify(row.model)
-        except Exception as e:  # noqa: BLE001
-            log_error(e, f"clearing reactions on message {message_id}")

@@ -7,8 +7,8 @@
     /muse stats                        your contribution, and this server's favourite results
 
 The models are shared by every server the bot is in, so ``/muse model`` is for the bot's owner and the
-administrators of the home guild (``[discord] home_guild``) only (`models_admin`). ``/muse feedback export``
-concerns one server's own votes and is for that server's administrators and the owner (`server_admin`). Both are
+administrators of the home guild (``[discord] home_guild``) only (`bot.checks.models_admin`). ``/muse feedback export``
+concerns one server's own votes and is for that server's administrators and the owner (`bot.checks.server_admin`). Both are
 ``app_commands`` checks; anyone else gets a polite ephemeral refusal before anything runs. Replies are ephemeral. The work is done by the
 store (`genmodels.feedback.store`) and the trainer (`genmodels.feedback.trainer`); this file only checks,
 formats and replies.
@@ -29,75 +29,25 @@ from discord.ext import commands
 
 from genmodels.feedback.trainer import NothingToRollBack, TrainerError
 
-from .actions import TOKEN_LIFETIME
-from .errors import UserError, log_error
-from .feedback import KEY_OF_MODEL, version_tag
-from .i18n import t
+from ...checks import models_admin, need_store, need_trainer, server_admin
+from ...errors import UserError, log_error
+from ...i18n import t
+from ...recording import KEY_OF_MODEL, version_tag
+from ...replies import TOKEN_LIFETIME
 
 if TYPE_CHECKING:
-    from .app import MuseBot
+    from ...app import MuseBot
 
 log = logging.getLogger("muse.admin")
 
+
 MODELS = ("dcgan", "vae", "textvae-en", "textvae-zh")
+
+
 MODEL_CHOICES = [app_commands.Choice(name=m, value=m) for m in MODELS]
+
+
 EXPORT_GZIP_OVER = 8 * 1024 * 1024  # a bigger CSV is sent gzipped (Discord's smallest upload limit is 10 MB)
-
-
-def _bot(interaction: discord.Interaction) -> "MuseBot":
-    return interaction.client  # type: ignore[return-value]
-
-
-async def require_admin(interaction: discord.Interaction) -> None:
-    """Guild administrators (in that guild) and the bot's owner may pass; everyone else gets `UserError`."""
-    if interaction.guild_id is not None and interaction.permissions.administrator:
-        return
-    if await _bot(interaction).is_owner(interaction.user):
-        return
-    raise UserError("admin_only")
-
-
-async def require_models_admin(interaction: discord.Interaction) -> None:
-    """The bot's owner, and administrators of ``[discord] home_guild`` (when set), may pass."""
-    bot = _bot(interaction)
-    if await bot.is_owner(interaction.user):
-        return
-    home = bot.settings.discord.home_guild
-    if home and interaction.guild_id == home and interaction.permissions.administrator:
-        return
-    raise UserError("models_owner_only", home=t(interaction.locale, "models_home") if home else "")
-
-
-def server_admin():
-    """Check: administrators of the guild the command is used in, and the bot's owner."""
-    async def predicate(interaction: discord.Interaction) -> bool:
-        await require_admin(interaction)
-        return True
-
-    return app_commands.check(predicate)
-
-
-def models_admin():
-    """Check: whoever may change the shared models (`require_models_admin`)."""
-    async def predicate(interaction: discord.Interaction) -> bool:
-        await require_models_admin(interaction)
-        return True
-
-    return app_commands.check(predicate)
-
-
-def need_store(interaction: discord.Interaction):
-    store = _bot(interaction).store
-    if store is None:
-        raise UserError("store_off")
-    return store
-
-
-def need_trainer(interaction: discord.Interaction):
-    trainer = _bot(interaction).trainer
-    if trainer is None:
-        raise UserError("trainer_off")
-    return trainer
 
 
 def check_model(kind: str) -> str:
@@ -112,7 +62,6 @@ async def _begin_model_admin(interaction: discord.Interaction, kind: str):
     trainer = need_trainer(interaction)
     await interaction.response.defer(ephemeral=True, thinking=True)
     return trainer, kind, interaction.locale
-
 
 
 def _when(ts: float | None) -> str:

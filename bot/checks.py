@@ -1,0 +1,159 @@
+"""Checks shared by every feature: the validators of option values, and who may do what.
+
+Validators raise `UserError`, which becomes an ephemeral sentence saying what to fix. Option limits are declared
+twice on purpose: as ``Range`` on the command (so the Discord client refuses bad values as the member types) and
+checked again here (a hand-made or replayed payload, or an outdated client, is not bound by the client).
+
+The permission checks are ``app_commands`` checks, used as decorators (`server_admin`, `models_admin`).
+"""
+
+from __future__ import annotations
+
+import random
+
+import discord
+from discord import app_commands
+
+from genmodels.images import MAX_SEED
+
+from . import render
+from .errors import UserError
+from .i18n import t
+from .replies import bot_of
+
+
+# ---- option values ------------------------------------------------------------------------------------------
+
+
+def random_seed() -> int:
+    return random.SystemRandom().randint(0, MAX_SEED)
+
+
+def check_number(name: str, value, *, whole: bool = True):
+    """An option's value must be a number: an outdated client (or a hand-made payload) may send text."""
+    if isinstance(value, bool) or not isinstance(value, int if whole else (int, float)):
+        raise UserError("bad_option", name=name, value=str(value), kind="a whole number" if whole else "a number")
+    return value
+
+
+def check_seed(seed: int | None) -> int:
+    if seed is None:
+        return random_seed()
+    check_number("seed", seed)
+    if not 0 <= seed <= MAX_SEED:
+        raise UserError("seed_range", max=MAX_SEED, seed=seed)
+    return seed
+
+
+def check_range(name: str, value, lo, hi):
+    if isinstance(lo, (int, float)):
+        check_number(name, value, whole=isinstance(lo, int) and isinstance(hi, int))
+    if not lo <= value <= hi:
+        raise UserError("range", name=name, lo=lo, hi=hi, value=value)
+    return value
+
+
+def check_text(name: str, text: str | None, limit: int, *, optional: bool = False) -> str | None:
+    if text is None and optional:
+        return None
+    text = (text or "").strip()
+    if not text:
+        if optional:
+            return None
+        raise UserError("text_empty", name=name)
+    if len(text) > limit:
+        raise UserError("text_long", name=name, n=len(text), limit=limit)
+    if not readable(text):
+        raise UserError("text_chars", name=name)
+    return text
+
+
+def readable(text: str) -> bool:
+    """False for text that cannot be encoded (lone surrogates, as a broken client sends) or holds control
+    characters other than line breaks and tabs."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return not any(ord(c) < 32 and c not in "\n\t" or ord(c) == 127 for c in text)
+
+
+def check_emoji(text: str) -> str:
+    s = text.strip()
+    if not s or len(s) > 16 or any(c.isascii() and (c.isalnum() or c in "/.\\~") for c in s):
+        raise UserError("unknown_emoji", text=s[:40])
+    return s
+
+
+def check_attachment(interaction: discord.Interaction, att: discord.Attachment) -> discord.Attachment:
+    limit = bot_of(interaction).settings.limits.max_attachment_mb
+    if att.content_type is not None and not att.content_type.startswith("image/"):
+        raise UserError("not_image", name=att.filename)
+    if att.size > limit * 1024 * 1024:
+        raise UserError("too_big", name=att.filename, size=att.size / 1024 / 1024, limit=limit)
+    return att
+
+
+def muse_result(interaction: discord.Interaction, message: discord.Message) -> dict[str, str]:
+    """The provenance fields of ``message`` if it is one of this bot's results (else `UserError`)."""
+    me = interaction.client.user
+    emb = message.embeds[0] if message.embeds else None
+    meta = render.parse_footer(emb.footer.text if emb else None)
+    if me is None or message.author.id != me.id or meta is None:
+        raise UserError("not_muse")
+    return meta
+
+
+# ---- who may ------------------------------------------------------------------------------------------------
+
+
+async def require_admin(interaction: discord.Interaction) -> None:
+    """Guild administrators (in that guild) and the bot's owner may pass; everyone else gets `UserError`."""
+    if interaction.guild_id is not None and interaction.permissions.administrator:
+        return
+    if await bot_of(interaction).is_owner(interaction.user):
+        return
+    raise UserError("admin_only")
+
+
+async def require_models_admin(interaction: discord.Interaction) -> None:
+    """The bot's owner, and administrators of ``[discord] home_guild`` (when set), may pass."""
+    bot = bot_of(interaction)
+    if await bot.is_owner(interaction.user):
+        return
+    home = bot.settings.discord.home_guild
+    if home and interaction.guild_id == home and interaction.permissions.administrator:
+        return
+    raise UserError("models_owner_only", home=t(interaction.locale, "models_home") if home else "")
+
+
+def server_admin():
+    """Check: administrators of the guild the command is used in, and the bot's owner."""
+    async def predicate(interaction: discord.Interaction) -> bool:
+        await require_admin(interaction)
+        return True
+
+    return app_commands.check(predicate)
+
+
+def models_admin():
+    """Check: whoever may change the shared models (`require_models_admin`)."""
+    async def predicate(interaction: discord.Interaction) -> bool:
+        await require_models_admin(interaction)
+        return True
+
+    return app_commands.check(predicate)
+
+
+def need_store(interaction: discord.Interaction):
+    store = bot_of(interaction).store
+    if store is None:
+        raise UserError("store_off")
+    return store
+
+
+def need_trainer(interaction: discord.Interaction):
+    trainer = bot_of(interaction).trainer
+    if trainer is None:
+        raise UserError("trainer_off")
+    return trainer

@@ -1,0 +1,64 @@
+"""/image and /poem: thin, parse and validate (`bot.checks`), then hand over to `flows`."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import discord
+from discord import app_commands
+from discord.app_commands import locale_str as _
+from discord.ext import commands
+
+from genmodels.data.emoji import THEMES
+from genmodels.engine import Generation
+from genmodels.images import MAX_SEED
+
+from ... import checks
+from ...errors import UserError
+from ...i18n import lang_of
+from . import flows
+
+
+async def theme_autocomplete(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+    gen = interaction.client.engine.loaded("image")  # type: ignore[attr-defined]
+    themes = gen.themes if gen is not None else THEMES
+    cur = current.lower().strip()
+    return [app_commands.Choice(name=th, value=th) for th in themes if cur in th.lower()][:25]
+
+
+class Create(commands.Cog):
+    """/image and /poem."""
+
+    def __init__(self, bot):
+        self.bot = bot
+
+    @app_commands.command(name=_("image"), description=_("Draw a grid of new images in a theme"))
+    @app_commands.describe(theme=_("What to draw"), count=_("How many images (1-4)"),
+                           seed=_("The same seed draws the same images (0-4294967295); empty = random"))
+    @app_commands.rename(theme=_("theme"), count=_("count"), seed=_("seed"))
+    @app_commands.autocomplete(theme=theme_autocomplete)
+    async def image(self, interaction: discord.Interaction, theme: str,
+                    count: app_commands.Range[int, 1, 4] = 4,
+                    seed: Optional[app_commands.Range[int, 0, MAX_SEED]] = None) -> None:
+        theme = checks.check_text("theme", theme, self.bot.settings.limits.max_text_chars)
+        checks.check_range("count", count, 1, 4)
+        seed = checks.check_seed(seed)
+        await flows.post_image(interaction, theme, (Generation(seed, count),))
+
+    @app_commands.command(name=_("poem"), description=_("Write a short poem"))
+    @app_commands.describe(lang=_("English or Chinese"), theme=_("A few words to write about"),
+                           temperature=_("Lower is calmer, higher is wilder (0.2-1.5)"),
+                           seed=_("The same seed writes the same poem; empty = random"))
+    @app_commands.rename(lang=_("lang"), theme=_("theme"), temperature=_("temperature"), seed=_("seed"))
+    @app_commands.choices(lang=[app_commands.Choice(name=_("English"), value="en"),
+                                app_commands.Choice(name=_("Chinese"), value="zh")])
+    async def poem(self, interaction: discord.Interaction, lang: Optional[str] = None, theme: Optional[str] = None,
+                   temperature: app_commands.Range[float, 0.2, 1.5] = 0.9,
+                   seed: Optional[app_commands.Range[int, 0, MAX_SEED]] = None) -> None:
+        lang = lang or ("zh" if lang_of(interaction.locale) == "zh" else "en")
+        if lang not in ("en", "zh"):
+            raise UserError("range", name="lang", lo="en", hi="zh", value=lang)
+        theme = checks.check_text("theme", theme, self.bot.settings.limits.max_text_chars, optional=True)
+        checks.check_range("temperature", temperature, 0.2, 1.5)
+        seed = checks.check_seed(seed)
+        await flows.post_poem(interaction, lang, theme, float(temperature), seed)

@@ -1,0 +1,237 @@
+"""The flows of /image and /poem (defer, generate, post, record), and the buttons under their results.
+
+The buttons are `discord.ui.DynamicItem`s whose whole state is in the ``custom_id``. They are registered once, by this extension's ``setup``, so a click on a message posted by an earlier process is
+parsed by the template regex and rebuilt by ``from_custom_id``; no view has to be stored. Every ``custom_id``
+stays under Discord's 100 characters:
+
+    muse:ir:<theme>:<count>                     🔁 reroll an image grid (a fresh seed)
+    muse:iv:<cell>:<theme>:<lineage>            V1–V4: variations around one cell; lineage = seeds down to it
+    muse:pr:<lang>:<temperature×100>            🔁 reroll a poem (theme read back from the message)
+    muse:pv:<lang>:<temperature×100>:<seed>     🌱 a variation: a new poem that starts from this one's first line
+
+(🌀, ``muse:im:``, morphs from a cell: it belongs to the interpolate extension.) A press on 🔁 or on V1–V4 / 🌱
+is also feedback on the result it was pressed on: a weak 'reroll' or 'variation' signal in the store (found by
+the message id), stored with the new result once it is posted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import re
+
+import discord
+
+from genmodels.engine import MAX_LINEAGE, Generation
+
+from ... import render
+from ...checks import check_range, random_seed
+from ...errors import UserError
+from ...i18n import t
+from ...recording import record
+from ...replies import CUSTOM_ID_MAX, SafeItem, begin, bot_of, finish, parent_of, requester, wait
+from ..interpolate.views import ImageMorph
+
+log = logging.getLogger("muse.create")
+
+
+def resolve_theme(interaction: discord.Interaction, theme: str | int) -> str | int:
+    """Check a theme against the loaded generator (if loaded; otherwise the worker checks it)."""
+    gen = bot_of(interaction).engine.loaded("image")
+    if gen is None:
+        return theme
+    try:
+        return gen.theme_index(theme.strip().lower() if isinstance(theme, str) else theme)
+    except ValueError:
+        raise UserError("unknown_theme", theme=theme, themes=", ".join(gen.themes)) from None
+
+
+async def post_image(interaction: discord.Interaction, theme: str | int, lineage: tuple[Generation, ...],
+                     *, parent_cell: int | None = None, signal: str | None = None) -> None:
+    """``signal``: the button that asked for this ('variation' | 'reroll'), pressed on the interaction's message."""
+    if len(lineage) > MAX_LINEAGE:
+        raise UserError("too_deep", n=MAX_LINEAGE)
+    theme = resolve_theme(interaction, theme)
+    bot = bot_of(interaction)
+    with await begin(interaction) as slot:
+        job = slot.image(theme, lineage)
+    try:
+        out = await wait(interaction, job)
+    except ValueError as e:  # an unknown theme found by the worker (model loaded late)
+        raise UserError("bad_text", detail=str(e)) from e
+    png = await asyncio.get_running_loop().run_in_executor(bot.encoder, render.grid_png, out.images,
+                                                           bot.settings.limits.cell_px)
+    loc = interaction.locale
+    title = (t(loc, "variation_title", theme=out.theme, cell=parent_cell + 1) if parent_cell is not None
+             else t(loc, "image_title", theme=out.theme))
+    root = out.lineage[0]
+    embed = discord.Embed(title=title, colour=discord.Colour.blurple())
+    embed.set_image(url="attachment://muse.png")
+    embed.add_field(name=t(loc, "f_theme"), value=out.theme)
+    embed.add_field(name=t(loc, "f_seed"), value=str(out.lineage[-1].seed))
+    embed.add_field(name=t(loc, "f_model"), value=out.version)
+    if len(out.lineage) > 1:
+        chain = " → ".join(f"{g.seed}·V{g.cell + 1}" for g in out.lineage[:-1])
+        embed.add_field(name=t(loc, "f_parents"), value=chain, inline=False)
+    embed.set_footer(text=render.footer(kind="image", theme=out.theme, theme_index=out.theme_index,
+                                        count=out.lineage[-1].count, seed=out.lineage[-1].seed,
+                                        lineage=render.encode_lineage(out.lineage, base=10),
+                                        model=out.version, by=requester(interaction), root_seed=root.seed))
+    msg = await finish(interaction, embed=embed, files=[discord.File(io.BytesIO(png), "muse.png")],
+                       view=image_view(loc, out.theme_index, out.lineage))
+    params = {"theme": out.theme, "theme_index": out.theme_index, "count": out.lineage[-1].count,
+              "lineage": render.encode_lineage(out.lineage, base=10)}
+    if parent_cell is not None:
+        params["parent_cell"] = parent_cell
+    await record(interaction, msg, kind="image", model="dcgan", version=out.version, seed=out.lineage[-1].seed,
+                 latent=out.latents, params=params, parent_message=parent_of(interaction) if signal else None,
+                 signal=signal, lineage=signal == "variation")
+
+
+async def post_poem(interaction: discord.Interaction, lang: str, theme: str | None, temperature: float, seed: int,
+                    *, parent: int | None = None, signal: str | None = None) -> None:
+    """``parent``: the seed of the poem this one varies; ``signal`` as in `post_image`."""
+    with await begin(interaction) as slot:
+        job = slot.call(f"poem-{lang}", lambda m: (m.sample(seed, lines=4, temperature=temperature, theme=theme),
+                                                   m.version))
+    try:
+        text, version = await wait(interaction, job)
+    except ValueError as e:
+        raise UserError("bad_text", detail=str(e)) from e
+    loc = interaction.locale
+    embed = discord.Embed(title=t(loc, "poem_var_title" if parent is not None else "poem_title"),
+                          description=text[:4000], colour=discord.Colour.gold())
+    if theme:
+        embed.add_field(name=t(loc, "f_theme"), value=theme, inline=False)
+    embed.add_field(name=t(loc, "f_seed"), value=str(seed))
+    embed.add_field(name=t(loc, "f_temperature"), value=f"{temperature:g}")
+    embed.add_field(name=t(loc, "f_model"), value=version)
+    if parent is not None:
+        embed.add_field(name=t(loc, "f_parents"), value=str(parent))
+    fields = dict(kind="poem", lang=lang, seed=seed, temperature=f"{temperature:g}", model=version,
+                  by=requester(interaction))
+    if parent is not None:
+        fields["parent"] = parent
+    if theme:
+        fields["theme"] = theme
+    embed.set_footer(text=render.footer(**fields))
+    msg = await finish(interaction, embed=embed, files=[], view=poem_view(loc, lang, temperature, seed))
+    # No latent here: `PoemModel.sample` keeps it inside; seed + parameters reproduce the poem exactly.
+    params = {"lang": lang, "theme": theme, "temperature": temperature, "lines": 4}
+    if parent is not None:
+        params["parent_seed"] = parent
+    await record(interaction, msg, kind="poem", model=f"textvae-{lang}", version=version, seed=seed, params=params,
+                 content=text, parent_message=parent_of(interaction) if signal else None, signal=signal,
+                 lineage=signal == "variation")
+
+
+# ---- the buttons -------------------------------------------------------------------------------------------
+
+
+class ImageReroll(SafeItem, discord.ui.DynamicItem[discord.ui.Button], template=r"muse:ir:(?P<theme>\d{1,3}):(?P<count>\d{1,2})"):
+    def __init__(self, theme: int, count: int, label: str | None = None):
+        self.theme, self.count = theme, count
+        super().__init__(discord.ui.Button(emoji="🔁", label=label, style=discord.ButtonStyle.secondary,
+                                           custom_id=f"muse:ir:{theme}:{count}"))
+
+    @classmethod
+    async def from_custom_id(cls, interaction, item, match: re.Match[str]):
+        return cls(int(match["theme"]), int(match["count"]))
+
+    async def run(self, interaction: discord.Interaction) -> None:
+        count = check_range("count", self.count, 1, 4)
+        await post_image(interaction, self.theme, (Generation(random_seed(), count),),
+                                 signal="reroll")
+
+
+class ImageVariation(SafeItem, discord.ui.DynamicItem[discord.ui.Button],
+                     template=r"muse:iv:(?P<cell>\d{1,2}):(?P<theme>\d{1,3}):(?P<lineage>[0-9a-z._]{3,90})"):
+    def __init__(self, cell: int, theme: int, lineage: str):
+        self.cell, self.theme, self.lineage = cell, theme, lineage
+        super().__init__(discord.ui.Button(label=f"V{cell + 1}", style=discord.ButtonStyle.primary,
+                                           custom_id=f"muse:iv:{cell}:{theme}:{lineage}"))
+
+    @classmethod
+    async def from_custom_id(cls, interaction, item, match: re.Match[str]):
+        return cls(int(match["cell"]), int(match["theme"]), match["lineage"])
+
+    async def run(self, interaction: discord.Interaction) -> None:
+        try:
+            parent = render.decode_lineage(self.lineage)
+        except ValueError as e:
+            raise UserError("stale", detail=str(e)) from None
+        if not 0 <= self.cell < parent[-1].count:
+            raise UserError("stale", detail=f"V{self.cell + 1}")
+        child = render.with_child(parent, self.cell, random_seed(), 4)
+        await post_image(interaction, self.theme, child, parent_cell=self.cell, signal="variation")
+
+
+def _poem_state(interaction: discord.Interaction) -> tuple[dict[str, str], str]:
+    msg = interaction.message
+    emb = msg.embeds[0] if msg is not None and msg.embeds else None
+    meta = render.parse_footer(emb.footer.text if emb else None)
+    if not meta or meta.get("kind") != "poem":
+        raise UserError("stale", detail="no poem here")
+    return meta, (emb.description or "")
+
+
+class PoemReroll(SafeItem, discord.ui.DynamicItem[discord.ui.Button], template=r"muse:pr:(?P<lang>en|zh):(?P<temp>\d{1,3})"):
+    def __init__(self, lang: str, temp: int, label: str | None = None):
+        self.lang, self.temp = lang, temp
+        super().__init__(discord.ui.Button(emoji="🔁", label=label, style=discord.ButtonStyle.secondary,
+                                           custom_id=f"muse:pr:{lang}:{temp}"))
+
+    @classmethod
+    async def from_custom_id(cls, interaction, item, match: re.Match[str]):
+        return cls(match["lang"], int(match["temp"]))
+
+    async def run(self, interaction: discord.Interaction) -> None:
+        meta, _ = _poem_state(interaction)
+        await post_poem(interaction, self.lang, meta.get("theme"), self.temp / 100, random_seed(),
+                                signal="reroll")
+
+
+class PoemVariation(SafeItem, discord.ui.DynamicItem[discord.ui.Button],
+                    template=r"muse:pv:(?P<lang>en|zh):(?P<temp>\d{1,3}):(?P<seed>[0-9a-z]{1,7})"):
+    def __init__(self, lang: str, temp: int, seed: str):
+        self.lang, self.temp, self.seed = lang, temp, seed
+        super().__init__(discord.ui.Button(emoji="🌱", style=discord.ButtonStyle.primary,
+                                           custom_id=f"muse:pv:{lang}:{temp}:{seed}"))
+
+    @classmethod
+    async def from_custom_id(cls, interaction, item, match: re.Match[str]):
+        return cls(match["lang"], int(match["temp"]), match["seed"])
+
+    async def run(self, interaction: discord.Interaction) -> None:
+        _, text = _poem_state(interaction)
+        first = next((line.strip() for line in text.splitlines() if line.strip()), None)
+        theme = first.rstrip("，。,.!?;:")[:200] if first else None
+        await post_poem(interaction, self.lang, theme or None, self.temp / 100, random_seed(),
+                                parent=int(self.seed, 36), signal="variation")
+
+
+BUTTONS = (ImageReroll, ImageVariation, PoemReroll, PoemVariation)
+
+
+def image_view(locale, theme: int, lineage: tuple[Generation, ...]) -> discord.ui.View:
+    view = discord.ui.View(timeout=None)
+    view.add_item(ImageReroll(theme, lineage[-1].count, t(locale, "b_reroll")))
+    enc = render.encode_lineage(lineage)
+    if len(lineage) < MAX_LINEAGE:
+        for cell in range(lineage[-1].count):
+            item = ImageVariation(cell, theme, enc)
+            if len(item.item.custom_id) <= CUSTOM_ID_MAX:
+                view.add_item(item)
+    morph = ImageMorph(theme, enc, t(locale, "b_morph"))
+    if len(morph.item.custom_id) <= CUSTOM_ID_MAX:
+        view.add_item(morph)
+    return view
+
+
+def poem_view(locale, lang: str, temperature: float, seed: int) -> discord.ui.View:
+    view = discord.ui.View(timeout=None)
+    temp = int(round(temperature * 100))
+    view.add_item(PoemReroll(lang, temp, t(locale, "b_reroll")))
+    view.add_item(PoemVariation(lang, temp, render.b36(seed)))
+    return view
