@@ -11,6 +11,22 @@ On-disk layout of a model family (``name`` is e.g. ``dcgan``, ``vae``, ``textvae
     <root>/<name>/v0001/card.json           # the model card: config, data hash, steps, wall time, metrics
     <root>/<name>/v0002/...
 
+Which version a loader picks
+----------------------------
+Asked for a version, `load_version` loads exactly that one or raises. Asked for none, it serves the newest
+version that is *servable* and *intact*, newest first:
+
+* **Servable** (`servable`): a card without a ``gate`` field (a model trained from scratch or shipped) is
+  servable. A fine-tune candidate is written with ``"gate": {"passed": null}`` before it is evaluated, and only
+  the gate's verdict ``"passed": true`` makes it servable; a refused (``false``) or never-judged (``null``)
+  candidate is passed over. A version taken out of service (`withdraw`, e.g. by a rollback) carries a
+  ``withdrawn`` field and is passed over too.
+* **Intact**: its card parses, its weights are well-formed safetensors and match the card's SHA-256. A version
+  that is not is skipped with a WARNING naming the file, and the next older one is served.
+
+So neither a refused candidate nor a corrupt copy ever becomes the default, whether or not a trainer pins the
+served version. `paths.find_model` applies the same rule across the model roots.
+
 A training run keeps its resumable state apart from the versions::
 
     <run_dir>/resume.safetensors            # model + optimizer tensors
@@ -22,15 +38,19 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
+import logging
 import os
 import struct
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
+
+log = logging.getLogger("muse.checkpoints")
 
 MODEL_FILE = "model.safetensors"
 CARD_FILE = "card.json"
@@ -195,17 +215,38 @@ def update_card(vdir: str | os.PathLike, **fields: Any) -> dict[str, Any]:
     return card
 
 
-def load_version(
-    root: str | os.PathLike, name: str, version: int | None = None, device: str | torch.device = "cpu"
-) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Load (tensors, card) of ``name`` at ``version`` (the newest when None), checking the SHA-256."""
-    versions = list_versions(root, name)
-    if not versions:
-        raise CheckpointError(f"No trained '{name}' model under {root}. Train one with `muse train`.")
-    if version is None:
-        version = versions[-1]
-    if version not in versions:
-        raise CheckpointError(f"'{name}' has no version {version}; available: {versions}.")
+def servable(card: dict[str, Any]) -> bool:
+    """Whether a loader may pick this version when no version is asked for (see the module docstring).
+
+    No ``gate`` field: servable (trained from scratch, shipped). A ``gate`` field: servable only when the gate
+    passed it (``"passed": true``); pending (``null``) and refused (``false``) are not. A ``withdrawn`` field
+    (set by `withdraw`) always makes a version unservable.
+    """
+    if card.get("withdrawn"):
+        return False
+    if "gate" not in card:
+        return True
+    gate = card["gate"]
+    return isinstance(gate, dict) and gate.get("passed") is True
+
+
+def _why_not_servable(card: dict[str, Any]) -> str:
+    withdrawn = card.get("withdrawn")
+    if withdrawn:
+        reason = withdrawn.get("reason") if isinstance(withdrawn, dict) else None
+        return f"withdrawn ({reason})" if reason else "withdrawn"
+    passed = card["gate"].get("passed") if isinstance(card.get("gate"), dict) else None
+    return "refused by the gate" if passed is False else "not yet judged by the gate"
+
+
+def withdraw(vdir: str | os.PathLike, reason: str) -> dict[str, Any]:
+    """Take a version out of service: loaders never pick it by default again (an explicit request still works)."""
+    return update_card(vdir, withdrawn={"reason": reason, "at": utcnow()})
+
+
+def check_version(root: str | os.PathLike, name: str, version: int) -> dict[str, Any]:
+    """The card of ``name`` at ``version`` once its weights are checked: well-formed safetensors whose SHA-256
+    matches the card. Raises `CheckpointError` otherwise (the message names the file)."""
     vdir = version_dir(root, name, version)
     card = read_card(vdir)
     weights = vdir / MODEL_FILE
@@ -216,7 +257,86 @@ def load_version(
             f"{weights} does not match the checksum in its model card: the file is corrupt or was replaced. "
             "Re-copy it, roll back to another version, or retrain."
         )
-    return load_weights(weights, device=device), card
+    return card
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A version passed over when picking the default: not servable, or ``corrupt`` (unreadable files)."""
+
+    name: str
+    version: int
+    why: str
+    corrupt: bool
+
+    def log(self) -> None:
+        """A corrupt version is a WARNING (someone should re-copy it); a refused one is routine (DEBUG)."""
+        log.log(logging.WARNING if self.corrupt else logging.DEBUG, "skipping %s v%04d: %s",
+                self.name, self.version, self.why)
+
+    def __str__(self) -> str:
+        return f"v{self.version:04d}: {self.why}"
+
+
+def _by_default(root: str | os.PathLike, name: str) -> Iterator[tuple[int, dict[str, Any] | None, Skipped | None]]:
+    """Every version of ``name`` under ``root``, newest first: (version, its checked card, None) when it may be
+    served by default, else (version, None, why it is passed over)."""
+    for v in reversed(list_versions(root, name)):
+        try:
+            card = read_card(version_dir(root, name, v))
+        except CheckpointError as e:
+            yield v, None, Skipped(name, v, str(e), corrupt=True)
+            continue
+        if not servable(card):
+            yield v, None, Skipped(name, v, _why_not_servable(card), corrupt=False)
+            continue
+        try:
+            yield v, check_version(root, name, v), None
+        except CheckpointError as e:
+            yield v, None, Skipped(name, v, str(e), corrupt=True)
+
+
+def default_version(root: str | os.PathLike, name: str) -> tuple[int | None, list[Skipped]]:
+    """The version of ``name`` under ``root`` that `load_version` serves when none is asked for (None when no
+    version qualifies), and the newer ones it passes over. Nothing is logged: the caller decides."""
+    skipped = []
+    for v, card, why in _by_default(root, name):
+        if card is not None:
+            return v, skipped
+        skipped.append(why)
+    return None, skipped
+
+
+def load_version(
+    root: str | os.PathLike, name: str, version: int | None = None, device: str | torch.device = "cpu"
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Load (tensors, card) of ``name`` at ``version``, checking the SHA-256.
+
+    ``version`` None: the newest version that is servable and intact (see the module docstring); corrupt ones
+    on the way are skipped with a WARNING naming the file. An explicit ``version`` loads exactly that one,
+    servable or not, or raises `CheckpointError`.
+    """
+    versions = list_versions(root, name)
+    if not versions:
+        raise CheckpointError(f"No trained '{name}' model under {root}. Train one with `muse train`.")
+    if version is not None:
+        if version not in versions:
+            raise CheckpointError(f"'{name}' has no version {version}; available: {versions}.")
+        card = check_version(root, name, version)
+        return load_weights(version_dir(root, name, version) / MODEL_FILE, device=device), card
+    skipped = []
+    for v, card, why in _by_default(root, name):
+        if card is not None:
+            try:  # header and checksum are fine, but a file whose card records no checksum may be cut short
+                return load_weights(version_dir(root, name, v) / MODEL_FILE, device=device), card
+            except CheckpointError as e:
+                why = Skipped(name, v, str(e), corrupt=True)
+        why.log()
+        skipped.append(why)
+    raise CheckpointError(
+        f"No usable '{name}' model under {root} ({'; '.join(map(str, skipped))}). Re-copy the weights, roll back "
+        "to another version, or retrain with `muse train`."
+    )
 
 
 # --------------------------------------------------------------------------------------------------------

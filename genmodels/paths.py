@@ -6,7 +6,9 @@
 - weights shipped with Muse:           ``genmodels/weights`` inside the package (read-only)
 
 A model is looked up in the user's models folder first and then among the shipped weights, so a fresh
-install generates straight away and a server's own fine-tunes take over once they exist.
+install generates straight away and a server's own fine-tunes take over once they exist. "Exist" means a
+version a loader may serve by default (`checkpoints.servable`, with intact files): a models folder that holds
+only refused or unjudged fine-tune candidates, or only corrupt copies, does not hide the shipped weights.
 """
 
 from __future__ import annotations
@@ -36,15 +38,35 @@ def model_roots(root: str | os.PathLike | None = None) -> list[Path]:
     return [Path(root)] if root is not None else [models_dir(), SHIPPED]
 
 
-def find_model(name: str, root: str | os.PathLike | None = None, version: int | None = None) -> Path:
-    """The first root that holds a version of ``name`` (that very version, when one is given)."""
+def resolve_model(name: str, root: str | os.PathLike | None = None, version: int | None = None) -> tuple[Path, int]:
+    """(root, version) of the model a loader gets for ``name``.
+
+    With ``version``: the first root that holds that very version, whatever its card says. Without: the first
+    root that holds a version servable by default, and that version (`checkpoints.default_version`); corrupt
+    versions in the roots passed over are logged as WARNINGs.
+    """
+    passed_over: list[str] = []
     for r in model_roots(root):
-        versions = checkpoints.list_versions(r, name)
-        if versions and (version is None or version in versions):
-            return r
+        if version is not None:
+            if version in checkpoints.list_versions(r, name):
+                return r, version
+            continue
+        found, skipped = checkpoints.default_version(r, name)
+        if found is not None:
+            # versions skipped in this root are logged by `checkpoints.load_version`, which loaders call next
+            return r, found
+        for s in skipped:
+            s.log()
+        passed_over += [f"{r}: {s}" for s in skipped]
     where = ", ".join(str(r) for r in model_roots(root))
     what = f"'{name}' model" if version is None else f"version {version} of '{name}'"
+    unusable = f" Passed over: {'; '.join(passed_over)}." if passed_over else ""
     raise checkpoints.CheckpointError(
-        f"No {what} found (looked in {where}). Train one with `muse train`, or reinstall Muse to get "
+        f"No {what} found (looked in {where}).{unusable} Train one with `muse train`, or reinstall Muse to get "
         "the shipped weights."
     )
+
+
+def find_model(name: str, root: str | os.PathLike | None = None, version: int | None = None) -> Path:
+    """The root a loader should read ``name`` from (see `resolve_model`)."""
+    return resolve_model(name, root, version)[0]

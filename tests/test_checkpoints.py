@@ -77,3 +77,84 @@ def test_resume_state_round_trips_optimizer_without_pickle(tmp_path):
     assert back["note"] is None
     checkpoints.clear_resume(tmp_path)
     assert checkpoints.load_resume(tmp_path) is None
+
+
+def _version(root, name, gate="absent", **extra):
+    """Save a version of ``name``; ``gate``: "absent" (no gate field), or the value of gate.passed."""
+    card = {"config": {}, **extra}
+    if gate != "absent":
+        card["gate"] = {"passed": gate}
+    return checkpoints.save_version(root, name, {"w": torch.randn(8, 8)}, card)
+
+
+def test_default_load_passes_over_refused_pending_and_withdrawn_versions(tmp_path):
+    _version(tmp_path, "m")  # v1: trained from scratch, no gate: servable
+    v2 = _version(tmp_path, "m", gate=True)  # a promoted fine-tune
+    _version(tmp_path, "m", gate=False)  # v3: refused by the gate
+    _version(tmp_path, "m", gate=None)  # v4: a candidate the gate has not judged (yet)
+    assert checkpoints.list_versions(tmp_path, "m") == [1, 2, 3, 4]
+    assert checkpoints.load_version(tmp_path, "m")[1]["version"] == 2
+    assert checkpoints.default_version(tmp_path, "m")[0] == 2
+
+    checkpoints.withdraw(v2, "rolled back")  # e.g. by Trainer.rollback
+    assert checkpoints.read_card(v2)["withdrawn"]["reason"] == "rolled back"
+    assert checkpoints.load_version(tmp_path, "m")[1]["version"] == 1
+
+    # An explicit request loads exactly that version, servable or not.
+    for v in (2, 3, 4):
+        assert checkpoints.load_version(tmp_path, "m", version=v)[1]["version"] == v
+
+    # Nothing servable at all: a CheckpointError that says why, never a refused version.
+    _version(tmp_path, "only-refused", gate=False)
+    with pytest.raises(CheckpointError, match="refused by the gate"):
+        checkpoints.load_version(tmp_path, "only-refused")
+
+
+def test_corrupt_newest_version_is_skipped_with_a_warning(tmp_path, caplog):
+    _version(tmp_path, "m")
+    v2 = _version(tmp_path, "m")
+    v3 = _version(tmp_path, "m")
+    # v3: a flipped byte, caught by the card's checksum.
+    f3 = v3 / checkpoints.MODEL_FILE
+    data = f3.read_bytes()
+    f3.write_bytes(data[:-10] + bytes([data[-10] ^ 0xFF]) + data[-9:])
+    # v2: cut short, and its card records no checksum (only reading the file finds out).
+    f2 = v2 / checkpoints.MODEL_FILE
+    f2.write_bytes(f2.read_bytes()[:-40])
+    card = checkpoints.read_card(v2)
+    del card["sha256"]
+    checkpoints.write_json(v2 / checkpoints.CARD_FILE, card)
+
+    with caplog.at_level("WARNING", logger="muse.checkpoints"):
+        _, card = checkpoints.load_version(tmp_path, "m")
+    assert card["version"] == 1
+    warned = "\n".join(r.getMessage() for r in caplog.records if r.levelname == "WARNING")
+    assert str(f3) in warned and "checksum" in warned
+    assert str(f2) in warned
+
+    with pytest.raises(CheckpointError, match="checksum"):
+        checkpoints.load_version(tmp_path, "m", version=3)
+
+
+def test_fallback_across_roots_to_the_shipped_weights(tmp_path, monkeypatch, caplog):
+    """A models folder holding only an unjudged candidate and a corrupt copy does not hide the shipped model."""
+    from genmodels import paths
+    from genmodels.images import ImageGenerator
+
+    shipped_v = checkpoints.list_versions(paths.SHIPPED, "dcgan")[-1]
+    tensors, card = checkpoints.load_version(paths.SHIPPED, "dcgan", shipped_v)
+    models = tmp_path / "models"
+    keep = {k: v for k, v in card.items() if k not in ("name", "version", "created", "sha256")}
+    checkpoints.save_version(models, "dcgan", tensors, {**keep, "gate": {"passed": None}}, version=shipped_v + 1)
+    corrupt = checkpoints.save_version(models, "dcgan", tensors, keep, version=shipped_v + 2)
+    (corrupt / checkpoints.MODEL_FILE).write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{\"oops")
+    monkeypatch.setenv("MUSE_MODELS_DIR", str(models))
+
+    with caplog.at_level("WARNING", logger="muse.checkpoints"):
+        gen = ImageGenerator.load()
+    assert gen.version == f"dcgan/v{shipped_v:04d}"
+    assert paths.resolve_model("dcgan") == (paths.SHIPPED, shipped_v)
+    assert str(corrupt / checkpoints.MODEL_FILE) in caplog.text
+    # explicit versions are still found wherever they are
+    assert paths.find_model("dcgan", version=shipped_v + 1) == models
+    assert ImageGenerator.load(version=shipped_v + 1).version == f"dcgan/v{shipped_v + 1:04d}"

@@ -1,11 +1,19 @@
 """The feedback trainer end to end on tiny models: fine-tune in the worker process, gate, promote with a hot swap
-under load, refuse, fail safely, roll back, and serve the stored version after a restart."""
+under load, refuse, fail safely, roll back, serve the stored version after a restart, and stop a fine-tune in
+flight (the worker process ends, the run is recorded interrupted, runs left by a dead process are cleaned up)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import multiprocessing
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +26,8 @@ from genmodels.feedback.finetune import FinetuneConfig, poem_lines
 from genmodels.feedback.gate import decide, poem_distinct2
 from genmodels.feedback.preference import LatentPreference, PreferenceConfig
 from genmodels.feedback.store import FeedbackStore
-from genmodels.feedback.trainer import Trainer, TrainerConfig, TrainerError
+from genmodels.feedback.trainer import Trainer, TrainerConfig, TrainerError, save_candidate
+from genmodels.images import ImageGenerator
 
 
 @pytest.fixture()
@@ -49,7 +58,7 @@ async def _rate_images(engine: Engine, store: FeedbackStore, n: int = 12) -> Non
 
 
 @contextlib.asynccontextmanager
-async def running(models: Path, db: Path, cfg: TrainerConfig, preload=("image",)):
+async def running(models: Path, db: Path, cfg: TrainerConfig, preload=("image",), trainer_class=Trainer):
     """An engine, a store and a started trainer on them, closed again even when the test fails."""
     engine = Engine(EngineConfig(root=str(models)))
     await engine.start(preload=preload)
@@ -59,7 +68,7 @@ async def running(models: Path, db: Path, cfg: TrainerConfig, preload=("image",)
     async def report(text: str) -> None:
         reports.append(text)
 
-    trainer = Trainer(store, engine, cfg, report=report)
+    trainer = trainer_class(store, engine, cfg, report=report)
     try:
         await trainer.start()
         yield engine, store, trainer, reports
@@ -246,3 +255,192 @@ def test_poem_helpers():
     assert poem_lines("床前明月光，疑是地上霜。\n举头望明月，低头思故乡。", "zh") == ["床前明月光", "疑是地上霜", "举头望明月", "低头思故乡"]
     assert poem_lines(" a b \n\n c d ", "en") == ["a b", "c d"]
     assert poem_distinct2(["a b a b"], "en") == pytest.approx(2 / 3)
+
+
+# ---- stopping during a fine-tune -------------------------------------------------------------------------------
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def _cpu_seconds(pid: int) -> float:
+    """CPU time process ``pid`` has used so far (user + system), 0 once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _kill_leftovers(pids) -> None:
+    """Never leave a worker behind, whatever the code under test did."""
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+async def _wait_for(condition, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while not (value := condition()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.1)
+    return value
+
+
+def test_close_during_a_finetune_ends_the_worker_and_records_it_interrupted(world):
+    models, data_dir, db = world
+    # ten million steps: this fine-tune would run for days; close() must not wait for it
+    cfg = _config(data_dir, steps=10_000_000, tolerance=10.0)
+    pids: list[int] = []
+
+    async def main():
+        async with running(models, db, cfg) as (engine, store, trainer, reports):
+            await _rate_images(engine, store, n=4)
+            before = {p.pid for p in multiprocessing.active_children()}  # e.g. another test's, still ending
+            task = asyncio.create_task(trainer.train("dcgan", trigger="test"))
+            workers = await _wait_for(lambda: [p for p in multiprocessing.active_children() if p.pid not in before],
+                                      60, "the worker process")
+            pids.extend(p.pid for p in workers)
+            # Importing torch and the models costs the worker about 2 s of CPU; at 5 s it is fine-tuning.
+            await _wait_for(lambda: _cpu_seconds(pids[0]) > 5, 90, "the worker to get into the fine-tune")
+            assert all(_alive(pid) for pid in pids) and not task.done()
+            assert (await store.last_run("dcgan"))["outcome"] == "running"
+
+            t0 = time.monotonic()
+            await asyncio.wait_for(trainer.close(), 30)
+            assert time.monotonic() - t0 < 10
+            assert not any(_alive(pid) for pid in pids), "the worker outlived Trainer.close()"
+            out = await asyncio.wait_for(task, 10)
+            assert (out.outcome, out.served) == ("interrupted", "v0001")
+            run = await store.last_run("dcgan")
+            assert run["outcome"] == "interrupted" and run["finished_at"] is not None and "stopped" in run["detail"]["reason"]
+            assert not reports  # nothing to report to admins: Muse is going down
+            with pytest.raises(TrainerError, match="shutting down"):
+                await trainer.train("dcgan")
+        assert ImageGenerator.load(str(models)).version == "dcgan/v0001"
+
+    try:
+        asyncio.run(asyncio.wait_for(main(), 240))
+    finally:
+        _kill_leftovers(pids)
+
+
+def _save_candidate_then_wait(spec: dict) -> dict:
+    """A worker job that writes its candidate exactly as `run_job` does, then stays "inside the gate"."""
+    parent_root = Path(spec["root"])
+    tensors, card = checkpoints.load_version(parent_root, spec["model"], spec["parent"])
+    keep = {k: v for k, v in card.items() if k not in ("name", "version", "created", "sha256")}
+    save_candidate(spec, checkpoints.version_dir(parent_root, spec["model"], spec["parent"]), tensors,
+                   {**keep, "parent": f"{spec['model']}/v{spec['parent']:04d}"})
+    time.sleep(120)
+    raise AssertionError("the worker should have been stopped long ago")
+
+
+class _TrainerStuckInTheGate(Trainer):
+    job = staticmethod(_save_candidate_then_wait)
+
+
+def test_close_deletes_a_candidate_the_gate_never_judged(world):
+    models, data_dir, db = world
+    pids: list[int] = []
+    cand = checkpoints.version_dir(models, "dcgan", 2)
+
+    async def main():
+        async with running(models, db, _config(data_dir), trainer_class=_TrainerStuckInTheGate) as (
+                engine, store, trainer, _):
+            await _rate_images(engine, store, n=2)
+            task = asyncio.create_task(trainer.train("dcgan"))
+            await _wait_for(lambda: (cand / checkpoints.CARD_FILE).exists(), 60, "the candidate's card")
+            pids.extend(trainer.worker_pids())
+            assert pids and all(_alive(p) for p in pids)
+            # written, not judged: no default loader serves it
+            assert checkpoints.read_card(cand)["gate"] == {"passed": None}
+            assert ImageGenerator.load(str(models)).version == "dcgan/v0001"
+
+            await asyncio.wait_for(trainer.close(), 30)
+            assert not any(_alive(p) for p in pids)
+            assert not cand.exists() and checkpoints.list_versions(models, "dcgan") == [1]
+            run = await store.last_run("dcgan")
+            assert run["outcome"] == "interrupted" and run["candidate_version"] is None
+            assert "v0002 deleted" in run["detail"]["candidate"]
+            assert (await asyncio.wait_for(task, 10)).outcome == "interrupted"
+
+    try:
+        asyncio.run(asyncio.wait_for(main(), 240))
+    finally:
+        _kill_leftovers(pids)
+
+
+def test_runs_left_running_by_an_earlier_process_are_interrupted_at_start(world):
+    models, data_dir, db = world
+
+    async def main():
+        # An earlier Muse started a run and died (kill -9): its row says 'running'.
+        store = await FeedbackStore.open(db)
+        stale = await store.start_run("dcgan", "schedule")
+        await store.close()
+        async with running(models, db, _config(data_dir), preload=()) as (_, store, _, _):
+            run = (await store.runs("dcgan"))[0]
+            assert (run["id"], run["outcome"]) == (stale, "interrupted") and run["finished_at"] is not None
+
+        # Again, this time with the candidate it had written before the gate could judge it.
+        store = await FeedbackStore.open(db)
+        tensors, card = checkpoints.load_version(models, "vae", 1)
+        spec = {"models_dir": str(models), "model": "vae", "version": 2}
+        save_candidate(spec, checkpoints.version_dir(models, "vae", 1), tensors, {"config": card["config"]})
+        stale = await store.start_run("vae", "feedback", candidate_version="v0002")
+        await store.close()
+        async with running(models, db, _config(data_dir), preload=()) as (_, store, _, _):
+            assert (await store.last_run("vae"))["outcome"] == "interrupted"
+            assert checkpoints.list_versions(models, "vae") == [1]
+            assert await store.served_version("vae") == "v0001"
+
+    asyncio.run(asyncio.wait_for(main(), 120))
+
+
+def _sleeping_job(spec: dict) -> dict:
+    """A worker job that says it started, then sleeps."""
+    Path(spec["marker"]).write_text("started")
+    time.sleep(120)
+    return {}
+
+
+def test_the_worker_dies_with_the_bot_process(tmp_path):
+    """Even a bot killed without any cleanup (here: os._exit) leaves no fine-tune running (Linux)."""
+    if not sys.platform.startswith("linux"):
+        pytest.skip("PR_SET_PDEATHSIG is Linux only")
+    marker = tmp_path / "started"
+    script = textwrap.dedent(f"""
+        import asyncio, os, sys, time
+        sys.path[:0] = {[str(Path(__file__).parent), str(Path(__file__).parents[1])]!r}
+        from genmodels.feedback.trainer import _Worker
+        from test_trainer import _sleeping_job
+
+        async def main():
+            w = _Worker(_sleeping_job, {{"model": "dcgan", "marker": {str(marker)!r}}})
+            print(w.pid, flush=True)
+            deadline = time.monotonic() + 60
+            while not os.path.exists({str(marker)!r}) and time.monotonic() < deadline:
+                await asyncio.sleep(0.1)
+            os._exit(0)  # no atexit, no Trainer.close: as if killed
+
+        asyncio.run(main())
+    """)
+    bot = subprocess.run([sys.executable, "-c", script], check=False, capture_output=True, text=True, timeout=120)
+    assert bot.returncode == 0, bot.stderr
+    pid = int(bot.stdout.split()[0])
+    try:
+        assert marker.exists(), "the worker never started"
+        deadline = time.monotonic() + 15
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _alive(pid), "the worker outlived the bot"
+    finally:
+        _kill_leftovers([pid])

@@ -62,7 +62,8 @@ import numpy as np
 KINDS = ("image", "poem", "morph", "morph-poem")
 SIGNAL_KINDS = ("variation", "reroll")
 VERSION_STATUSES = ("served", "candidate", "refused", "retired")
-RUN_OUTCOMES = ("promoted", "refused", "failed", "skipped")  # a run is 'running' until finish_run
+# A run is 'running' until finish_run. 'interrupted': Muse stopped (or died) before the run ended.
+RUN_OUTCOMES = ("promoted", "refused", "failed", "skipped", "interrupted")
 BUSY_TIMEOUT_MS = 5000
 EXPORT_COLUMNS = (
     "result_id", "message_id", "channel_id", "kind", "model", "model_version", "seed",
@@ -759,14 +760,29 @@ class FeedbackStore:
         return [{**dict(row), "metrics": json.loads(row["metrics"])} for row in rows]
 
     @_completes
-    async def start_run(self, model: str, trigger: str) -> int:
-        """Record that a trainer run started (outcome 'running') and return its id."""
+    async def start_run(self, model: str, trigger: str, candidate_version: str | None = None) -> int:
+        """Record that a trainer run started (outcome 'running') and return its id. ``candidate_version`` is the
+        version the run will write, so that a run cut short can have its half-made candidate found again."""
         async with self._write() as db:
             cursor = await db.execute(
-                'INSERT INTO trainer_runs (model, started_at, "trigger") VALUES (?, ?, ?)',
-                (model, time.time(), trigger),
+                'INSERT INTO trainer_runs (model, started_at, "trigger", candidate_version) VALUES (?, ?, ?, ?)',
+                (model, time.time(), trigger, candidate_version),
             )
             return cursor.lastrowid
+
+    @_completes
+    async def interrupt_stale_runs(self, reason: str) -> list[dict]:
+        """Mark every run still 'running' as 'interrupted' (with ``reason`` in its detail) and return those runs
+        as they were. For a trainer starting up: any run still 'running' then was left by an earlier process
+        (a crash, ``kill -9``), as runs of this one have not started yet."""
+        async with self._write() as db:
+            rows = await db.execute_fetchall("SELECT * FROM trainer_runs WHERE outcome = 'running' ORDER BY id")
+            await db.execute(
+                "UPDATE trainer_runs SET finished_at = ?, outcome = 'interrupted', detail = ?"
+                " WHERE outcome = 'running'",
+                (time.time(), json.dumps({"reason": reason})),
+            )
+            return [_run_dict(row) for row in rows]
 
     @_completes
     async def finish_run(

@@ -5,28 +5,51 @@
     store ──feedback(model, per-user cap)──► Trainer.train(model) ──spec──► worker process: run_job(spec)
                                                  ▲                              load parent version
     notify(model) / schedule / admin command ────┘                              fine-tune (finetune.py)
-                                                                                save candidate vNNNN + card
-    engine.reload(key, that version)  ◄── promoted ◄── gate.decide(candidate vs parent)
-    store: model_versions, trainer_runs  (every version is kept, with its card; refused ones too)
+                                                                                save candidate vNNNN, card
+                                                                                  marked "gate pending"
+    engine.reload(key, that version)  ◄── promoted ◄── gate.decide(candidate vs parent) → verdict on the card
+    store: model_versions, trainer_runs  (every judged version is kept, with its card; refused ones too)
 
-The worker is a separate process (``spawn``), so a fine-tune never competes with the event loop for the GIL
-and a crash, NaN or out-of-memory there leaves the served model untouched: the run is recorded as failed and
-reported to admins. One run per model at a time. The store is written only from this (the bot's) process:
-the worker returns plain data.
+The worker is a separate process (``spawn``), one per run, so a fine-tune never competes with the event loop for
+the GIL and a crash, NaN or out-of-memory there leaves the served model untouched: the run is recorded as failed
+and reported to admins. One run per model at a time, and one worker at a time (the runs of other models wait
+their turn). The store is written only from this (the bot's) process: the worker returns plain data through a
+pipe.
+
+What is served
+--------------
+A candidate's card says ``"gate": {"passed": null}`` from the moment it is written until the gate's verdict is
+recorded on it, and a loader that is not told which version to load serves only versions whose gate passed (or
+that never went through one), skipping corrupt ones (`genmodels.checkpoints`). So a refused or half-judged
+candidate is never served, even when the trainer is off or could not start and the engine falls back to its
+default loaders. With the trainer on, `Trainer.start` pins each model to the version the store says is served.
+A rollback marks the version it takes out of service ``withdrawn`` on its card as well as ``refused`` in the
+store, so no default loader picks it again either.
+
+Stopping
+--------
+`Trainer.close` ends a fine-tune in flight within seconds: it terminates the worker process (SIGTERM, then
+SIGKILL after ``stop_grace`` seconds) and waits for it, records the run as ``interrupted``, and deletes the
+candidate folder if the gate had not judged it yet (such a folder holds no usable model; a judged one is kept).
+A run that has its answer and is only recording it is allowed to finish. On Linux the worker also dies with
+the bot's process (``PR_SET_PDEATHSIG``), and `Trainer.start` marks runs an earlier process left ``running``
+(a crash, ``kill -9``) as ``interrupted`` and deletes their unjudged candidates in the same way.
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import logging
 import multiprocessing
+import os
 import shutil
+import signal
+import sys
 import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Awaitable, Callable
+from typing import Any, Awaitable, Callable
 
 from .. import checkpoints, paths
 from ..engine import Engine
@@ -37,6 +60,7 @@ log = logging.getLogger("muse.trainer")
 
 MODELS = ("dcgan", "vae", "textvae-en", "textvae-zh")
 ENGINE_KEYS = {"dcgan": "image", "vae": "morph", "textvae-en": "poem-en", "textvae-zh": "poem-zh"}
+GATE_PENDING = {"passed": None}  # the gate field of a candidate's card until the gate has judged it
 
 
 class TrainerError(Exception):
@@ -45,6 +69,10 @@ class TrainerError(Exception):
 
 class NothingToRollBack(TrainerError):
     """The served version is the oldest one this server has served."""
+
+
+class WorkerDied(RuntimeError):
+    """The worker process ended without an answer (killed, out of memory, a crash in native code)."""
 
 
 @dataclass
@@ -57,14 +85,15 @@ class TrainerConfig:
     data_dir: str | None = None  # replay data; None = $MUSE_DATA_DIR (built from Debian packages when missing)
     device: str = "cpu"
     threads: int = 1  # torch threads in the worker: the other cores stay with inference
+    stop_grace: float = 2.0  # seconds a worker gets to end after SIGTERM (at close) before it is killed
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
 
 
 @dataclass
 class TrainOutcome:
     model: str
-    outcome: str  # 'promoted' | 'refused' | 'failed' | 'skipped'
-    version: str | None  # the candidate, if one was made
+    outcome: str  # 'promoted' | 'refused' | 'failed' | 'skipped' | 'interrupted'
+    version: str | None  # the candidate, if one was made (and kept)
     served: str  # the version served after the run
     reason: str
     metrics: dict = field(default_factory=dict)
@@ -94,6 +123,18 @@ def load_served(model: str, version: int | None, root: str | None, device: str =
 
 # ---- the worker process --------------------------------------------------------------------------------------
 
+def save_candidate(spec: dict, parent_dir: Path, tensors: dict, card: dict) -> Path:
+    """Write the candidate version ``spec['version']`` with its card marked `GATE_PENDING`, so that no loader
+    serves it by default before the gate's verdict is on the card; copy the parent's tokenizer, if any."""
+    from ..data.tokenizer import TOKENIZER_FILE
+
+    vdir = checkpoints.save_version(spec["models_dir"], spec["model"], tensors, {**card, "gate": dict(GATE_PENDING)},
+                                    version=spec["version"])
+    if (parent_dir / TOKENIZER_FILE).exists():
+        shutil.copy(parent_dir / TOKENIZER_FILE, vdir)
+    return vdir
+
+
 def run_job(spec: dict) -> dict:
     """Fine-tune ``spec['model']`` from version ``spec['parent']``, save the candidate, gate it. Runs in the
     worker process; returns plain data: {"version", "passed", "reason", "metrics", "parent_metrics"}."""
@@ -101,7 +142,6 @@ def run_job(spec: dict) -> dict:
 
     from ..data.emoji import build_emoji_dataset, load_image_dataset
     from ..data.poems import build_poem_dataset, load_poem_dataset
-    from ..data.tokenizer import TOKENIZER_FILE
     from ..eval_images import load_feature_net
     from ..images import ImageGenerator, Morpher
     from ..poetry import PoemModel
@@ -127,12 +167,10 @@ def run_job(spec: dict) -> dict:
                                                        poem=parent_obj)
 
     keep = {k: v for k, v in card.items() if k not in ("name", "version", "created", "sha256", "metrics", "gate",
-                                                       "finetune", "preference", "base")}
+                                                       "withdrawn", "finetune", "preference", "base")}
     new_card = {**keep, **extra, "parent": f"{model}/{tag(spec['parent'])}", "device": str(device),
                 "feedback": {"items": len(spec["items"]), "trigger": spec["trigger"]}}
-    vdir = checkpoints.save_version(spec["models_dir"], model, new_tensors, new_card, version=spec["version"])
-    if (checkpoints.version_dir(parent_root, model, spec["parent"]) / TOKENIZER_FILE).exists():
-        shutil.copy(checkpoints.version_dir(parent_root, model, spec["parent"]) / TOKENIZER_FILE, vdir)
+    vdir = save_candidate(spec, checkpoints.version_dir(parent_root, model, spec["parent"]), new_tensors, new_card)
 
     # The candidate as users would get it (its preference included), against the parent, on held-out data.
     fresh, fresh_card = checkpoints.load_version(spec["models_dir"], model, spec["version"])
@@ -159,6 +197,7 @@ def run_job(spec: dict) -> dict:
     # The base: the first version of this chain of fine-tunes, with the metrics it had when the chain started.
     base = card.get("base") or {"version": f"{model}/{tag(spec['parent'])}", "metrics": m_parent}
     decision = gate.decide(kind, m_cand, m_parent, spec["tolerance"], base["metrics"])
+    # The verdict: from here on a passed candidate is servable by default, a refused one never is.
     checkpoints.update_card(vdir, metrics=m_cand, base=base,
                             gate={"passed": decision.passed, "parent_metrics": m_parent, "base": base["version"],
                                   "tolerance": spec["tolerance"], "reasons": decision.reasons})
@@ -166,9 +205,145 @@ def run_job(spec: dict) -> dict:
             "metrics": m_cand, "parent_metrics": m_parent, "preference": pref.stats if pref else None}
 
 
+def _die_with_parent(parent_pid: int) -> None:
+    """On Linux, have the kernel send this process SIGTERM when the process that started it dies (even by
+    ``kill -9``), so no fine-tune outlives the bot. Elsewhere this does nothing."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    PR_SET_PDEATHSIG = 1
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent_pid:  # the parent died before the request took effect
+        os._exit(1)
+
+
+def _worker_main(answers, job: Callable[[dict], dict], spec: dict, parent_pid: int) -> None:
+    """The worker process: run ``job(spec)`` and send ("ok", result) or ("error", exception, traceback text).
+
+    SIGINT is ignored (a Ctrl-C in the bot's terminal reaches the whole process group): the bot decides when a
+    fine-tune stops, by ending this process."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _die_with_parent(parent_pid)
+    try:
+        answer: tuple = ("ok", job(spec))
+    except BaseException as e:  # noqa: BLE001 - everything goes back to the bot, which records it
+        answer = ("error", e, traceback.format_exc())
+    try:
+        answers.send(answer)
+    except Exception:  # the exception (or result) does not pickle: send its text instead
+        if answer[0] == "ok":
+            raise
+        e = answer[1]
+        answers.send(("error", RuntimeError(f"{type(e).__name__}: {e}"), answer[2]))
+    finally:
+        answers.close()
+
+
+class _Worker:
+    """``job(spec)`` in a process of its own (``spawn``) that answers through a pipe; `stop` ends it for sure."""
+
+    POLL_S = 0.1  # how often the event loop looks for the answer (the pipe is polled, never read blocking)
+
+    def __init__(self, job: Callable[[dict], dict], spec: dict):
+        ctx = multiprocessing.get_context("spawn")
+        self._answers, send = ctx.Pipe(duplex=False)
+        # daemon: should the bot exit without `Trainer.close`, multiprocessing still terminates the worker
+        self.process = ctx.Process(target=_worker_main, args=(send, job, spec, os.getpid()),
+                                   name=f"muse-finetune-{spec['model']}", daemon=True)
+        try:
+            self.process.start()
+        finally:
+            send.close()  # only the worker holds the sending end: its death reads as end-of-file here
+        self.pid = self.process.pid
+        self._stopping: asyncio.Task | None = None
+
+    @property
+    def running(self) -> bool:
+        """The process is alive and nobody has asked it to stop."""
+        return self._stopping is None and self.process.is_alive()
+
+    async def answer(self) -> tuple:
+        """("ok", result) or ("error", exception, traceback text); a worker that dies without answering gives
+        ("error", WorkerDied(...), "")."""
+        while not self._answers.poll():  # also true at end-of-file
+            await asyncio.sleep(self.POLL_S)
+        try:
+            answer = self._answers.recv()
+        except EOFError:
+            await self._exited(5.0)
+            return "error", WorkerDied(self._death()), ""
+        except Exception as e:  # noqa: BLE001 - an answer that does not unpickle here is a failed run
+            return "error", RuntimeError(f"the worker's answer could not be read: {type(e).__name__}: {e}"), ""
+        await self._exited(5.0)  # it exits by itself once it has answered
+        return answer
+
+    def _death(self) -> str:
+        code = self.process.exitcode
+        if code is not None and code < 0:
+            try:
+                name = signal.Signals(-code).name
+            except ValueError:
+                name = f"signal {-code}"
+            hint = " (perhaps it ran out of memory)" if -code == signal.SIGKILL else ""
+            return f"the worker process was killed by {name}{hint}"
+        return f"the worker process ended with exit code {code} without an answer"
+
+    async def _exited(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for the process to end (it is reaped); True when it has."""
+        deadline = time.monotonic() + timeout
+        while self.process.is_alive():
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(0.05)
+        return True
+
+    async def stop(self, grace: float) -> None:
+        """End the process: SIGTERM, then SIGKILL after ``grace`` seconds; return once it is gone. Idempotent,
+        and finishes even if the caller is cancelled."""
+        if self._stopping is None:
+            self._stopping = asyncio.ensure_future(self._stop(grace))
+        await asyncio.shield(self._stopping)
+
+    async def _stop(self, grace: float) -> None:
+        if self.process.is_alive():
+            self.process.terminate()
+            if not await self._exited(grace):
+                log.warning("the fine-tune worker %d did not stop within %.1f s; killing it", self.pid, grace)
+                self.process.kill()
+                if not await self._exited(10.0):
+                    log.error("the fine-tune worker %d survived SIGKILL", self.pid)
+
+    def release(self) -> None:
+        """Close the pipe and the process handle, once `answer` has returned and `stop` has run."""
+        self._answers.close()
+        if not self.process.is_alive():
+            self.process.close()
+
+
+class _Run:
+    """A fine-tune in flight, from its `store.start_run` row until its outcome is recorded."""
+
+    def __init__(self, model: str, run_id: int, version: int, served: str, feedback_used: int):
+        self.model, self.run_id, self.version, self.served = model, run_id, version, served
+        self.feedback_used = feedback_used
+        self.worker: _Worker | None = None
+        self.stopping: asyncio.Task | None = None  # interrupting it (`Trainer._interrupt`), once started
+        self.concluding: asyncio.Task | None = None  # recording its answer (`Trainer._conclude`), once started
+        self.reason = ""  # why it was interrupted
+        self.kept: str | None = None  # the candidate left on disk by an interrupted run (a judged one)
+
+
 # ---- the trainer (lives in the bot's process, on its event loop) -------------------------------------------------
 
 class Trainer:
+    # The function the worker process runs on a spec: `run_job`. A subclass may run another importable function
+    # with the same contract (the tests use one that stays inside a fine-tune on purpose).
+    job: Callable[[dict], dict] = staticmethod(run_job)
+
     def __init__(self, store: FeedbackStore, engine: Engine, config: TrainerConfig | None = None,
                  report: Callable[[str], Awaitable[None]] | None = None):
         self.store, self.engine = store, engine
@@ -177,17 +352,29 @@ class Trainer:
         self.root = engine.config.root  # where the engine looks for models (None: ./models, then shipped)
         self.models_dir = Path(self.config.models_dir or self.root or paths.models_dir())
         self.data_dir = Path(self.config.data_dir or paths.data_dir())
-        self._pool: concurrent.futures.ProcessPoolExecutor | None = None
         self._locks = {m: asyncio.Lock() for m in MODELS}
+        self._slot = asyncio.Lock()  # one worker process at a time, whatever the model
+        self._runs: dict[int, _Run] = {}  # by run id
         self._new: dict[str, int] = {m: 0 for m in MODELS}
         self._tasks: set[asyncio.Task] = set()
         self._schedule: asyncio.Task | None = None
+        self._closing = False
 
     # ---- lifecycle ----
 
     async def start(self) -> None:
-        """Serve the versions the store says are served (installing versioned loaders in the engine), record
-        the current ones for models the store does not know yet, and start the schedule."""
+        """Clean up after an earlier process, serve the versions the store says are served (installing versioned
+        loaders in the engine), record the current ones for models the store does not know yet, and start the
+        schedule.
+
+        Runs an earlier process left 'running' (it crashed or was killed mid-run) are marked 'interrupted', and
+        their candidates deleted when the gate never judged them."""
+        for run in await self.store.interrupt_stale_runs("Muse stopped during this run (found at the next start)"):
+            deleted = False
+            if run["model"] in MODELS and run["candidate_version"]:
+                deleted = self._discard_unjudged(run["model"], parse_tag(run["candidate_version"]))
+            log.warning("trainer run %d (%s) was left running by an earlier Muse; marked interrupted%s", run["id"],
+                        run["model"], f", unjudged candidate {run['candidate_version']} deleted" if deleted else "")
         for model in MODELS:
             key = ENGINE_KEYS[model]
             served = await self.store.served_version(model)
@@ -197,7 +384,7 @@ class Trainer:
                     continue
                 served = tag(current)
                 await self.store.set_model_version(model, served, "served", note="initial")
-            # the engine loads exactly this version from now on (not merely the newest, which may be refused)
+            # the engine loads exactly this version from now on (not merely the newest servable one)
             self._install(model, parse_tag(served))
             loaded = self.engine.loaded(key)
             if loaded is not None and parse_tag(loaded.version) != parse_tag(served):
@@ -208,6 +395,20 @@ class Trainer:
             self._schedule = asyncio.create_task(self._every(), name="muse-trainer-schedule")
 
     async def close(self) -> None:
+        """Stop: no new runs; a fine-tune in flight has its worker process ended (within ``stop_grace`` seconds
+        plus a moment) and is recorded 'interrupted'; a run already recording its answer finishes doing so."""
+        self._closing = True
+        if self._schedule is not None:
+            self._schedule.cancel()
+        waits = []
+        for run in list(self._runs.values()):
+            if run.concluding is not None:
+                waits.append(asyncio.wait({run.concluding}, timeout=30))
+            else:
+                waits.append(self._interrupt(run, "Muse stopped during the fine-tune"))
+        for res in await asyncio.gather(*waits, return_exceptions=True):
+            if isinstance(res, BaseException):
+                log.error("stopping a fine-tune: %s: %s", type(res).__name__, res)
         for t in [self._schedule, *self._tasks]:
             if t is not None:
                 t.cancel()
@@ -217,34 +418,50 @@ class Trainer:
                     await t
                 except (asyncio.CancelledError, Exception):
                     pass
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = None
 
     def _current(self, model: str) -> int | None:
-        """The version the engine serves now (loaded, or what it would load)."""
+        """The version the engine serves now (loaded, or what its default loader would load)."""
         m = self.engine.loaded(ENGINE_KEYS[model])
         if m is not None:
             return parse_tag(m.version)
         try:
-            r = paths.find_model(model, self.root)
+            return paths.resolve_model(model, self.root)[1]
         except checkpoints.CheckpointError:
             return None
-        return checkpoints.list_versions(r, model)[-1]
 
     def _install(self, model: str, version: int) -> None:
         root, device = self.root, self.engine.config.device
         self.engine.set_loader(ENGINE_KEYS[model], lambda: load_served(model, version, root, device))
 
-    def _versions_everywhere(self, model: str) -> list[int]:
+    def _roots(self) -> list[Path]:
         roots = [self.models_dir, *paths.model_roots(self.root)]
-        return sorted({v for r in roots for v in checkpoints.list_versions(r, model)})
+        return [r for i, r in enumerate(roots) if r not in roots[:i]]
+
+    def _versions_everywhere(self, model: str) -> list[int]:
+        return sorted({v for r in self._roots() for v in checkpoints.list_versions(r, model)})
+
+    def _discard_unjudged(self, model: str, version: int) -> bool:
+        """Delete the candidate folder ``version`` of ``model`` in the models folder if the gate never judged it:
+        its card still says `GATE_PENDING`, or the save never got as far as the card. Such a folder holds no
+        usable model. True when a folder was deleted."""
+        vdir = checkpoints.version_dir(self.models_dir, model, version)
+        if not vdir.is_dir():
+            return False
+        if (vdir / checkpoints.CARD_FILE).exists():
+            try:
+                gate = checkpoints.read_card(vdir).get("gate")
+            except checkpoints.CheckpointError:
+                return False  # unreadable: not ours to judge; it is never served by default anyway
+            if not (isinstance(gate, dict) and "passed" in gate and gate["passed"] is None):
+                return False
+        shutil.rmtree(vdir, ignore_errors=True)
+        return True
 
     # ---- triggers ----
 
     def notify(self, model: str) -> None:
         """A vote on ``model``'s results changed. Wakes a run once ``min_feedback`` have arrived."""
-        if model not in self._new:
+        if model not in self._new or self._closing:
             return
         self._new[model] += 1
         if self._new[model] >= self.config.min_feedback and not self._locks[model].locked():
@@ -271,6 +488,8 @@ class Trainer:
             return await self._train(model, trigger)
 
     async def _train(self, model: str, trigger: str) -> TrainOutcome:
+        if self._closing:
+            raise TrainerError("Muse is shutting down; fine-tune after it restarts.")
         parent = self._current(model)
         if parent is None:
             raise TrainerError(f"There is no {model} model to fine-tune yet.")
@@ -280,8 +499,9 @@ class Trainer:
         if not rated:
             return TrainOutcome(model, "skipped", None, served, "no feedback yet")
         self._new[model] = 0
-        run_id = await self.store.start_run(model, trigger)
         version = max(self._versions_everywhere(model), default=0) + 1
+        run_id = await self.store.start_run(model, trigger, candidate_version=tag(version))
+        run = self._runs[run_id] = _Run(model, run_id, version, served, len(rated))
         spec = {
             "model": model, "parent": parent, "version": version, "root": str(self.root) if self.root else None,
             "models_dir": str(self.models_dir), "data_dir": str(self.data_dir), "device": self.config.device,
@@ -290,41 +510,95 @@ class Trainer:
             "items": [{"value": i.value, "latent": i.latent, "params": i.params, "content": i.content,
                        "user": i.user_id, "source": i.source} for i in rated],
         }
-        t0 = time.monotonic()
         try:
-            res = await asyncio.get_running_loop().run_in_executor(self._worker(), run_job, spec)
-        except NothingToLearn as e:
-            await self.store.finish_run(run_id, "skipped", feedback_used=len(rated), detail={"reason": str(e)})
-            return TrainOutcome(model, "skipped", None, served, str(e), {}, len(rated), run_id)
-        except Exception as e:  # a crash, NaN (FinetuneError), OOM, a dead worker: the served model stays
-            if isinstance(e, concurrent.futures.process.BrokenProcessPool):
-                self._pool = None
-            detail = {"error": f"{type(e).__name__}: {e}", "trace": traceback.format_exc(limit=5)[-2000:]}
+            return await self._run(run, spec)
+        except asyncio.CancelledError:
+            if run.concluding is None:  # a run recording its answer finishes that (it is shielded)
+                await self._interrupt(run, "the fine-tune was cancelled")
+            raise
+        finally:
+            self._runs.pop(run_id, None)
+
+    async def _run(self, run: _Run, spec: dict) -> TrainOutcome:
+        t0 = time.monotonic()
+        async with self._slot:
+            if self._closing or run.stopping is not None:
+                return await self._interrupted(run, "Muse stopped before the fine-tune began")
+            try:
+                run.worker = _Worker(self.job, spec)
+            except Exception as e:  # noqa: BLE001 - no process could be started (out of memory, too many)
+                answer = ("error", e, traceback.format_exc())
+            else:
+                try:
+                    answer = await run.worker.answer()
+                finally:
+                    await run.worker.stop(self.config.stop_grace)  # at once when it answered (it has exited)
+                    run.worker.release()
+        if run.stopping is not None:  # `close` ended the worker: that, not its dying, is the outcome
+            return await self._interrupted(run)
+        run.concluding = asyncio.ensure_future(self._conclude(run, answer, time.monotonic() - t0))
+        return await asyncio.shield(run.concluding)
+
+    async def _conclude(self, run: _Run, answer: tuple, seconds: float) -> TrainOutcome:
+        """Record the worker's answer: skipped, failed, or the gate's verdict (and promote a passed candidate)."""
+        model, served, used = run.model, run.served, run.feedback_used
+        if answer[0] == "error":
+            e, trace = answer[1], answer[2]
+            if isinstance(e, NothingToLearn):
+                await self.store.finish_run(run.run_id, "skipped", feedback_used=used, detail={"reason": str(e)})
+                return TrainOutcome(model, "skipped", None, served, str(e), {}, used, run.run_id)
+            # a crash, NaN (FinetuneError), OOM, a dead worker: the served model stays
+            detail = {"error": f"{type(e).__name__}: {e}", "trace": trace[-2000:]}
+            if self._discard_unjudged(model, run.version):
+                detail["candidate"] = f"{tag(run.version)} deleted: the gate never judged it"
             log.error("fine-tune of %s failed: %s", model, detail["error"])
-            await self.store.finish_run(run_id, "failed", feedback_used=len(rated), detail=detail)
-            out = TrainOutcome(model, "failed", None, served, detail["error"], {}, len(rated), run_id)
+            await self.store.finish_run(run.run_id, "failed", feedback_used=used, detail=detail)
+            out = TrainOutcome(model, "failed", None, served, detail["error"], {}, used, run.run_id)
             await self._report(out)
             return out
+        res = answer[1]
         cand = tag(res["version"])
-        detail = {"gate": res["reason"], "parent_metrics": res["parent_metrics"], "seconds": round(time.monotonic() - t0, 1)}
+        detail = {"gate": res["reason"], "parent_metrics": res["parent_metrics"], "seconds": round(seconds, 1)}
         if res["passed"]:
             self._install(model, res["version"])
             await self.engine.reload(ENGINE_KEYS[model])  # hot swap between batches; queued jobs use the new one
-            await self.store.set_model_version(model, cand, "served", res["metrics"], note=f"fine-tune run {run_id}")
+            await self.store.set_model_version(model, cand, "served", res["metrics"], note=f"fine-tune run {run.run_id}")
             outcome, served = "promoted", cand
         else:
             await self.store.set_model_version(model, cand, "refused", res["metrics"], note=res["reason"])
             outcome = "refused"
-        await self.store.finish_run(run_id, outcome, candidate_version=cand, feedback_used=len(rated), detail=detail)
-        out = TrainOutcome(model, outcome, cand, served, res["reason"], res["metrics"], len(rated), run_id)
+        await self.store.finish_run(run.run_id, outcome, candidate_version=cand, feedback_used=used, detail=detail)
+        out = TrainOutcome(model, outcome, cand, served, res["reason"], res["metrics"], used, run.run_id)
         log.info("fine-tune of %s: %s %s (%s)", model, outcome, cand, res["reason"])
         await self._report(out)
         return out
 
-    def _worker(self) -> concurrent.futures.ProcessPoolExecutor:
-        if self._pool is None:
-            self._pool = concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
-        return self._pool
+    async def _interrupt(self, run: _Run, reason: str) -> None:
+        """End ``run``'s worker and record the run 'interrupted' (once, whoever asks first; shielded)."""
+        if run.stopping is None:
+            run.stopping = asyncio.ensure_future(self._stop_run(run, reason))
+        await asyncio.shield(run.stopping)
+
+    async def _stop_run(self, run: _Run, reason: str) -> None:
+        run.reason = reason
+        if run.worker is not None:
+            await run.worker.stop(self.config.stop_grace)
+        detail: dict[str, Any] = {"reason": reason}
+        if self._discard_unjudged(run.model, run.version):
+            detail["candidate"] = f"{tag(run.version)} deleted: the gate never judged it"
+        elif checkpoints.version_dir(self.models_dir, run.model, run.version).is_dir():
+            run.kept = tag(run.version)  # judged just before the end: kept, but neither promoted nor recorded
+        try:
+            await self.store.finish_run(run.run_id, "interrupted", candidate_version=run.kept,
+                                        feedback_used=run.feedback_used, detail=detail)
+        except Exception as e:  # noqa: BLE001 - the next start marks the run interrupted anyway
+            log.error("recording the interrupted run %d: %s: %s", run.run_id, type(e).__name__, e)
+        log.warning("fine-tune of %s interrupted: %s", run.model, reason)
+
+    async def _interrupted(self, run: _Run, reason: str | None = None) -> TrainOutcome:
+        await self._interrupt(run, reason or "Muse stopped during the fine-tune")
+        return TrainOutcome(run.model, "interrupted", run.kept, run.served, run.reason, {}, run.feedback_used,
+                            run.run_id)
 
     async def _report(self, out: TrainOutcome) -> None:
         if self.report is None:
@@ -340,7 +614,8 @@ class Trainer:
     # ---- admin ----
 
     async def rollback(self, model: str) -> str:
-        """Serve the version that was served before the current one; the current one is marked refused."""
+        """Serve the version that was served before the current one. The current one is marked refused in the
+        store and withdrawn on its card, so that no default loader serves it again either."""
         if model not in MODELS:
             raise TrainerError(f"Unknown model '{model}'; choose one of: {', '.join(MODELS)}.")
         async with self._locks[model]:
@@ -354,8 +629,20 @@ class Trainer:
             await self.engine.reload(ENGINE_KEYS[model])
             await self.store.set_model_version(model, target, "served")
             await self.store.set_model_version(model, current, "refused", note="rolled back")
+            self._withdraw(model, parse_tag(current), f"rolled back to {target}")
             log.info("rolled back %s: %s -> %s", model, current, target)
             return target
+
+    def _withdraw(self, model: str, version: int, reason: str) -> None:
+        """Mark ``version`` withdrawn on its card, in every model root that holds it."""
+        for r in self._roots():
+            if version not in checkpoints.list_versions(r, model):
+                continue
+            try:
+                checkpoints.withdraw(checkpoints.version_dir(r, model, version), reason)
+            except (OSError, checkpoints.CheckpointError) as e:  # e.g. the read-only shipped weights
+                log.warning("could not mark %s %s withdrawn in %s (%s); the store still has it refused",
+                            model, tag(version), r, e)
 
     async def status(self) -> list[dict]:
         out = []
@@ -372,7 +659,10 @@ class Trainer:
             })
         return out
 
+    def worker_pids(self) -> list[int]:
+        """The process ids of the fine-tune workers running now (for status pages and tests)."""
+        return [r.worker.pid for r in self._runs.values() if r.worker is not None and r.worker.running]
 
-__all__ = ["ENGINE_KEYS", "MODELS", "NothingToRollBack", "TrainOutcome", "Trainer", "TrainerConfig", "TrainerError",
-           "load_served",
-           "run_job"]
+
+__all__ = ["ENGINE_KEYS", "GATE_PENDING", "MODELS", "NothingToRollBack", "TrainOutcome", "Trainer", "TrainerConfig",
+           "TrainerError", "WorkerDied", "load_served", "run_job", "save_candidate"]
