@@ -116,7 +116,7 @@ def _status_field(bot: "MuseBot", loc, row: dict) -> str:
     return "\n".join(lines)[:1024]
 
 
-_OUTCOMES = {f"outcome_{o}" for o in ("promoted", "refused", "failed", "skipped", "running")}
+_OUTCOMES = {f"outcome_{o}" for o in ("promoted", "refused", "failed", "skipped", "running", "interrupted")}
 
 
 def _metrics(metrics: dict | None) -> str | None:
@@ -184,7 +184,8 @@ class Muse(commands.Cog):
         except TrainerError as e:
             await _reply(interaction, t(loc, "train_error", model=kind, detail=str(e)[:1500]))
             return
-        key = f"train_{out.outcome}" if out.outcome in ("promoted", "refused", "failed", "skipped") else "train_failed"
+        key = (f"train_{out.outcome}" if out.outcome in ("promoted", "refused", "failed", "skipped", "interrupted")
+               else "train_failed")
         text = t(loc, key, model=out.model, version=out.version or "—", served=out.served or "—",
                  reason=(out.reason or "—")[:1000], n=out.feedback_used)
         embed = None
