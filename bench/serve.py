@@ -1,7 +1,7 @@
 """``muse bench serve``: N concurrent ``/image`` interactions through the real discord.py, offline.
 
 The same path as the end-to-end tests: real INTERACTION_CREATE payloads go into the bot, its HTTP goes to the
-loopback fake Discord (`bot.testing.FakeDiscord`). Each request is timed from the moment its payload is handed
+loopback fake Discord (`bench.fakediscord.FakeDiscord`). Each request is timed from the moment its payload is handed
 to discord.py:
 
 - ``ack``: until the fake Discord receives the interaction callback (the defer, type 5);
@@ -55,8 +55,9 @@ def _generator(models: str | None):
 
 async def _phase(gen, *, batching: bool, requests: int, count: int, max_batch: int) -> dict:
     from bot.settings import load_settings
-    from bot.testing import APP_ID, FakeDiscord, Payloads, started_bot
     from genmodels.engine import Engine, EngineConfig
+
+    from .fakediscord import APP_ID, FakeDiscord, Payloads, started_bot
 
     fake = await FakeDiscord().start()
     settings = load_settings(env={}, overrides={

@@ -1,8 +1,11 @@
-"""The `muse` command: everything of `genmodels.cli`, plus the Discord side.
+"""The `muse` command: the library's commands (`genmodels.cli`), every installed command plugin, and the Discord side.
 
     muse run  [--config FILE]              connect to Discord and serve (token from $DISCORD_TOKEN)
     muse sync [--config FILE] [--guild ID] register the slash commands globally (slow), or in one guild (instant)
-    muse bench serve [--requests N] [--json]   the offline serving benchmark (fake Discord on loopback)
+
+A command plugin is a ``muse.commands`` entry point naming a function like `add_commands`: it adds sub-commands
+to the parser's sub-commands. The ``bench`` package declares one (``muse bench train|feedback|serve``); the bot
+finds it through the installed package's metadata and never imports ``bench`` itself.
 
 Point the ``muse`` entry point at ``bot.cli:main``.
 """
@@ -11,10 +14,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
 import os
 import sys
+from importlib.metadata import entry_points
 
 from genmodels import cli as core_cli
 
@@ -22,6 +25,8 @@ from .app import GuildSyncError, guild_sync_error
 from .logs import configure_logging
 
 log = logging.getLogger("muse")
+
+PLUGIN_GROUP = "muse.commands"
 
 NO_TOKEN = """\
 muse: I need a Discord bot token to connect, and $DISCORD_TOKEN is not set. Create an application at
@@ -115,20 +120,8 @@ def cmd_sync(args) -> int:
     return 0
 
 
-def cmd_bench(args) -> int:
-    if args.what == "serve":
-        from bench.serve import run as bench_serve
-
-        result = bench_serve(requests=args.requests, count=args.count, models=args.models)
-        print(json.dumps(result, indent=2) if args.json else "\n".join(f"{k}: {v}" for k, v in result.items()))
-        return 0
-    return core_cli.cmd_bench(args)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = core_cli.build_parser()
-    sub = next(a for a in p._actions if isinstance(a, argparse._SubParsersAction))
-
+def add_commands(sub) -> None:
+    """Add ``run`` and ``sync`` to ``sub`` (what ``ArgumentParser.add_subparsers()`` returned)."""
     sp = sub.add_parser("run", help="connect to Discord and serve (token from $DISCORD_TOKEN)")
     sp.add_argument("--config", help="a settings file (default: $MUSE_CONFIG, else ./muse.toml if present)")
     sp.set_defaults(func=cmd_run)
@@ -138,14 +131,25 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--guild", type=int, help="a guild id: sync there only (instant)")
     sp.set_defaults(func=cmd_sync)
 
-    bench = sub.choices["bench"]
-    for action in bench._actions:
-        if action.dest == "what":
-            action.choices = [*action.choices, "serve"]
-    bench.add_argument("--requests", type=int, default=64, help="serve: concurrent /image interactions")
-    bench.add_argument("--count", type=int, default=4, help="serve: images per request")
-    bench.set_defaults(func=cmd_bench)
-    return p
+
+def plugin_commands() -> list[core_cli.CommandHook]:
+    """The ``muse.commands`` entry points of the installed packages, by name; one that fails to load is skipped
+    with a warning, so a broken plugin never takes ``muse run`` down with it."""
+    hooks, seen = [], set()
+    for ep in sorted(entry_points(group=PLUGIN_GROUP), key=lambda ep: (ep.name, ep.value)):
+        if ep.value in seen:  # one hook declared twice (two installs of the same package)
+            continue
+        seen.add(ep.value)
+        try:
+            hooks.append(ep.load())
+        except Exception as e:  # noqa: BLE001  (any import-time failure of someone else's package)
+            log.warning("skipping the %r commands (%s): %s: %s", ep.name, ep.value, type(e).__name__, e)
+    return hooks
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole `muse` parser: the library's commands, then the plugins' (``bench``), then ``run`` and ``sync``."""
+    return core_cli.build_parser(extensions=(*plugin_commands(), add_commands))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,10 +1,14 @@
-"""The `muse` command line: prepare data, train, generate, evaluate and benchmark the generation core.
+"""The library's part of the `muse` command line: prepare data, train, generate and evaluate.
 
     muse prepare images|poems [--source PATH]
     muse train dcgan|vae|textvae|features [--steps N] [--device auto|cpu|cuda]
     muse generate image|poem|morph|morph-poem ...
     muse eval all|dcgan|vae|text [--json]
-    muse bench train [--json]
+
+The whole `muse` command is composed from parts: `add_commands` adds the sub-commands above to a parser's
+sub-commands, and `build_parser(extensions=...)` builds the parser with these and the ones each extension adds
+(an extension is a function like `add_commands`). `bench.cli` adds ``muse bench``, `bot.cli` adds the Discord
+side and composes everything; ``python -m genmodels.cli`` offers the library's commands alone.
 
 Every user-facing failure (a missing Debian package, a broken source, a corrupt checkpoint, a bad seed)
 ends in one readable line on stderr and exit status 2, never a traceback.
@@ -18,10 +22,15 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import Any, Callable, Iterable
 
 from . import paths
 
 LANGS = ("en", "zh")
+
+# One part of the command line: called with what `ArgumentParser.add_subparsers()` returned, it adds its
+# sub-commands with ``add_parser(...)``, each with ``set_defaults(func=...)``; ``func(args)`` is the exit status.
+CommandHook = Callable[[Any], None]
 
 
 def _int_seed(s: str) -> int:
@@ -170,32 +179,21 @@ def _write_metrics_to_cards(results: dict, root) -> None:
         update_card(vdir, metrics={k: val for k, val in res.items() if k != "version"})
 
 
-# ---- bench --------------------------------------------------------------------------------------------------
-
-
-def cmd_bench(args) -> int:
-    if args.what == "feedback":
-        from bench.feedback import run as bench_feedback
-
-        if args.data:
-            os.environ["MUSE_DATA_DIR"] = args.data
-        result = bench_feedback(args.kind, args.rater, args.rounds, args.per_round, lang=args.lang, seed=args.seed,
-                                models=args.models, threads=args.threads, steps=args.steps, sheet=args.sheet)
-    else:
-        from bench.train import run as bench_train
-
-        result = bench_train(steps=args.steps or 30, device=args.device,
-                             data_path=Path(args.data or paths.data_dir()) / "images.npz")
-    print(json.dumps(result, indent=2) if args.json else "\n".join(f"{k}: {v}" for k, v in result.items()))
-    return 0
-
-
 # ---- parser -------------------------------------------------------------------------------------------------
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(extensions: Iterable[CommandHook] = ()) -> argparse.ArgumentParser:
+    """The `muse` parser: the library's sub-commands, then those of each extension, in order."""
     p = argparse.ArgumentParser(prog="muse", description="Muse: a creative Discord bot that learns from reactions.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    add_commands(sub)
+    for extend in extensions:
+        extend(sub)
+    return p
+
+
+def add_commands(sub) -> None:
+    """Add ``prepare``, ``train``, ``generate`` and ``eval`` to ``sub`` (what ``add_subparsers()`` returned)."""
 
     def common(sp, models=True, data=True):
         if models:
@@ -265,24 +263,6 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--write-cards", action="store_true", help="store the metrics in each model's card.json")
     common(sp)
     sp.set_defaults(func=cmd_eval)
-
-    sp = sub.add_parser("bench", help="benchmarks that print JSON")
-    sp.add_argument("what", choices=["train", "feedback"])
-    sp.add_argument("--json", action="store_true")
-    sp.add_argument("--steps", type=int, help="train: timed steps per loop (30); feedback: fine-tune steps")
-    sp.add_argument("--device", default="auto")
-    sp.add_argument("--data")
-    sp.add_argument("--models", help="models folder (default: $MUSE_MODELS_DIR, then the shipped weights)")
-    sp.add_argument("--kind", choices=["image", "poem"], default="image", help="feedback: what the community rates")
-    sp.add_argument("--rater", default="bench.raters:warm_colours", help="feedback: MODULE:FUNCTION, the taste")
-    sp.add_argument("--rounds", type=int, default=5, help="feedback: fine-tune rounds")
-    sp.add_argument("--per-round", type=int, default=64, help="feedback: results rated per round")
-    sp.add_argument("--lang", choices=LANGS, default="en", help="feedback: poem language")
-    sp.add_argument("--seed", type=int, default=0, help="feedback: seed of the simulated community")
-    sp.add_argument("--threads", type=int, default=1, help="feedback: torch threads (engine and trainer)")
-    sp.add_argument("--sheet", help="feedback --kind image: write a before/after sample sheet (PNG) here")
-    sp.set_defaults(func=cmd_bench)
-    return p
 
 
 def run_cli(parser: argparse.ArgumentParser, argv: list[str] | None = None,

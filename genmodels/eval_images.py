@@ -16,8 +16,8 @@ import torch
 from . import checkpoints, metrics, paths
 from .data.emoji import THEMES, load_image_dataset, to_model
 from .images import ImageGenerator, Morpher
+from .nets import dataclass_from_dict
 from .nets.features import FeatureNet, FeatureNetConfig
-from .training.common import dataclass_from_dict
 
 TARGETS = {"precision": 0.5, "recall": 0.3, "near_copy_rate": 0.10, "vae_accuracy_gap": 0.10}
 

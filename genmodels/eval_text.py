@@ -37,7 +37,7 @@ from typing import Any
 import torch
 
 from .data.poems import PoemDataset, load_poem_dataset
-from .data.tokenizer import encode, tokens
+from .data.tokenizer import encode, lines_to_tensor, tokens
 
 IW_K = 1000  # importance samples for iw_nll (the target asks for K >= 100)
 PROPOSAL_SCALES = (1.0, 1.25, 1.5, 2.0, 2.5, 3.0)  # candidate widths s of the proposal N(mu, s² sigma²), tried on dev
@@ -101,8 +101,6 @@ def choose_proposal_scale(vae, x: torch.Tensor, lengths: torch.Tensor, *, scales
 
 def _sorted_lines(tok, lines: list[str], max_len: int, device) -> tuple[torch.Tensor, torch.Tensor]:
     """Token tensors sorted by length: batches of similar length waste little time on padding."""
-    from .training.textvae import lines_to_tensor
-
     x, lengths = lines_to_tensor(tok, lines, max_len)
     order = lengths.argsort(stable=True)
     return x[order].to(device), lengths[order].to(device)

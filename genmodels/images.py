@@ -22,9 +22,9 @@ from .data import DataError
 from .data.emoji import GROUPS, THEMES, EmojiRenderer, from_model, theme_index, to_model
 from .data.imagefile import fit_square, load_image_rgba
 from .feedback.preference import LatentPreference
+from .nets import dataclass_from_dict
 from .nets.dcgan import DCGANConfig, Generator
 from .nets.vae import ConvVAE, VAEConfig, slerp
-from .training.common import dataclass_from_dict
 
 MAX_SEED = 2**32 - 1
 MAX_COUNT = 16

@@ -21,8 +21,8 @@ import torch
 from . import checkpoints, paths
 from .data.tokenizer import TOKENIZER_FILE, detokenize, encode, load_tokenizer
 from .feedback.preference import LatentPreference
+from .nets import dataclass_from_dict
 from .nets.textvae import TextVAE, TextVAEConfig
-from .training.common import dataclass_from_dict
 
 MAX_INPUT_CHARS = 200
 MAX_LINES = 16

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The one GPU job of session 2 (run through the device tool; see docs/MODELS.md and docs/BENCHMARKS.md):
+# The one GPU job, run on 2026-11-28 on one NVIDIA H200 (through the device tool; see docs/MODELS.md and
+# docs/BENCHMARKS.md):
 #  1. `muse bench train` on CUDA, alone on the machine;
 #  2. in parallel: a longer DCGAN run in bf16, and a text-VAE recipe sweep (scripts/text_sweep.py);
 #  3. evaluate, pick per language the best variant meeting the fit target, pack results into $OUT.
@@ -7,7 +8,7 @@ set -u
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site:$PWD
 export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1
 nvidia-smi --query-gpu=name,memory.total --format=csv | tee $OUT/gpu.txt
-M="python3 -m genmodels.cli"
+M="python3 -m bench.cli"
 timeout 150 $M bench train --json --device cuda --steps 200 > $OUT/bench-train-cuda.json 2> $OUT/bench.err; echo "bench rc=$?"
 cat $OUT/bench-train-cuda.json
 W=/tmp/sweep; mkdir -p $W/dcgan/models

@@ -5,7 +5,7 @@
   and digits, with inner apostrophes kept: ``don't``, ``o'er``) and single punctuation marks. Words seen
   fewer than ``min_frequency`` times map to ``[UNK]``, which the samplers never emit. A word-level
   vocabulary makes every sampled token a real word; a 2k BPE on 5k lines produced sub-word soup
-  (DESIGN.md).
+  in an early probe.
 - ``zh``: character level (each CJK character is a token), rare characters map to ``[UNK]``.
 
 Special tokens have fixed ids: ``[PAD]`` 0, ``[UNK]`` 1, ``[BOS]`` 2, ``[EOS]`` 3.
@@ -17,6 +17,7 @@ import re
 from pathlib import Path
 from typing import Iterable
 
+import torch
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
 
@@ -102,3 +103,13 @@ def detokenize(tok: PreTrainedTokenizerFast, ids: Iterable[int], lang: str) -> s
     text = re.sub(r"\bi\b", "I", text)  # i, i'm, i'll -> I, I'm, I'll
     text = re.sub(r"\s+", " ", text).lstrip(",;:.!?)]}'- ").rstrip()
     return text[:1].upper() + text[1:]
+
+
+def lines_to_tensor(tok, lines: list[str], max_len: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token ids (N, max_len) padded with PAD and lengths (N,); empty lines are dropped, long ones truncated."""
+    seqs = [ids[:max_len] for ids in (encode(tok, line) for line in lines)]
+    seqs = [s for s in seqs if s]
+    x = torch.zeros(len(seqs), max(1, max((len(s) for s in seqs), default=1)), dtype=torch.long)
+    for i, s in enumerate(seqs):
+        x[i, : len(s)] = torch.tensor(s)
+    return x, torch.tensor([len(s) for s in seqs], dtype=torch.long)

@@ -1,4 +1,4 @@
-"""Fine-tuning each model on its community's feedback, one method per model (DESIGN.md, "Learning from 👍/👎").
+"""Fine-tuning each model on its community's feedback, one method per model (docs/BOT.md, "Learning from reactions").
 
 - **DCGAN** (FBGAN, Gupta & Zou 2019, plus a latent preference): liked images, re-rendered from their stored
   latents by the parent generator, join the discriminator's real set at a capped share; the rest of each real

@@ -12,7 +12,7 @@ import contextlib
 import os
 import random
 import time
-from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from dataclasses import asdict, dataclass, field, is_dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -21,6 +21,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .. import checkpoints
+from ..nets import dataclass_from_dict  # noqa: F401  (the trainers' `common.dataclass_from_dict`)
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -64,12 +65,6 @@ def set_threads(n: int | None) -> None:
 
 def file_hash(path: str | os.PathLike) -> str:
     return "sha256:" + checkpoints.sha256_file(path)
-
-
-def dataclass_from_dict(cls, d: dict[str, Any]):
-    """Build a config dataclass from a dict, ignoring unknown keys (older or newer cards)."""
-    names = {f.name for f in fields(cls)}
-    return cls(**{k: v for k, v in d.items() if k in names})
 
 
 def config_dict(cfg) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """Training the theme-conditioned DCGAN from scratch.
 
-The recipe (see DESIGN.md, "Models"): hinge loss on spectrally-normalised D with a projection term and a
+The recipe (see docs/MODELS.md, "DCGAN"): hinge loss on spectrally-normalised D with a projection term and a
 minibatch-stddev feature, DiffAugment on real and fake in both steps, a lazy R1 penalty, Adam(2e-4,
 β1=0.5), and an EMA copy of G that is the one we sample from and ship. On the emoji set that alone let G
 ignore z (one image per theme after 1k steps; pixel std across latents 0.03 against 0.43 for real emoji of

@@ -32,7 +32,7 @@ import torch
 from .. import checkpoints
 from ..data import DataError
 from ..data.poems import build_poem_dataset, load_poem_dataset
-from ..data.tokenizer import TOKENIZER_FILE, encode, load_tokenizer, save_tokenizer, train_tokenizer
+from ..data.tokenizer import TOKENIZER_FILE, lines_to_tensor, load_tokenizer, save_tokenizer, train_tokenizer
 from ..nets.textvae import TextVAE, TextVAEConfig
 from . import common
 
@@ -64,16 +64,6 @@ RECIPES = {
     "zh": (TextVAEConfig(vocab_size=0, max_len=12, dropout=0.5, pos_embed=True, bow_dim=256),
            TextRecipe(kl_target=32.0, bow_weight=1.0)),
 }
-
-
-def lines_to_tensor(tok, lines: list[str], max_len: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Token ids (N, max_len) padded with PAD and lengths (N,); empty lines are dropped, long ones truncated."""
-    seqs = [ids[:max_len] for ids in (encode(tok, line) for line in lines)]
-    seqs = [s for s in seqs if s]
-    x = torch.zeros(len(seqs), max(1, max((len(s) for s in seqs), default=1)), dtype=torch.long)
-    for i, s in enumerate(seqs):
-        x[i, : len(s)] = torch.tensor(s)
-    return x, torch.tensor([len(s) for s in seqs], dtype=torch.long)
 
 
 def beta_at(step: int, total: int, cycles: int, ramp: float) -> float:

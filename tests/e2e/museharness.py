@@ -6,8 +6,8 @@ import asyncio
 import contextlib
 from pathlib import Path
 
+from bench.fakediscord import APP_ID, FakeDiscord, Payloads, started_bot
 from bot.settings import load_settings
-from bot.testing import APP_ID, FakeDiscord, Payloads, started_bot
 
 
 def make_settings(models: Path, **overrides):

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from bench.fakediscord import FakeDiscord, Payloads
 from bot import render
-from bot.testing import FakeDiscord, Payloads
 from genmodels.engine import Generation, lineage_latents
 from museharness import body, custom_ids, harness, invoke, is_ephemeral, message_from, run, with_buttons
 

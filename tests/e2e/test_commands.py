@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from bot.testing import BOT_ID, GUILD_ID, Payloads
+from bench.fakediscord import BOT_ID, GUILD_ID, Payloads
 from genmodels.images import MAX_SEED
 from museharness import body, custom_ids, harness, invoke, is_ephemeral, message_from, run
 

@@ -17,9 +17,9 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from bench.fakediscord import BOT_ID, CHANNEL_ID, DM_CHANNEL_ID, GUILD_ID, USER_ID, FakeDiscord, Payloads
 from bot import render
 from bot.settings import SettingsError, load_settings
-from bot.testing import BOT_ID, CHANNEL_ID, DM_CHANNEL_ID, GUILD_ID, USER_ID, FakeDiscord, Payloads
 from genmodels.engine import lineage_latents
 from museharness import body, harness, is_ephemeral, message_from, run
 from museharness import invoke as _invoke

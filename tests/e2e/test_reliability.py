@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.testing import APP_ID, GUILD_ID, USER_ID, FakeDiscord, Payloads
+from bench.fakediscord import APP_ID, GUILD_ID, USER_ID, FakeDiscord, Payloads
 from museharness import body, custom_ids, harness, invoke, is_ephemeral, message_from, run, with_buttons
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -327,7 +327,7 @@ def test_a_bot_that_fails_to_start_does_not_hang_the_process(bot_models: Path):
     code = f"""
         import asyncio, sys
         sys.path.insert(0, "tests/e2e")
-        from bot.testing import FakeDiscord, GUILD_ID
+        from bench.fakediscord import FakeDiscord, GUILD_ID
         from museharness import harness
 
         async def main():

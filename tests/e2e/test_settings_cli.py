@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from bench.fakediscord import APP_ID, GUILD_ID, FakeDiscord
 from bot import create_bot
 from bot.cli import build_parser, main, sync_commands
 from bot.settings import SettingsError, load_settings, token_from_env
-from bot.testing import APP_ID, GUILD_ID, FakeDiscord
 from museharness import make_settings, run
 
 

@@ -1,0 +1,73 @@
+"""The benchmarks' part of the `muse` command line; each prints its figures (JSON with ``--json``).
+
+    muse bench train [--steps N] [--device auto|cpu|cuda]        the training loops' throughput
+    muse bench feedback [--kind image|poem] [--rater MODULE:FN]   a simulated community fine-tuning a model
+    muse bench serve [--requests N] [--count N]                   /image through discord.py and a fake Discord
+
+`add_commands` adds ``bench`` to the sub-commands of a `muse` parser (see `genmodels.cli.build_parser`); the
+package declares it as a ``muse.commands`` entry point, which is how `bot.cli` finds it without importing
+``bench``. ``python -m bench.cli`` runs the library's commands and ``bench``, without the Discord side.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+from genmodels import cli as core_cli
+from genmodels import paths
+
+
+def cmd_bench(args) -> int:
+    if args.what == "feedback":
+        from .feedback import run as bench_feedback
+
+        if args.data:
+            os.environ["MUSE_DATA_DIR"] = args.data
+        result = bench_feedback(args.kind, args.rater, args.rounds, args.per_round, lang=args.lang, seed=args.seed,
+                                models=args.models, threads=args.threads, steps=args.steps, sheet=args.sheet)
+    elif args.what == "serve":
+        from .serve import run as bench_serve
+
+        result = bench_serve(requests=args.requests, count=args.count, models=args.models)
+    else:
+        from .train import run as bench_train
+
+        result = bench_train(steps=args.steps or 30, device=args.device,
+                             data_path=Path(args.data or paths.data_dir()) / "images.npz")
+    print(json.dumps(result, indent=2) if args.json else "\n".join(f"{k}: {v}" for k, v in result.items()))
+    return 0
+
+
+def add_commands(sub) -> None:
+    """Add ``bench train|feedback|serve`` to ``sub`` (what ``ArgumentParser.add_subparsers()`` returned)."""
+    sp = sub.add_parser("bench", help="benchmarks that print JSON")
+    sp.add_argument("what", choices=["train", "feedback", "serve"])
+    sp.add_argument("--json", action="store_true")
+    sp.add_argument("--steps", type=int, help="train: timed steps per loop (30); feedback: fine-tune steps")
+    sp.add_argument("--device", default="auto")
+    sp.add_argument("--data")
+    sp.add_argument("--models", help="models folder (default: $MUSE_MODELS_DIR, then the shipped weights)")
+    sp.add_argument("--kind", choices=["image", "poem"], default="image", help="feedback: what the community rates")
+    sp.add_argument("--rater", default="bench.raters:warm_colours", help="feedback: MODULE:FUNCTION, the taste")
+    sp.add_argument("--rounds", type=int, default=5, help="feedback: fine-tune rounds")
+    sp.add_argument("--per-round", type=int, default=64, help="feedback: results rated per round")
+    sp.add_argument("--lang", choices=core_cli.LANGS, default="en", help="feedback: poem language")
+    sp.add_argument("--seed", type=int, default=0, help="feedback: seed of the simulated community")
+    sp.add_argument("--threads", type=int, default=1, help="feedback: torch threads (engine and trainer)")
+    sp.add_argument("--sheet", help="feedback --kind image: write a before/after sample sheet (PNG) here")
+    sp.add_argument("--requests", type=int, default=64, help="serve: concurrent /image interactions")
+    sp.add_argument("--count", type=int, default=4, help="serve: images per request")
+    sp.set_defaults(func=cmd_bench)
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=os.environ.get("MUSE_LOG_LEVEL", "WARNING"))
+    return core_cli.run_cli(core_cli.build_parser(extensions=(add_commands,)), argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
