@@ -1,4 +1,4 @@
-"""Held-out evaluation of the poem models (text VAE vs its LM baseline), as DESIGN.md asks: not the ELBO alone.
+"""Held-out evaluation of the poem models (text VAE vs its LM baseline), not the ELBO alone (targets: docs/MODELS.md).
 
 Metrics (all on the held-out split unless said otherwise; NLL in nats per line, EOS included):
 

@@ -21,7 +21,7 @@ from . import checkpoints, paths
 from .data import DataError
 from .data.emoji import GROUPS, THEMES, EmojiRenderer, from_model, theme_index, to_model
 from .data.imagefile import fit_square, load_image_rgba
-from .feedback.preference import LatentPreference
+from .nets.preference import LatentPreference
 from .nets import dataclass_from_dict
 from .nets.dcgan import DCGANConfig, Generator
 from .nets.vae import ConvVAE, VAEConfig, slerp

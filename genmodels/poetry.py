@@ -20,7 +20,7 @@ import torch
 
 from . import checkpoints, paths
 from .data.tokenizer import TOKENIZER_FILE, detokenize, encode, load_tokenizer
-from .feedback.preference import LatentPreference
+from .nets.preference import LatentPreference
 from .nets import dataclass_from_dict
 from .nets.textvae import TextVAE, TextVAEConfig
 

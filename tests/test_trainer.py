@@ -24,7 +24,7 @@ from genmodels import checkpoints
 from genmodels.engine import Engine, EngineConfig
 from genmodels.feedback.finetune import FinetuneConfig, poem_lines
 from genmodels.feedback.gate import decide, poem_distinct2
-from genmodels.feedback.preference import LatentPreference, PreferenceConfig
+from genmodels.nets.preference import LatentPreference, PreferenceConfig
 from genmodels.feedback.store import FeedbackStore
 from genmodels.feedback.trainer import Trainer, TrainerConfig, TrainerError, save_candidate
 from genmodels.images import ImageGenerator

@@ -39,7 +39,7 @@ from ..poetry import LINE_SPREAD, PoemModel
 from ..training import common
 from ..training.dcgan import DCGANTrainConfig, DCGANTrainer
 from ..training.textvae import RECIPES, lines_to_tensor, trim
-from .preference import LatentPreference, PreferenceConfig
+from ..nets.preference import LatentPreference, PreferenceConfig
 
 
 class FinetuneError(RuntimeError):

@@ -146,7 +146,7 @@ def run_job(spec: dict) -> dict:
     from ..images import ImageGenerator, Morpher
     from ..poetry import PoemModel
     from . import finetune, gate
-    from .preference import LatentPreference
+    from ..nets.preference import LatentPreference
 
     torch.set_num_threads(max(1, int(spec["threads"])))
     model, root, cfg = spec["model"], spec["root"], spec["finetune"]

@@ -7,8 +7,8 @@ Recipe (see ``docs/MODELS.md`` for the measurements behind it):
 - the LM baseline: the VAE's decoder without z, dropout, early-stopped on dev NLL;
 - the VAE: word dropout on the decoder input, cyclical KL annealing (Fu et al. 2019) whose first ramp starts at
   beta = 0 (an autoencoder warm start, Li et al. 2019), and a KL threshold on the batch's total KL ("free bits"
-  on the whole latent rather than per dimension, which DESIGN.md found to inflate active units); early-stopped
-  on the dev ELBO, counting only evaluations where beta = 1;
+  on the whole latent rather than per dimension, which an early probe on these corpora found to inflate active
+  units); early-stopped on the dev ELBO, counting only evaluations where beta = 1;
 - held-out metrics (``eval_text.text_metrics``) go into both model cards.
 
 Each phase is resumable through ``common.run_loop``: kill the process, run the same call again, it continues.
