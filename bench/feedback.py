@@ -44,8 +44,7 @@ def load_rater(spec: str) -> Callable:
 
 def _copy_models(names: list[str], dest: Path, root: str | None) -> None:
     for name in names:
-        src = paths.find_model(name, root)
-        v = checkpoints.list_versions(src, name)[-1]
+        src, v = paths.resolve_model(name, root)  # the version a loader serves, never a refused candidate
         shutil.copytree(checkpoints.version_dir(src, name, v), checkpoints.version_dir(dest, name, v))
 
 

@@ -175,7 +175,7 @@ def _write_metrics_to_cards(results: dict, root) -> None:
         if not tag or "/v" not in tag:
             continue
         name, v = tag.rsplit("/v", 1)
-        vdir = version_dir(paths.find_model(name, root), name, int(v))
+        vdir = version_dir(paths.find_model(name, root, int(v)), name, int(v))
         update_card(vdir, metrics={k: val for k, val in res.items() if k != "version"})
 
 
