@@ -1,0 +1,118 @@
+"""What the server thinks, in numbers: totals, like rates, member stats, favourites, the CSV export, and
+the file's integrity check. Read-only."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+from .connection import StoreBase
+from .rows import _ITEMS, _RESULT_SELECT, ResultRow, _result_row
+
+EXPORT_COLUMNS = (
+    "result_id", "message_id", "channel_id", "kind", "model", "model_version", "seed",
+    "user_id", "source", "value", "created_at",
+)  # fmt: skip
+
+
+class ReportsMixin(StoreBase):
+    """Statistics and exports over results and votes; nothing here writes."""
+
+    async def counts(self, model: str | None = None) -> dict:
+        """Totals, for one model or all: results, likes, dislikes, voters (distinct users), signals."""
+        row = await self._fetch_one(
+            """
+            SELECT
+                (SELECT COUNT(*) FROM results WHERE :model IS NULL OR model = :model) AS results,
+                COUNT(*) FILTER (WHERE v.value > 0) AS likes,
+                COUNT(*) FILTER (WHERE v.value < 0) AS dislikes,
+                COUNT(DISTINCT v.user_id) AS voters,
+                (SELECT COUNT(*) FROM signals AS s JOIN results AS r ON r.id = s.result_id
+                 WHERE :model IS NULL OR r.model = :model) AS signals
+            FROM votes AS v JOIN results AS r ON r.id = v.result_id
+            WHERE :model IS NULL OR r.model = :model
+            """,
+            {"model": model},
+        )
+        return dict(row)
+
+    async def like_rates(self, model: str) -> dict[str, dict]:
+        """Per version of ``model``: results, likes, dislikes and like_rate (None before any vote)."""
+        rows = await self._fetch(
+            """
+            SELECT r.model_version, COUNT(DISTINCT r.id) AS results,
+                   COUNT(*) FILTER (WHERE v.value > 0) AS likes,
+                   COUNT(*) FILTER (WHERE v.value < 0) AS dislikes
+            FROM results AS r LEFT JOIN votes AS v ON v.result_id = r.id
+            WHERE r.model = ?
+            GROUP BY r.model_version ORDER BY r.model_version
+            """,
+            (model,),
+        )
+        rates = {}
+        for row in rows:
+            likes, dislikes = row["likes"], row["dislikes"]
+            rates[row["model_version"]] = {
+                "results": row["results"],
+                "likes": likes,
+                "dislikes": dislikes,
+                "like_rate": likes / (likes + dislikes) if likes + dislikes else None,
+            }
+        return rates
+
+    async def user_stats(self, user_id: int, guild_id: int | None = None) -> dict:
+        """A member's results requested, votes given, and likes received from others on their results
+        (in one guild, or everywhere when ``guild_id`` is None)."""
+        row = await self._fetch_one(
+            """
+            SELECT
+                (SELECT COUNT(*) FROM results AS r
+                 WHERE r.requester_id = :user AND (:guild IS NULL OR r.guild_id = :guild)) AS results,
+                (SELECT COUNT(*) FROM votes AS v JOIN results AS r ON r.id = v.result_id
+                 WHERE v.user_id = :user AND (:guild IS NULL OR r.guild_id = :guild)) AS votes,
+                (SELECT COUNT(*) FROM votes AS v JOIN results AS r ON r.id = v.result_id
+                 WHERE r.requester_id = :user AND v.user_id != :user AND v.value > 0
+                   AND (:guild IS NULL OR r.guild_id = :guild)) AS likes_received
+            """,
+            {"user": user_id, "guild": guild_id},
+        )
+        return dict(row)
+
+    async def favourites(self, guild_id: int | None, limit: int = 5) -> list[tuple[ResultRow, int]]:
+        """The most net-liked results (score = likes - dislikes > 0), best first, newest first on ties;
+        ``guild_id`` None means every guild."""
+        rows = await self._fetch(
+            f"""
+            SELECT {_RESULT_SELECT}, SUM(v.value) AS score
+            FROM results AS r JOIN votes AS v ON v.result_id = r.id
+            WHERE :guild IS NULL OR r.guild_id = :guild
+            GROUP BY r.id HAVING score > 0
+            ORDER BY score DESC, r.id DESC LIMIT :limit
+            """,
+            {"guild": guild_id, "limit": limit},
+        )
+        return [(_result_row(row), row["score"]) for row in rows]
+
+    async def export_csv(self, guild_id: int | None = None) -> str:
+        """Every current vote and signal as CSV (header `EXPORT_COLUMNS`), oldest first."""
+        rows = await self._fetch(
+            f"""
+            WITH items AS ({_ITEMS})
+            SELECT r.id, r.message_id, r.channel_id, r.kind, r.model, r.model_version, r.seed,
+                   i.user_id, i.source, i.value, i.created_at
+            FROM items AS i JOIN results AS r ON r.id = i.result_id
+            WHERE :guild IS NULL OR r.guild_id = :guild
+            ORDER BY i.created_at, i.seq
+            """,
+            {"guild": guild_id},
+        )
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(EXPORT_COLUMNS)
+        writer.writerows(tuple(row) for row in rows)
+        return out.getvalue()
+
+    async def integrity_check(self) -> str:
+        """SQLite's ``PRAGMA integrity_check``: "ok" for a healthy file, otherwise the problems found."""
+        rows = await self._fetch("PRAGMA integrity_check")
+        return "\n".join(row[0] for row in rows)

@@ -1,0 +1,138 @@
+"""The schema of the feedback database and its migrations.
+
+Versioned by ``PRAGMA user_version``; `MIGRATIONS` is the numbered list of scripts, applied at open, each in
+its own transaction. A file written by a newer Muse is refused with a `StoreError` and left untouched.
+
+The tables: ``results`` (one row per posted result, with its latent and parameters), ``reactions`` (the vote
+reactions present on a result's message, one row per result, user and emoji; why, see
+`genmodels.feedback.store.results`), the ``votes`` view (each user's current vote, derived from those rows),
+``signals`` (button presses), ``model_versions`` (at most one 'served' per model) and ``trainer_runs``.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Iterator
+
+import aiosqlite
+
+from .rows import StoreError
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: posted results and the reactions present on their messages; `votes` derives each user's vote.
+    """
+    CREATE TABLE results (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        message_id INTEGER UNIQUE,
+        channel_id INTEGER,
+        guild_id INTEGER,
+        requester_id INTEGER,
+        kind TEXT NOT NULL,
+        model TEXT NOT NULL,
+        model_version TEXT NOT NULL,
+        seed INTEGER,
+        latent BLOB,
+        latent_shape TEXT,
+        params TEXT NOT NULL DEFAULT '{}',
+        content TEXT,
+        created_at REAL NOT NULL
+    );
+    CREATE TABLE reactions (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        result_id INTEGER NOT NULL REFERENCES results (id) ON DELETE CASCADE,
+        user_id INTEGER NOT NULL,
+        emoji TEXT NOT NULL,
+        value INTEGER NOT NULL CHECK (value IN (-1, 1)),
+        added_at REAL NOT NULL,
+        UNIQUE (result_id, user_id, emoji)
+    );
+    CREATE VIEW votes AS
+        SELECT r.result_id, r.user_id, r.value, r.added_at AS changed_at, r.id AS seq
+        FROM reactions AS r
+        WHERE r.id = (
+            SELECT MAX(x.id) FROM reactions AS x WHERE x.result_id = r.result_id AND x.user_id = r.user_id
+        );
+    """,
+    # 2: morph lineage, button signals, the model lifecycle, and the indexes the queries use.
+    """
+    ALTER TABLE results ADD COLUMN parents TEXT NOT NULL DEFAULT '[]';
+    CREATE TABLE signals (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        result_id INTEGER NOT NULL REFERENCES results (id) ON DELETE CASCADE,
+        user_id INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        weight REAL NOT NULL,
+        created_at REAL NOT NULL
+    );
+    CREATE TABLE model_versions (
+        model TEXT NOT NULL,
+        version TEXT NOT NULL,
+        status TEXT NOT NULL,
+        metrics TEXT NOT NULL DEFAULT '{}',
+        note TEXT NOT NULL DEFAULT '',
+        created_at REAL NOT NULL,
+        PRIMARY KEY (model, version)
+    );
+    CREATE UNIQUE INDEX model_versions_one_served ON model_versions (model) WHERE status = 'served';
+    CREATE TABLE trainer_runs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        model TEXT NOT NULL,
+        started_at REAL NOT NULL,
+        finished_at REAL,
+        "trigger" TEXT NOT NULL,
+        outcome TEXT NOT NULL DEFAULT 'running',
+        candidate_version TEXT,
+        feedback_used INTEGER NOT NULL DEFAULT 0,
+        detail TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE INDEX results_model_version ON results (model, model_version);
+    CREATE INDEX results_guild ON results (guild_id);
+    CREATE INDEX results_requester ON results (requester_id);
+    CREATE INDEX signals_result ON signals (result_id);
+    CREATE INDEX trainer_runs_model ON trainer_runs (model, id);
+    """,
+)
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def _statements(script: str) -> Iterator[str]:
+    """Split a migration into statements: ``executescript`` would commit the migration's transaction."""
+    pending = ""
+    for line in script.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            yield pending.strip()
+            pending = ""
+    assert not pending.strip(), f"incomplete statement in a migration: {pending.strip()[:60]}"
+
+
+async def _user_version(db: aiosqlite.Connection) -> int:
+    ((version,),) = await db.execute_fetchall("PRAGMA user_version")
+    return version
+
+
+async def migrate(db: aiosqlite.Connection, target: int = SCHEMA_VERSION) -> None:
+    """Bring the schema of ``db`` up to version ``target``, one migration per transaction.
+
+    ``db`` must be in autocommit mode (``isolation_level=None``). Each step re-reads ``user_version`` under
+    ``BEGIN IMMEDIATE``, so two processes opening the same old file at once apply every migration once. A
+    file from a newer Muse is refused before anything is written to it.
+    """
+    for version in range(1, target + 1):
+        await db.execute("BEGIN IMMEDIATE")
+        try:
+            current = await _user_version(db)
+            if current > SCHEMA_VERSION:
+                raise StoreError(
+                    f"the feedback database was written by a newer Muse (schema version {current}; this Muse "
+                    f"knows up to {SCHEMA_VERSION}). Upgrade Muse, or point database.path at another file."
+                )
+            if current < version:
+                for statement in _statements(MIGRATIONS[version - 1]):
+                    await db.execute(statement)
+                await db.execute(f"PRAGMA user_version = {version}")
+        except BaseException:
+            await db.execute("ROLLBACK")
+            raise
+        await db.execute("COMMIT")
