@@ -64,8 +64,10 @@ async def _round(kind: str, model: str, engine, store, rater, n: int, rng: rando
             output, latent, content = out.images[0], out.latents.numpy(), None
             params, version = {"theme": out.theme, "theme_index": out.theme_index, "count": 1}, out.version
         else:
-            text, version = await engine.call(key, lambda m, s=seed: (m.sample(s), m.version), user=i)
-            output, latent, content, params = text, None, text, {"lang": model.split("-")[1]}
+            poem = await engine.call(key, lambda m, s=seed: m.sample(s), user=i)
+            text, version = poem.text, poem.version
+            # as the bot records a poem: one latent row per decoded line (the text fine-tune reads the text)
+            output, latent, content, params = text, poem.latents.numpy(), text, {"lang": model.split("-")[1]}
             poems.append(text)
         message_id = rnd * 1_000_000 + i + 1
         await store.record_result(kind=kind, model=model, model_version=version.rsplit("/", 1)[-1],

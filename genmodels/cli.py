@@ -119,19 +119,19 @@ def cmd_generate(args) -> int:
     elif args.what == "morph":
         from .images import Morpher, gif_bytes
 
-        frames = Morpher.load(root).morph(args.from_, args.to, frames=args.frames)
+        frames = Morpher.load(root).morph(args.from_, args.to, frames=args.frames).frames
         Path(args.out).write_bytes(gif_bytes(frames, scale=args.scale))
         print(f"wrote {args.out} ({len(frames)} frames)")
     elif args.what == "poem":
         from .poetry import PoemModel
 
         model = PoemModel.load(args.lang, root=root)
-        print(model.sample(seed=args.seed, lines=args.lines, temperature=args.temperature, theme=args.theme))
+        print(model.sample(seed=args.seed, lines=args.lines, temperature=args.temperature, theme=args.theme).text)
     elif args.what == "morph-poem":
         from .poetry import PoemModel
 
         lang = args.lang or ("zh" if any("\u4e00" <= c <= "\u9fff" for c in args.from_ + args.to) else "en")
-        for line in PoemModel.load(lang, root=root).morph(args.from_, args.to, steps=args.steps):
+        for line in PoemModel.load(lang, root=root).morph(args.from_, args.to, steps=args.steps).frames:
             print(line)
     return 0
 

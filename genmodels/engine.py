@@ -6,7 +6,8 @@ Why it exists:
   forward pass over its intra-op threads, so a second inference thread would only fight it for the cores).
 - Concurrent ``/image`` requests are **micro-batched**: while one batch runs, new requests pile up in the
   queue, and the next batch takes all of them at once (up to ``max_batch_images``). On a CPU a DCGAN forward
-  pass costs far less per image at batch 64 than at batch 1.
+  pass costs far less per image at batch 64 than at batch 1. An image job names its latents by seeds (a lineage
+  of `Generation`s) or carries them (`Slot.image_from_latents`); both kinds share the same forward passes.
 - The queue is **bounded** and each user has a **cap** on their share of it. Admission is a cheap, synchronous
   `Engine.reserve` that the bot calls *before* it answers Discord, so a full queue gets a polite ephemeral
   reply instead of a failure, and every accepted job knows how many jobs are ahead of it.
@@ -30,6 +31,9 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 import torch
+
+from .latents import variation
+from .outputs import ImageOutput
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +82,9 @@ def lineage_latents(latents: Callable[[int, int], torch.Tensor], lineage: Sequen
                     strength: float = VARIATION_STRENGTH) -> torch.Tensor:
     """The latents (count, nz) of the last grid of a lineage, re-derived from seeds alone.
 
-    The first grid is ``latents(seed, count)``; each later grid is ``√(1−s²)·parent + s·ε`` around the cell its
-    predecessor picked, as in `ImageGenerator.variations`. So a posted grid never needs its latents stored.
+    The first grid is ``latents(seed, count)``; each later grid is `genmodels.latents.variation` (``√(1−s²)·parent
+    + s·ε``) around the cell its predecessor picked, as in `ImageGenerator.variations`. So a posted grid never
+    needs its latents stored.
     """
     if not lineage:
         raise ValueError("an empty lineage")
@@ -90,7 +95,7 @@ def lineage_latents(latents: Callable[[int, int], torch.Tensor], lineage: Sequen
         if prev.cell is None or not 0 <= prev.cell < prev.count:
             raise ValueError("a lineage step must pick a cell of its grid")
         parent = z[prev.cell].reshape(1, -1)
-        z = (1 - strength**2) ** 0.5 * parent + strength * latents(gen.seed, gen.count)
+        z = variation(parent, latents(gen.seed, gen.count), strength)
     return z
 
 
@@ -102,26 +107,16 @@ class Job:
     fn: Callable[..., Any] | None = None  # "call": fn(engine_models) -> result, run in the worker
     model_key: str = ""  # the model the job needs (loaded before it runs)
     theme: Any = None  # "image": theme name or index
-    lineage: tuple[Generation, ...] = ()
+    lineage: tuple[Generation, ...] = ()  # "image": the seeds its latents are derived from...
+    latents: torch.Tensor | None = None  # ... or the latents themselves (count, nz), on the CPU
     submitted: float = field(default_factory=time.perf_counter)
     ahead: int = 0  # jobs ahead of this one when it was queued (0: it starts right away)
 
     @property
     def count(self) -> int:
+        if self.latents is not None:
+            return len(self.latents)
         return self.lineage[-1].count if self.lineage else 0
-
-
-@dataclass
-class ImageOutput:
-    """What an image job returns: the images and everything needed to reproduce them."""
-
-    images: list  # RGBA PIL images
-    latents: torch.Tensor  # (count, nz)
-    theme: str
-    theme_index: int
-    lineage: tuple[Generation, ...]
-    version: str
-    batch_images: int  # how many images shared the forward pass (1 job alone: its count)
 
 
 class Slot:
@@ -150,9 +145,21 @@ class Slot:
         self._used = True
 
     def image(self, theme: str | int, lineage: Sequence[Generation]) -> Job:
+        """Render the last grid of ``lineage``; the job's result is an `ImageOutput`."""
         self._take()
         return self.engine._enqueue(Job("image", self.user, self.engine._loop().create_future(), model_key="image",
                                         theme=theme, lineage=tuple(lineage)), self)
+
+    def image_from_latents(self, theme: str | int, latents: Any) -> Job:
+        """Render explicit latents (count, nz) (a tensor or an array: crossovers, mutations, stored rows), batched
+        with the seed jobs through the same forward pass. The result's ``lineage`` is empty and ``seed`` None."""
+        z = torch.as_tensor(latents, dtype=torch.float32).detach().cpu().clone()  # the caller may reuse theirs
+        if z.ndim != 2 or not 1 <= len(z) <= self.engine.config.max_batch_images:
+            raise ValueError(f"latents must have shape (1 to {self.engine.config.max_batch_images}, nz); "
+                             f"got {tuple(z.shape)}")
+        self._take()
+        return self.engine._enqueue(Job("image", self.user, self.engine._loop().create_future(), model_key="image",
+                                        theme=theme, latents=z), self)
 
     def call(self, model_key: str, fn: Callable[[Any], Any]) -> Job:
         """Run ``fn(model)`` in the worker with the model named ``model_key`` ("image", "morph", "poem-en"...)."""
@@ -338,6 +345,10 @@ class Engine:
         with self.reserve(user) as slot:
             return await slot.image(theme, lineage).future
 
+    async def image_from_latents(self, theme: str | int, latents: Any, *, user: Any = None) -> ImageOutput:
+        with self.reserve(user) as slot:
+            return await slot.image_from_latents(theme, latents).future
+
     async def call(self, model_key: str, fn: Callable[[Any], Any], *, user: Any = None) -> Any:
         with self.reserve(user) as slot:
             return await slot.call(model_key, fn).future
@@ -410,7 +421,12 @@ class Engine:
         for job in batch:
             try:
                 y = gen.theme_index(job.theme)
-                z = lineage_latents(gen.latents, job.lineage)
+                if job.latents is None:
+                    z = lineage_latents(gen.latents, job.lineage)
+                elif job.latents.shape[1] != gen.cfg.nz:
+                    raise ValueError(f"latents have {job.latents.shape[1]} dimensions; the model takes {gen.cfg.nz}")
+                else:
+                    z = job.latents
                 zs.append(z)
                 ys.extend([y] * len(z))
                 ok.append((job, y, len(z)))
@@ -430,7 +446,9 @@ class Engine:
                 if out is not None:
                     continue
                 job, y, n = next(it)
-                outs[k] = ImageOutput(images[i:i + n], next(zi), gen.themes[y], y, job.lineage, gen.version, total)
+                seed = job.lineage[-1].seed if job.latents is None else None
+                outs[k] = ImageOutput(images[i:i + n], next(zi), gen.themes[y], y, gen.version, seed=seed,
+                                      lineage=job.lineage, batch_images=total)
                 i += n
         return outs
 

@@ -1,7 +1,8 @@
 """Image generation and morphing: the API the engine and the CLI call.
 
-Like a diffusers pipeline, each class composes a trained model with a sampler, takes a seed (turned into a
-`torch.Generator`, so the same seed gives the same pixels) and returns a small result dataclass.
+Like a diffusers pipeline, each class composes a trained model with a sampler, takes a seed or a
+`torch.Generator` (a seed is turned into one, so the same seed gives the same pixels) and returns a small output
+dataclass (`genmodels.outputs`) that carries the latents behind the images.
 
 - `ImageGenerator`: the EMA generator of the DCGAN; themed samples, and variations near a parent latent.
 - `Morpher`: the conv VAE; encodes real images (or emoji) and decodes a slerp path between them.
@@ -10,7 +11,6 @@ Like a diffusers pipeline, each class composes a trained model with a sampler, t
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +24,9 @@ from .data.imagefile import fit_square, load_image_rgba
 from .nets.preference import LatentPreference
 from .nets import dataclass_from_dict
 from .nets.dcgan import DCGANConfig, Generator
-from .nets.vae import ConvVAE, VAEConfig, slerp
+from .nets.vae import ConvVAE, VAEConfig
+from .latents import generator_for, slerp, variation
+from .outputs import ImageOutput, MorphOutput
 
 MAX_SEED = 2**32 - 1
 MAX_COUNT = 16
@@ -43,16 +45,6 @@ def _prefixed(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.
 
 def _version_tag(card: dict) -> str:
     return f"{card['name']}/v{card['version']:04d}"
-
-
-@dataclass
-class ImageResult:
-    images: list[Image.Image]  # RGBA, 64×64
-    latents: torch.Tensor  # (N, nz)
-    labels: list[int]
-    seed: int
-    version: str
-    themes: list[str] = field(default_factory=list)
 
 
 class ImageGenerator:
@@ -98,10 +90,18 @@ class ImageGenerator:
 
         With a learned preference the draw is tilted toward what the community liked (still a pure function of
         the seed and the model version)."""
-        gen = torch.Generator().manual_seed(check_seed(seed))
+        return self._draw(torch.Generator().manual_seed(check_seed(seed)), count)
+
+    def _draw(self, gen: torch.Generator, count: int) -> torch.Tensor:
         if self.preference is not None:
             return self.preference.sample(count, gen)
         return torch.randn(count, self.cfg.nz, generator=gen)
+
+    def _noise(self, seed: int | None, generator: torch.Generator | None, count: int) -> torch.Tensor:
+        """(count, nz): ``latents(seed, count)``, or a draw from the caller's (CPU) generator; neither is seed 0."""
+        if generator is None:
+            return self.latents(0 if seed is None else seed, count)
+        return self._draw(generator_for(seed, generator), count)
 
     @torch.no_grad()
     def render(self, z: torch.Tensor, labels: torch.Tensor | list[int]) -> list[Image.Image]:
@@ -110,20 +110,33 @@ class ImageGenerator:
         x = self.G(z.to(self.device, torch.float32), y)  # (N, 4, 64, 64)
         return [Image.fromarray(a, "RGBA") for a in from_model(x)]
 
-    def generate(self, theme: str | int, count: int = 4, seed: int = 0) -> ImageResult:
+    def _output(self, z: torch.Tensor, y: int, seed: int | None) -> ImageOutput:
+        return ImageOutput(self.render(z, [y] * len(z)), z, self.themes[y], y, self.version, seed=seed)
+
+    def generate(self, theme: str | int, count: int = 4, seed: int | None = None, *,
+                 generator: torch.Generator | None = None) -> ImageOutput:
+        """``count`` images of ``theme`` from ``seed`` or ``generator`` (at most one; neither means seed 0)."""
         if not 1 <= count <= MAX_COUNT:
             raise ValueError(f"count must be between 1 and {MAX_COUNT}.")
         y = self.theme_index(theme)
-        z = self.latents(seed, count)
-        return ImageResult(self.render(z, [y] * count), z, [y] * count, seed, self.version, [self.themes[y]] * count)
+        z = self._noise(seed, generator, count)
+        return self._output(z, y, None if generator is not None else (seed or 0))
 
-    def variations(self, parent: torch.Tensor, theme: str | int, count: int = 4, seed: int = 0,
-                   strength: float = 0.35) -> ImageResult:
-        """Children near a parent latent: z = √(1−s²)·z_parent + s·ε keeps them on the prior's shell."""
+    def from_latents(self, z: torch.Tensor, theme: str | int) -> ImageOutput:
+        """Images of ``theme`` decoded from explicit latents ``z`` (N, nz) (crossovers, mutations, stored rows)."""
+        z = torch.as_tensor(z, dtype=torch.float32).detach().cpu()
+        if z.ndim != 2 or z.shape[1] != self.cfg.nz or not 1 <= len(z) <= MAX_COUNT:
+            raise ValueError(f"latents must have shape (1 to {MAX_COUNT}, {self.cfg.nz}); got {tuple(z.shape)}.")
+        return self._output(z, self.theme_index(theme), None)
+
+    def variations(self, parent: torch.Tensor, theme: str | int, count: int = 4, seed: int | None = None,
+                   strength: float = 0.35, *, generator: torch.Generator | None = None) -> ImageOutput:
+        """Children near a parent latent (nz,): `latents.variation` keeps them on the prior's shell. The noise is
+        drawn as `generate` draws its latents (``seed`` or ``generator``; neither means seed 0)."""
         y = self.theme_index(theme)
-        eps = self.latents(seed, count)
-        z = (1 - strength**2) ** 0.5 * parent.reshape(1, -1).float() + strength * eps
-        return ImageResult(self.render(z, [y] * count), z, [y] * count, seed, self.version, [self.themes[y]] * count)
+        eps = self._noise(seed, generator, count)
+        z = variation(parent.reshape(1, -1).float(), eps, strength)
+        return self._output(z, y, None if generator is not None else (seed or 0))
 
 
 class Morpher:
@@ -184,17 +197,15 @@ class Morpher:
     def decode(self, z: torch.Tensor) -> list[Image.Image]:
         return [Image.fromarray(a, "RGBA") for a in from_model(self.vae.decode(z.to(self.device)))]
 
-    def morph(self, a, b, frames: int = 8) -> list[Image.Image]:
-        """``frames`` images from a to b (both ends included), decoded along the slerp between their codes."""
-        return self.morph_with_latents(a, b, frames)[0]
-
-    def morph_with_latents(self, a, b, frames: int = 8) -> tuple[list[Image.Image], torch.Tensor]:
-        """The morph's images and their latents (frames, latent): what the feedback store keeps of a morph."""
+    def morph(self, a, b, frames: int = 8) -> MorphOutput:
+        """``frames`` images from a to b (both ends included), decoded along the slerp between their codes, with
+        those codes (frames, latent): what the feedback store keeps of a morph. Deterministic: the ends are
+        posterior means, so there is nothing to seed."""
         if not 2 <= frames <= MAX_FRAMES:
             raise ValueError(f"frames must be between 2 and {MAX_FRAMES}.")
         za, zb = self.encode([self.image_from(a), self.image_from(b)])
         z = slerp(za, zb, torch.linspace(0, 1, frames))
-        return self.decode(z), z
+        return MorphOutput(self.decode(z), z, self.version)
 
 
 # ---- files -------------------------------------------------------------------------------------------------
@@ -237,6 +248,6 @@ def gif_bytes(frames: list[Image.Image], duration_ms: int = 120, scale: int = 1,
 
 
 __all__ = [
-    "DataError", "ImageGenerator", "ImageResult", "MAX_SEED", "Morpher", "check_seed", "gif_bytes", "grid",
-    "png_bytes",
+    "DataError", "ImageGenerator", "ImageOutput", "MAX_SEED", "MorphOutput", "Morpher", "check_seed", "gif_bytes",
+    "grid", "png_bytes",
 ]

@@ -1,8 +1,8 @@
 """The poem API the bot calls: sample a poem, encode a line, morph one line into another.
 
     model = PoemModel.load("en")
-    model.sample(seed=7, lines=4, theme="the sea at night")
-    model.morph("the moon is bright", "my heart is heavy", steps=5)
+    model.sample(seed=7, lines=4, theme="the sea at night")  # a PoemOutput; .text, and .latents (lines, D)
+    model.morph("the moon is bright", "my heart is heavy", steps=5)  # a MorphOutput; .frames are the lines
 
 Lines of one poem share a poem-level latent: z_i = sqrt(1 - a) c + sqrt(a) e_i with c, e_i ~ N(0, I), so every
 z_i is still a draw from the prior N(0, I) while the lines stay in one neighbourhood. A theme replaces c by the
@@ -19,6 +19,8 @@ import os
 import torch
 
 from . import checkpoints, paths
+from .latents import generator_for, slerp
+from .outputs import MorphOutput, PoemOutput
 from .data.tokenizer import TOKENIZER_FILE, detokenize, encode, load_tokenizer
 from .nets.preference import LatentPreference
 from .nets import dataclass_from_dict
@@ -51,16 +53,6 @@ def _load_text(name: str, root, device: str, version: int | None):
     # pref.* tensors are the latent preference learned from reactions (genmodels.feedback), not network weights
     model.load_state_dict({k: v.float() for k, v in tensors.items() if not k.startswith("pref.")})
     return model.to(device).eval(), tok, card, tensors
-
-
-def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
-    """Spherical interpolation (Shoemake 1985; White 2016 for latent spaces); linear when a, b are parallel."""
-    na, nb = a.norm(), b.norm()
-    cos = torch.dot(a / (na + 1e-8), b / (nb + 1e-8)).clamp(-1, 1)
-    omega = torch.arccos(cos)
-    if float(omega) < 1e-4:
-        return (1 - t) * a + t * b
-    return (torch.sin((1 - t) * omega) * a + torch.sin(t * omega) * b) / torch.sin(omega)
 
 
 class PoemModel:
@@ -101,15 +93,16 @@ class PoemModel:
         return detokenize(self.tok, ids, self.lang)
 
     @torch.no_grad()
-    def sample(self, seed: int, lines: int = 4, temperature: float = 0.9, top_p: float = 0.9,
-               theme: str | None = None) -> str:
-        """A poem of ``lines`` lines; the same arguments give the same text."""
+    def sample(self, seed: int | None = None, lines: int = 4, temperature: float = 0.9, top_p: float = 0.9,
+               theme: str | None = None, *, generator: torch.Generator | None = None) -> PoemOutput:
+        """A poem of ``lines`` lines from ``seed`` or a (CPU) ``generator``, exactly one; the same arguments (or
+        generator state) give the same text and latents."""
         if not 1 <= int(lines) <= MAX_LINES:
             raise ValueError(f"A poem can have 1 to {MAX_LINES} lines.")
         if not 0 < top_p <= 1:
             raise ValueError("top_p must be in (0, 1].")
         temperature = min(max(float(temperature), 0.0), 2.0)
-        g = torch.Generator().manual_seed(int(seed))
+        g = generator_for(None if seed is None else int(seed), generator)
         D = self.model.cfg.latent_dim
         per_line = 2 if self.lang == "zh" else 1
         n = lines * per_line
@@ -122,26 +115,35 @@ class PoemModel:
         if self.lang == "zh" and self.card.get("line_shape", {}).get("share_5or7", 1.0) >= 0.8:
             form = ZH_FORMS[1] if float(torch.rand((), generator=g)) < ZH_SEVEN_P else ZH_FORMS[0]
         out: list[str] = []
+        rows: list[torch.Tensor] = []  # the latent each kept line was decoded from
         seen: set[str] = set()
         for attempt in range(4):  # resample lines that are empty or repeat an earlier line
             eps = torch.randn(n, D, generator=g)
             z = math.sqrt(1 - spread) * centre + math.sqrt(spread) * eps  # (n, D)
             decoded = self.model.sample(z.to(self.device), temperature=temperature, top_p=top_p, generator=g,
                                         length=form)
-            for ids in decoded:
+            for ids, zi in zip(decoded, z):
                 text = self._text(ids).strip()
                 if text and (text not in seen or attempt == 3) and len(out) < n:
                     seen.add(text)
                     out.append(text)
+                    rows.append(zi)
             if len(out) >= n:
                 break
         if self.lang == "zh":
-            return "\n".join(f"{a}，{b}。" for a, b in zip(out[0::2], out[1::2]))
-        return "\n".join(out)
+            poem = [f"{a}，{b}。" for a, b in zip(out[0::2], out[1::2])]
+            rows = rows[: 2 * len(poem)]
+        else:
+            poem = out
+        latents = torch.stack(rows) if rows else torch.zeros(0, D)
+        params = {"lang": self.lang, "lines": int(lines), "temperature": temperature, "top_p": top_p, "theme": theme}
+        return PoemOutput("\n".join(poem), poem, latents, None if seed is None else int(seed), self.version, params)
 
     @torch.no_grad()
-    def morph(self, a: str, b: str, steps: int = 5) -> list[str]:
-        """Decode ``steps`` points along the slerp between the posterior means of ``a`` and ``b``.
+    def morph(self, a: str, b: str, steps: int = 5) -> MorphOutput:
+        """Decode ``steps`` points along the slerp between the posterior means of ``a`` and ``b``: the lines are
+        the output's ``frames``, the points its ``latents`` (steps, D). Deterministic (greedy decodes of posterior
+        means), so there is nothing to seed.
 
         The endpoints are the lines as typed (stripped); the points in between are greedy decodes. How well the
         latent alone reproduces a line is measured separately (``recon_f1`` in ``eval_text``).
@@ -150,7 +152,7 @@ class PoemModel:
             raise ValueError(f"Morph takes 2 to {MAX_MORPH_STEPS} steps.")
         self._check(a, "first line"), self._check(b, "second line")
         za, zb = self.encode(a), self.encode(b)
-        zs = torch.stack([slerp(za, zb, i / (steps - 1)) for i in range(steps)])  # (steps, D)
+        zs = slerp(za, zb, torch.linspace(0, 1, steps))  # (steps, D)
         decoded = [self._text(ids) for ids in self.model.greedy(zs.to(self.device))]
         decoded[0], decoded[-1] = " ".join(a.split()), " ".join(b.split())
-        return decoded
+        return MorphOutput(decoded, zs, self.version)

@@ -45,9 +45,10 @@ def main() -> None:
     morpher = Morpher.load(args.models)
     strips = []
     for a, b in PAIRS:
-        strips += morpher.morph(a, b, frames=10)
+        strips += morpher.morph(a, b, frames=10).frames
     on_grey(grid(strips, cols=10, pad=2)).save(OUT / "vae_morphs.png")
-    (OUT / "vae_morph_cat_dog.gif").write_bytes(gif_bytes(morpher.morph("🐱", "🐶", frames=8), scale=2, bounce=True))
+    cat_dog = morpher.morph("🐱", "🐶", frames=8).frames
+    (OUT / "vae_morph_cat_dog.gif").write_bytes(gif_bytes(cat_dog, scale=2, bounce=True))
 
     data = load_image_dataset(Path(args.data))
     originals = [Image.fromarray(a, "RGBA") for a in data.heldout_images[::12][:10]]

@@ -8,7 +8,8 @@ from genmodels import checkpoints
 from genmodels.images import ImageGenerator, Morpher, check_seed, gif_bytes, grid, png_bytes
 from genmodels.nets.dcgan import DCGANConfig, Discriminator, Generator
 from genmodels.nets.features import FeatureNet, FeatureNetConfig
-from genmodels.nets.vae import ConvVAE, VAEConfig, slerp
+from genmodels.latents import slerp
+from genmodels.nets.vae import ConvVAE, VAEConfig
 from genmodels.training import dcgan
 from genmodels.training.diffaug import diff_augment
 from tests.conftest import TINY_DCGAN
@@ -77,8 +78,10 @@ def test_morph_and_files(tiny_models, tmp_path):
     a = Image.new("RGBA", (30, 30), (255, 0, 0, 255))
     path = tmp_path / "b.png"
     Image.new("RGBA", (64, 64), (0, 0, 255, 128)).save(path)
-    frames = m.morph(a, str(path), frames=6)
+    out = m.morph(a, str(path), frames=6)
+    frames = out.frames
     assert len(frames) == 6 and frames[0].size == (64, 64)
+    assert out.latents.shape == (6, m.vae.cfg.latent) and out.version == m.version
     distinct = [Image.new("RGBA", (64, 64), (40 * i, 0, 0, 255)) for i in range(6)]
     gif = Image.open(io.BytesIO(gif_bytes(distinct)))
     assert gif.format == "GIF" and gif.n_frames == 6 and gif.info.get("loop") == 0

@@ -263,14 +263,14 @@ def test_train_load_sample_morph_eval(trained):
 
     m = PoemModel.load("en", root=models)
     assert m.version == "textvae-en/v0001"
-    p1 = m.sample(seed=5, lines=3)
-    assert p1 == m.sample(seed=5, lines=3) and len(p1.splitlines()) == 3
-    assert m.sample(seed=5, lines=2, theme="the moon") == m.sample(seed=5, lines=2, theme="the moon")
+    p1 = m.sample(seed=5, lines=3).text
+    assert p1 == m.sample(seed=5, lines=3).text and len(p1.splitlines()) == 3
+    assert m.sample(seed=5, lines=2, theme="the moon").text == m.sample(seed=5, lines=2, theme="the moon").text
     z = m.encode("the moon and the sea")
     assert z.shape == (m.model.cfg.latent_dim,)
-    mo = m.morph("the moon and the sea", "my heart so bright", steps=4)
+    mo = m.morph("the moon and the sea", "my heart so bright", steps=4).frames
     assert len(mo) == 4 and mo[0] == "the moon and the sea" and mo[-1] == "my heart so bright"
-    assert mo == m.morph("the moon and the sea", "my heart so bright", steps=4)
+    assert mo == m.morph("the moon and the sea", "my heart so bright", steps=4).frames
     for bad in ("", "   ", "x" * 201):
         with pytest.raises(ValueError):
             m.encode(bad)

@@ -20,6 +20,8 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from ..latents import variation
+
 
 @dataclass
 class PreferenceConfig:
@@ -85,7 +87,7 @@ class LatentPreference:
         idx = torch.randint(max(M, 1), (n, C), generator=generator)
         if M > 0 and self.cfg.mix > 0:
             s = self.cfg.spread
-            near = math.sqrt(1 - s * s) * self.exemplars[idx] + s * z  # stays on the prior's shell on average
+            near = variation(self.exemplars[idx], z, s)  # stays on the prior's shell on average
             z = torch.where((pick < self.cfg.mix).unsqueeze(-1), near, z)
         best = self.score(z).argmax(1)  # (n,)
         return z[torch.arange(n), best]

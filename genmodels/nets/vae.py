@@ -1,4 +1,5 @@
-"""A convolutional VAE for 64×64 RGBA emoji, used to encode real images and morph between them.
+"""A convolutional VAE for 64×64 RGBA emoji, used to encode real images and morph between them (along
+`genmodels.latents.slerp`).
 
 References:
 - Kingma & Welling (2014), "Auto-Encoding Variational Bayes".
@@ -6,7 +7,6 @@ References:
   (σ-VAE): a learned per-channel Gaussian scale makes the ELBO a real likelihood in nats and balances the
   reconstruction against the KL without a hand-tuned weight.
 - Higgins et al. (2017) for β < 1 as a sharpness knob; Bowman et al. (2016) for KL warm-up.
-- White (2016), "Sampling Generative Networks": spherical interpolation (slerp) in latent space.
 """
 
 from __future__ import annotations
@@ -76,13 +76,3 @@ class ConvVAE(nn.Module):
         mse = (x - xhat).pow(2).flatten(1).mean(1)
         return {"nll": nll.mean(), "kl": kl.mean(), "mse": mse.mean(), "xhat": xhat}
 
-
-def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """Spherical interpolation between latents a, b (D,) at fractions t (T,) → (T, D)."""
-    an, bn = a / a.norm(), b / b.norm()
-    omega = torch.arccos((an * bn).sum().clamp(-1 + 1e-7, 1 - 1e-7))
-    so = torch.sin(omega)
-    t = t[:, None]
-    if so.abs() < 1e-6:  # parallel vectors: fall back to a straight line
-        return (1 - t) * a + t * b
-    return (torch.sin((1 - t) * omega) / so) * a + (torch.sin(t * omega) / so) * b

@@ -157,6 +157,39 @@ def test_lineage_rederives_variations(bot_models: Path):
         lineage_latents(gen.latents, [Generation(1, 4, 0)] * 8)
 
 
+def test_a_job_can_carry_latents_instead_of_seeds(bot_models: Path):
+    gen = ImageGenerator.load(bot_models)
+    slow = Slow(gen)
+
+    async def main():
+        engine = Engine(EngineConfig(max_batch_images=64), models={"image": slow})
+        await engine.start()
+        try:
+            by_seed = await engine.image("circles", 4, seed=11, user=1)  # each alone: one forward pass of 4
+            given = await engine.image_from_latents("circles", gen.latents(11, 4), user=1)
+            with pytest.raises(ValueError, match="latents must have shape"), engine.reserve(2) as slot:
+                slot.image_from_latents("circles", torch.zeros(16))
+            assert engine.queued == 0  # the refused job gave its place back
+            with pytest.raises(ValueError, match="dimensions"):
+                await engine.image_from_latents("circles", torch.zeros(2, gen.cfg.nz + 1), user=2)
+            # queued together, seed and latent jobs share one forward pass
+            both = await asyncio.gather(engine.image("squares", 2, seed=3, user=3),
+                                        engine.image_from_latents("squares", gen.latents(3, 2), user=4))
+        finally:
+            await engine.close()
+        return by_seed, given, both
+
+    by_seed, given, both = run(main())
+    assert torch.equal(given.latents, by_seed.latents)
+    assert [im.tobytes() for im in given.images] == [im.tobytes() for im in by_seed.images]  # byte-identical
+    assert given.seed is None and given.lineage == () and by_seed.seed == 11
+    assert (given.theme, given.theme_index, given.version) == (by_seed.theme, by_seed.theme_index, by_seed.version)
+    assert both[0].batch_images == both[1].batch_images == 4
+    a = np.stack([np.asarray(im) for im in both[0].images]).astype(int)
+    b = np.stack([np.asarray(im) for im in both[1].images]).astype(int)
+    assert np.abs(a - b).max() <= 2  # same pixels up to float rounding (different rows of one batch)
+
+
 def test_missing_model_is_reported(tmp_path: Path):
     async def main():
         engine = Engine(EngineConfig(root=str(tmp_path)))

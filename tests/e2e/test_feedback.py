@@ -87,10 +87,11 @@ def test_every_posted_result_is_stored_with_its_message(bot_models: Path, tmp_pa
                                                       sub="poem"))
             dm = await invoke(fake, bot, Payloads(guild=False).command("poem", {"lang": "en", "seed": 6}))
             rows = [await bot.store.get_result(message_id=_mid(r)) for r in (img, poem, morph, verse, dm)]
-            gen = bot.engine.loaded("image")
-            return img, poem, verse, rows, gen.latents(7, 4).numpy()
+            gen, poet = bot.engine.loaded("image"), bot.engine.loaded("poem-en")
+            again = poet.sample(5, lines=4, temperature=0.9, theme="the moon")
+            return img, poem, verse, rows, gen.latents(7, 4).numpy(), again, poet.model.cfg.latent_dim
 
-    img, poem, verse, (r_img, r_poem, r_morph, r_verse, r_dm), z = run(main())
+    img, poem, verse, (r_img, r_poem, r_morph, r_verse, r_dm), z, again, dim = run(main())
     assert r_img.kind == "image" and r_img.model == "dcgan" and r_img.model_version == "v0001"
     assert r_img.seed == 7 and r_img.params["theme"] == "squares" and r_img.params["lineage"] == "7.4"
     assert r_img.latent.dtype == np.float32 and r_img.latent.shape == (4, 16)  # one row per cell
@@ -98,9 +99,10 @@ def test_every_posted_result_is_stored_with_its_message(bot_models: Path, tmp_pa
     assert (r_img.message_id, r_img.channel_id, r_img.guild_id, r_img.requester_id) == (
         _mid(img), CHANNEL_ID, GUILD_ID, USER_ID)
     assert r_img.parents == []
-    # the poem: no latent, but seed + parameters reproduce it, and the text is kept
+    # the poem: its lines' latents (one row per line), the text, and the seed + parameters that reproduce it
     assert r_poem.kind == "poem" and r_poem.model == "textvae-en" and r_poem.model_version == "v0001"
-    assert r_poem.seed == 5 and r_poem.latent is None
+    assert r_poem.seed == 5 and r_poem.latent.dtype == np.float32 and r_poem.latent.shape == (4, dim)  # (lines, D)
+    assert np.array_equal(r_poem.latent, again.latents.numpy()) and r_poem.content == again.text
     assert r_poem.params == {"lang": "en", "theme": "the moon", "temperature": 0.9, "lines": 4}
     assert r_poem.content == poem.json["embeds"][0]["description"]
     assert r_morph.kind == "morph" and r_morph.model == "vae"

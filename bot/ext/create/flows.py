@@ -93,12 +93,12 @@ async def post_poem(interaction: discord.Interaction, lang: str, theme: str | No
                     *, parent: int | None = None, signal: str | None = None) -> None:
     """``parent``: the seed of the poem this one varies; ``signal`` as in `post_image`."""
     with await begin(interaction) as slot:
-        job = slot.call(f"poem-{lang}", lambda m: (m.sample(seed, lines=4, temperature=temperature, theme=theme),
-                                                   m.version))
+        job = slot.call(f"poem-{lang}", lambda m: m.sample(seed, lines=4, temperature=temperature, theme=theme))
     try:
-        text, version = await wait(interaction, job)
+        out = await wait(interaction, job)
     except ValueError as e:
         raise UserError("bad_text", detail=str(e)) from e
+    text, version = out.text, out.version
     loc = interaction.locale
     embed = discord.Embed(title=t(loc, "poem_var_title" if parent is not None else "poem_title"),
                           description=text[:4000], colour=discord.Colour.gold())
@@ -117,12 +117,13 @@ async def post_poem(interaction: discord.Interaction, lang: str, theme: str | No
         fields["theme"] = theme
     embed.set_footer(text=render.footer(**fields))
     msg = await finish(interaction, embed=embed, files=[], view=poem_view(loc, lang, temperature, seed))
-    # No latent here: `PoemModel.sample` keeps it inside; seed + parameters reproduce the poem exactly.
+    # The latent has one row per line the text VAE decoded; seed + parameters also reproduce the poem exactly.
     params = {"lang": lang, "theme": theme, "temperature": temperature, "lines": 4}
     if parent is not None:
         params["parent_seed"] = parent
-    await record(interaction, msg, kind="poem", model=f"textvae-{lang}", version=version, seed=seed, params=params,
-                 content=text, parent_message=parent_of(interaction) if signal else None, signal=signal,
+    await record(interaction, msg, kind="poem", model=f"textvae-{lang}", version=version, seed=seed,
+                 latent=out.latents if len(out.latents) else None, params=params, content=text,
+                 parent_message=parent_of(interaction) if signal else None, signal=signal,
                  lineage=signal == "variation")
 
 

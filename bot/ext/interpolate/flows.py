@@ -99,8 +99,10 @@ async def post_morph(interaction: discord.Interaction, a: Source, b: Source, fra
 
         def work(morpher):
             ims = [a.image(engine, morpher), b.image(engine, morpher)]
-            seq, z = morpher.morph_with_latents(ims[0], ims[1], frames=frames)
-            return render.morph_gif(seq, cell_px), render.strip_png(seq, max(64, cell_px // 2)), morpher.version, z
+            out = morpher.morph(ims[0], ims[1], frames=frames)
+            seq = out.frames
+            gif, strip = render.morph_gif(seq, cell_px), render.strip_png(seq, max(64, cell_px // 2))
+            return gif, strip, out.version, out.latents
 
         job = slot.call("morph", work)
     gif, strip, version, latents = await wait(interaction, job)
@@ -122,11 +124,12 @@ async def post_morph(interaction: discord.Interaction, a: Source, b: Source, fra
 
 async def post_morph_poem(interaction: discord.Interaction, lang: str, a: str, b: str, steps: int) -> None:
     with await begin(interaction) as slot:
-        job = slot.call(f"poem-{lang}", lambda m: (m.morph(a, b, steps=steps), m.version))
+        job = slot.call(f"poem-{lang}", lambda m: m.morph(a, b, steps=steps))
     try:
-        lines, version = await wait(interaction, job)
+        out = await wait(interaction, job)
     except ValueError as e:
         raise UserError("bad_text", detail=str(e)) from e
+    lines, version = out.frames, out.version
     loc = interaction.locale
     body = "\n".join(f"`{i + 1:>2}` {line}" for i, line in enumerate(lines))
     embed = discord.Embed(title=t(loc, "morph_poem_title"), description=body[:4000], colour=discord.Colour.teal())
