@@ -122,7 +122,7 @@ async def _run(kind: str, rater, rounds: int, per_round: int, lang: str, seed: i
             if kind == "image":  # the data first: a missing dataset needs nothing closed
                 data = load_image_dataset(paths.data_dir() / "images.npz")
                 fnet, _ = load_feature_net(str(models))
-            engine = Engine(EngineConfig(root=str(models), threads=threads))
+            engine = Engine(EngineConfig(models_dir=str(models), threads=threads))
             stack.push_async_callback(engine.close)
             await engine.start()
             store = await FeedbackStore.open(Path(tmp) / "muse.sqlite3")

@@ -20,7 +20,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from genmodels.engine import Engine, EngineConfig
+from genmodels.engine import Engine
 
 from .errors import UserError, log_error, report
 from .recording import PendingWrites
@@ -93,10 +93,7 @@ class MuseBot(commands.Bot):
                          application_id=settings.discord.application_id or None, help_command=None)
         self.settings = settings
         protect_library_loggers()  # no interaction token in discord.py's DEBUG lines, whoever handles them
-        es = settings.engine
-        self.engine = engine or Engine(EngineConfig(
-            device=es.device, root=es.models_dir or None, max_queue=es.max_queue, per_user=es.per_user,
-            max_batch_images=es.max_batch_images, batch_window_ms=es.batch_window_ms, threads=es.threads))
+        self.engine = engine or Engine(settings.engine)  # [engine] is the engine's own config
         self._preload = preload
         # PNG/GIF encoding runs here: one thread, so encoders never crowd the event loop out of the CPU
         self.encoder = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="muse-encode")
@@ -185,25 +182,20 @@ class MuseBot(commands.Bot):
     async def _open_feedback(self) -> None:
         """The store, then the trainer. A failure is logged and leaves that part off: generating must still work."""
         if self.store is None:
-            from genmodels.feedback.store import FeedbackStore, VoteConfig
+            from genmodels.feedback.store import FeedbackStore
 
-            fb = self.settings.feedback
-            votes = VoteConfig(positive=tuple(fb.positive), negative=tuple(fb.negative),
-                               variation_weight=fb.variation_weight, reroll_weight=fb.reroll_weight)
-            try:
-                self.store = await FeedbackStore.open(self.settings.database.path, votes)
+            try:  # [feedback] is the store's VoteConfig
+                self.store = await FeedbackStore.open(self.settings.database.path, self.settings.feedback)
                 self._own_store = True
             except Exception as e:  # noqa: BLE001 - a broken database must not keep Muse offline
                 log_error(e, f"opening the feedback store {self.settings.database.path!r}; "
                              "results and votes will not be recorded")
                 return
         if self.trainer is None and self.settings.trainer.enabled:
-            from genmodels.feedback.trainer import Trainer, TrainerConfig
+            from genmodels.feedback.trainer import Trainer
 
-            tr, es = self.settings.trainer, self.settings.engine
-            config = TrainerConfig(min_feedback=tr.min_feedback, every_hours=tr.every_hours,
-                                   per_user_cap=tr.per_user_cap, tolerance=tr.tolerance,
-                                   models_dir=es.models_dir or None, device=es.device)
+            # [trainer] is the trainer's own config; it writes where the engine reads, on the engine's device
+            config = self.settings.trainer.for_engine(self.settings.engine)
             try:
                 trainer = Trainer(self.store, self.engine, config, report=self.report_to_admins)
                 await trainer.start()

@@ -1,5 +1,9 @@
 """Settings: ``config/default.toml``, then a user file, then ``MUSE_<SECTION>_<KEY>`` environment variables.
 
+Each setting is declared once: [engine], [feedback] and [trainer] are the library's own config dataclasses
+(the bot passes them to the engine, the store and the trainer as they are), and the other sections are the
+bot's. A section's keys are its dataclass's fields; values are coerced to the fields' types.
+
 The token is deliberately not a setting: it comes only from ``$DISCORD_TOKEN`` (see `token_from_env`), so it
 never lands in a file that gets committed or pasted, and `Settings` can be logged or shown safely.
 """
@@ -11,7 +15,12 @@ import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+import typing
 from typing import Any, Mapping
+
+from genmodels.engine import EngineConfig
+from genmodels.feedback.store import VoteConfig
+from genmodels.feedback.trainer import TrainerConfig
 
 DEFAULT_FILE = Path(__file__).resolve().parent.parent / "config" / "default.toml"
 USER_FILE = Path("muse.toml")
@@ -29,15 +38,13 @@ class DiscordSettings:
     home_guild: int = 0  # whose administrators may train, roll back and inspect the shared models; 0 = owner only
 
 
-@dataclass
-class EngineSettings:
-    device: str = "cpu"
-    models_dir: str = ""
-    threads: int = 0
-    max_queue: int = 64
-    per_user: int = 4
-    max_batch_images: int = 64
-    batch_window_ms: float = 2.0
+# The library's config dataclasses are the settings sections where the library owns the setting: [engine] is
+# `genmodels.engine.EngineConfig`, [feedback] is `genmodels.feedback.store.VoteConfig`, and [trainer] is
+# `genmodels.feedback.trainer.TrainerConfig` with the two keys only the bot uses. Each field is a key of its
+# section (`section_keys`), and ``MUSE_<SECTION>_<KEY>`` overrides it; the bot hands the sections to the library
+# as they are.
+EngineSettings = EngineConfig
+FeedbackSettings = VoteConfig
 
 
 @dataclass
@@ -56,49 +63,75 @@ class LimitSettings:
 
 
 @dataclass
-class FeedbackSettings:
-    """Which reactions count as votes, and how much a button press says about the result it was pressed on."""
+class TrainerSettings(TrainerConfig):
+    """[trainer]: the trainer's own config, plus whether the bot runs it and where it reports.
 
-    positive: list[str] = field(default_factory=lambda: ["👍", "❤️", "⭐", "🔥"])
-    negative: list[str] = field(default_factory=lambda: ["👎"])
-    variation_weight: float = 0.3  # asking for variations of a result: a weak "I like this"
-    reroll_weight: float = -0.3  # rerolling it: a weak "not this"
+    ``models_dir`` and ``device`` are not keys of [trainer]: the trainer writes where the engine reads, on the
+    engine's device (`for_engine`). ``data_dir`` is ``$MUSE_DATA_DIR`` and ``finetune`` the fine-tune recipe."""
 
-
-@dataclass
-class TrainerSettings:
-    enabled: bool = True
-    min_feedback: int = 32  # new votes on a model before the trainer fine-tunes it on its own
-    every_hours: float = 24.0  # also fine-tune on this schedule when new votes have arrived (0 = off)
-    per_user_cap: int = 16  # votes of one user counted per run (against brigading)
-    tolerance: float = 0.15  # the eval gate: how much a candidate's quality or diversity may fall
+    enabled: bool = True  # false: no automatic fine-tuning
     report_channel: int = 0  # a channel id for trainer reports; 0 = a DM to the bot's owner
+
+    def for_engine(self, engine: EngineConfig) -> "TrainerSettings":
+        return dataclasses.replace(self, models_dir=engine.models_dir, device=engine.device)
 
 
 @dataclass
 class Settings:
     discord: DiscordSettings = field(default_factory=DiscordSettings)
-    engine: EngineSettings = field(default_factory=EngineSettings)
+    engine: EngineConfig = field(default_factory=EngineConfig)
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
     limits: LimitSettings = field(default_factory=LimitSettings)
-    feedback: FeedbackSettings = field(default_factory=FeedbackSettings)
+    feedback: VoteConfig = field(default_factory=VoteConfig)
     trainer: TrainerSettings = field(default_factory=TrainerSettings)
     sources: list[str] = field(default_factory=list)  # where the values came from, for `muse run` to print
 
     def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d.pop("sources")
-        return d
+        """Every section's keys and values (what the files and the environment can set)."""
+        return {name: {k: _plain(getattr(getattr(self, name), k)) for k in section_keys(name)} for name in SECTIONS}
 
 
-def _coerce(value: Any, like: Any, where: str) -> Any:
+# Fields of the library's configs that are not settings: the trainer follows the engine (`for_engine`) and the
+# environment ($MUSE_DATA_DIR); the fine-tune recipe, the stop grace and the unbatched mode are for code and
+# benchmarks, not for a config file.
+NOT_KEYS: dict[str, tuple[str, ...]] = {"engine": ("batching",),
+                                       "trainer": ("models_dir", "data_dir", "device", "stop_grace", "finetune")}
+
+SECTIONS: dict[str, type] = {"discord": DiscordSettings, "engine": EngineConfig, "database": DatabaseSettings,
+                             "limits": LimitSettings, "feedback": VoteConfig, "trainer": TrainerSettings}
+
+
+def section_keys(section: str) -> dict[str, Any]:
+    """The keys of a section: its dataclass's fields with their types, less its `NOT_KEYS`."""
+    cls = SECTIONS[section]
+    hints = typing.get_type_hints(cls)
+    skip = NOT_KEYS.get(section, ())
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls) if f.init and f.name not in skip}
+
+
+def _plain(value: Any) -> Any:
+    """A value as TOML writes it: tuples as lists, None as the empty string."""
+    if isinstance(value, tuple):
+        return list(value)
+    return "" if value is None else value
+
+
+def _coerce(value: Any, typ: Any, where: str) -> Any:
+    """``value`` (from TOML, or a string from the environment) as a value of the field type ``typ``."""
+    args = typing.get_args(typ)
+    if type(None) in args:  # optional: "" (or nothing) means None
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        typ = next(a for a in args if a is not type(None))
+    origin = typing.get_origin(typ)
     try:
-        if isinstance(like, list):  # a TOML array, or a comma-separated string (environment variables)
+        if origin in (list, tuple):  # a TOML array, or a comma-separated string (environment variables)
             items = value.split(",") if isinstance(value, str) else value
             if not isinstance(items, (list, tuple)):
                 raise ValueError(value)
-            return [str(x).strip() for x in items if str(x).strip()]
-        if isinstance(like, bool):
+            out = [str(x).strip() for x in items if str(x).strip()]
+            return tuple(out) if origin is tuple else out
+        if typ is bool:
             if isinstance(value, bool):
                 return value
             s = str(value).strip().lower()
@@ -107,15 +140,17 @@ def _coerce(value: Any, like: Any, where: str) -> Any:
             if s in ("0", "false", "no", "off"):
                 return False
             raise ValueError(value)
-        if isinstance(like, int):
+        if typ is int:
             if isinstance(value, float) or isinstance(value, bool):
                 raise ValueError(value)
             return int(value)
-        if isinstance(like, float):
+        if typ is float:
+            if isinstance(value, bool):
+                raise ValueError(value)
             return float(value)
         return str(value)
     except (TypeError, ValueError):
-        what = "list of strings" if isinstance(like, list) else type(like).__name__
+        what = "list of strings" if origin in (list, tuple) else getattr(typ, "__name__", str(typ))
         raise SettingsError(f"{where} must be a {what}, not {value!r}.") from None
 
 
@@ -126,7 +161,7 @@ def _merge(base: dict[str, dict[str, Any]], layer: Mapping[str, Any], origin: st
         for key, value in values.items():
             if key not in base[section]:
                 raise SettingsError(f"{origin}: unknown setting {section}.{key}; known: {', '.join(base[section])}.")
-            base[section][key] = _coerce(value, base[section][key], f"{origin}: {section}.{key}")
+            base[section][key] = _coerce(value, section_keys(section)[key], f"{origin}: {section}.{key}")
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -160,18 +195,21 @@ def load_settings(user_file: str | os.PathLike | None = None, env: Mapping[str, 
         for key in values:
             name = f"MUSE_{section}_{key}".upper()
             if name in env:
-                values[key] = _coerce(env[name], values[key], f"${name}")
+                values[key] = _coerce(env[name], section_keys(section)[key], f"${name}")
                 sources.append(f"${name}")
     if overrides:
         _merge(base, overrides, "overrides")
-    s = Settings(**{sec: _section_class(sec)(**vals) for sec, vals in base.items()}, sources=sources)
+    both = set(base["feedback"]["positive"]) & set(base["feedback"]["negative"])
+    if both:  # said here, in the settings' words, before VoteConfig refuses it
+        raise SettingsError(f"feedback.positive and feedback.negative share {', '.join(sorted(both))}; an emoji "
+                            "can only be one of them.")
+    sections = {}
+    for sec, vals in base.items():
+        keys = section_keys(sec)
+        sections[sec] = SECTIONS[sec](**{k: _coerce(v, keys[k], f"{sec}.{k}") for k, v in vals.items()})
+    s = Settings(**sections, sources=sources)
     _validate(s)
     return s
-
-
-def _section_class(name: str) -> type:
-    return {"discord": DiscordSettings, "engine": EngineSettings, "database": DatabaseSettings,
-            "limits": LimitSettings, "feedback": FeedbackSettings, "trainer": TrainerSettings}[name]
 
 
 def _validate(s: Settings) -> None:

@@ -60,13 +60,18 @@ class ModelUnavailable(RuntimeError):
 @dataclass
 class EngineConfig:
     device: str = "cpu"
-    root: str | None = None  # models folder; None = $MUSE_MODELS_DIR, then the shipped weights
+    models_dir: str | None = None  # models folder; None = $MUSE_MODELS_DIR, then the shipped weights
     max_queue: int = 64  # jobs waiting or running, all users together
     per_user: int = 4  # jobs waiting or running, per user
     max_batch_images: int = 64  # images per DCGAN forward pass
     batching: bool = True  # False: one job per forward pass (the benchmark's baseline)
     batch_window_ms: float = 2.0  # after the first job arrives, wait this long for company
     threads: int | None = None  # torch intra-op threads (None: leave as is; 0: all cores but one, for the loop)
+
+    @property
+    def root(self) -> str | None:
+        """The models folder under its older name (``models_dir``)."""
+        return self.models_dir
 
 
 @dataclass(frozen=True)
@@ -172,15 +177,15 @@ def _default_loader(key: str, cfg: EngineConfig):
     if key == "image":
         from .images import ImageGenerator
 
-        return ImageGenerator.load(cfg.root, device=cfg.device)
+        return ImageGenerator.load(cfg.models_dir, device=cfg.device)
     if key == "morph":
         from .images import Morpher
 
-        return Morpher.load(cfg.root, device=cfg.device)
+        return Morpher.load(cfg.models_dir, device=cfg.device)
     if key.startswith("poem-"):
         from .poetry import PoemModel
 
-        return PoemModel.load(key[5:], root=cfg.root, device=cfg.device)
+        return PoemModel.load(key[5:], root=cfg.models_dir, device=cfg.device)
     raise KeyError(key)
 
 
@@ -188,7 +193,7 @@ class Engine:
     """Async front of the models. Create it, ``await start()``, then ``reserve()`` → ``slot.image(...)``.
 
     ``loaders`` maps a model key to a zero-argument function that returns the model; by default the newest
-    version is loaded from ``config.root``. ``models`` pre-seeds already built models (tests, embedding).
+    version is loaded from ``config.models_dir``. ``models`` pre-seeds already built models (tests, embedding).
     """
 
     def __init__(self, config: EngineConfig | None = None, *, loaders: dict[str, Callable[[], Any]] | None = None,

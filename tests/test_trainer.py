@@ -60,7 +60,7 @@ async def _rate_images(engine: Engine, store: FeedbackStore, n: int = 12) -> Non
 @contextlib.asynccontextmanager
 async def running(models: Path, db: Path, cfg: TrainerConfig, preload=("image",), trainer_class=Trainer):
     """An engine, a store and a started trainer on them, closed again even when the test fails."""
-    engine = Engine(EngineConfig(root=str(models)))
+    engine = Engine(EngineConfig(models_dir=str(models)))
     await engine.start(preload=preload)
     store = await FeedbackStore.open(db)
     reports: list[str] = []

@@ -25,7 +25,7 @@ def _config(data_dir: Path, **kw) -> TrainerConfig:
 
 async def _served_without_trainer(models: Path, key: str) -> str:
     """The version an engine with its default loaders (no trainer pinning anything) serves for ``key``."""
-    engine = Engine(EngineConfig(root=str(models)))
+    engine = Engine(EngineConfig(models_dir=str(models)))
     await engine.start(preload=(key,))
     try:
         return engine.loaded(key).version
@@ -42,7 +42,7 @@ def refused(tiny_models: Path, shapes_npz: Path, tmp_path_factory) -> tuple[Path
     shutil.copytree(tiny_models, models)
 
     async def main():
-        engine = Engine(EngineConfig(root=str(models)))
+        engine = Engine(EngineConfig(models_dir=str(models)))
         await engine.start(preload=("morph",))
         store = await FeedbackStore.open(db)
         trainer = Trainer(store, engine, _config(shapes_npz.parent, tolerance=0.15, lr_scale=2000.0))
@@ -94,7 +94,7 @@ def test_refused_candidate_is_not_served_when_the_store_is_unreadable(refused, t
 
         # A new, empty database: the trainer records what the engine would serve as the initial version.
         fresh = tmp_path / "fresh.sqlite3"
-        engine = Engine(EngineConfig(root=str(models)))
+        engine = Engine(EngineConfig(models_dir=str(models)))
         await engine.start()
         store = await FeedbackStore.open(fresh)
         trainer = Trainer(store, engine, _config(data_dir))
@@ -120,7 +120,7 @@ def test_rolled_back_version_is_not_picked_by_default(tiny_models, shapes_npz, t
     assert ImageGenerator.load(str(models)).version == "dcgan/v0002"
 
     async def main():
-        engine = Engine(EngineConfig(root=str(models)))
+        engine = Engine(EngineConfig(models_dir=str(models)))
         await engine.start(preload=("image",))
         store = await FeedbackStore.open(tmp_path / "muse.sqlite3")
         await store.set_model_version("dcgan", "v0001", "served", note="initial")

@@ -349,7 +349,7 @@ class Trainer:
         self.store, self.engine = store, engine
         self.config = config or TrainerConfig()
         self.report = report
-        self.root = engine.config.root  # where the engine looks for models (None: ./models, then shipped)
+        self.root = engine.config.models_dir  # where the engine looks for models (None: ./models, then shipped)
         self.models_dir = Path(self.config.models_dir or self.root or paths.models_dir())
         self.data_dir = Path(self.config.data_dir or paths.data_dir())
         self._locks = {m: asyncio.Lock() for m in MODELS}

@@ -192,7 +192,7 @@ def test_a_job_can_carry_latents_instead_of_seeds(bot_models: Path):
 
 def test_missing_model_is_reported(tmp_path: Path):
     async def main():
-        engine = Engine(EngineConfig(root=str(tmp_path)))
+        engine = Engine(EngineConfig(models_dir=str(tmp_path)))
         await engine.start()
         try:
             with pytest.raises(ModelUnavailable, match="dcgan"):

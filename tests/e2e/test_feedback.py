@@ -480,9 +480,10 @@ def test_intents_settings_and_injection(bot_models: Path, tmp_path: Path):
                            "MUSE_FEEDBACK_POSITIVE": "👍, 🎉", "MUSE_FEEDBACK_REROLL_WEIGHT": "-0.5",
                            "MUSE_TRAINER_ENABLED": "no"})
     assert s.trainer.min_feedback == 5 and s.trainer.report_channel == 123 and s.trainer.enabled is False
-    assert s.feedback.positive == ["👍", "🎉"] and s.feedback.negative == ["👎"] and s.feedback.reroll_weight == -0.5
+    # [feedback] is the store's VoteConfig, whose emoji are tuples
+    assert s.feedback.positive == ("👍", "🎉") and s.feedback.negative == ("👎",) and s.feedback.reroll_weight == -0.5
     d = load_settings(env={})
-    assert d.feedback.positive == ["👍", "❤️", "⭐", "🔥"] and d.feedback.variation_weight == 0.3
+    assert d.feedback.positive == ("👍", "❤️", "⭐", "🔥") and d.feedback.variation_weight == 0.3
     assert (d.trainer.enabled, d.trainer.min_feedback, d.trainer.every_hours, d.trainer.per_user_cap,
             d.trainer.tolerance, d.trainer.report_channel) == (True, 32, 24.0, 16, 0.15, 0)
     for env, match in (({"MUSE_FEEDBACK_NEGATIVE": "👍"}, "share 👍"), ({"MUSE_TRAINER_MIN_FEEDBACK": "0"}, "at least 1"),
