@@ -23,10 +23,12 @@ from discord.ext import commands
 from genmodels.engine import Engine
 
 from .errors import UserError, log_error, report
-from .recording import PendingWrites
 from .i18n import MuseTranslator
 from .logs import protect_library_loggers
+from .recording import PendingWrites
 from .settings import Settings, load_settings
+
+ModalHandler = Callable[[discord.Interaction, "re.Match[str]"], Awaitable[None]]
 
 if TYPE_CHECKING:
     from genmodels.feedback.store import FeedbackStore
@@ -108,7 +110,7 @@ class MuseBot(commands.Bot):
         self.pending_writes = PendingWrites(self, settings.database.retry_seconds)
         # what the extensions registered: the templates of their buttons, and their forms by custom_id pattern
         self.button_templates: list[re.Pattern[str]] = []
-        self.modal_routes: list[tuple[re.Pattern[str], Callable[[discord.Interaction, re.Match[str]], Awaitable[None]]]] = []
+        self.modal_routes: list[tuple[re.Pattern[str], ModalHandler]] = []
 
     def check_cooldown(self, command: str, user_id: int) -> None:
         """Per user and command: at most ``limits.cooldown_rate`` uses per ``limits.cooldown_per_s`` seconds."""
@@ -131,7 +133,7 @@ class MuseBot(commands.Bot):
         super().add_dynamic_items(*items)
         self.button_templates.extend(item.__discord_ui_compiled_template__ for item in items)
 
-    def add_modal_route(self, template: re.Pattern[str], handler) -> None:
+    def add_modal_route(self, template: re.Pattern[str], handler: ModalHandler) -> None:
         """Send every submitted form whose custom_id matches ``template`` to ``handler(interaction, match)``.
         Forms are routed by their custom_id, never held in memory, so they survive restarts like buttons."""
         self.modal_routes.append((template, handler))
