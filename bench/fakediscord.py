@@ -32,6 +32,8 @@ from typing import Any, Callable
 import discord
 from aiohttp import web
 
+from genmodels import registry
+
 BOT_ID = 1100000000000000001
 APP_ID = 1100000000000000002
 GUILD_ID = 1100000000000000003
@@ -441,7 +443,7 @@ class Payloads:
         return a
 
 
-async def started_bot(settings, *, engine=None, preload=("image", "morph", "poem-en", "poem-zh"), **kw):
+async def started_bot(settings, *, engine=None, preload=registry.NAMES, **kw):
     """A logged-in bot (no gateway) wired to the fake Discord that ``Route.BASE`` points at.
 
     ``kw`` goes to `create_bot` (``store=``, ``trainer=``, ``feedback=``). A bot on the fake Discord never writes

@@ -25,7 +25,7 @@ from typing import Callable
 
 from PIL import Image
 
-from genmodels import checkpoints, paths
+from genmodels import checkpoints, paths, registry
 
 
 def load_rater(spec: str) -> Callable:
@@ -52,7 +52,7 @@ async def _round(kind: str, model: str, engine, store, rater, n: int, rng: rando
                  fnet, data) -> dict:
     from genmodels.feedback.gate import image_metrics, poem_distinct2
 
-    key = "image" if kind == "image" else f"poem-{model.split('-')[1]}"
+    key = model  # the engine names models as the registry does
     served = engine.loaded(key) or await asyncio.to_thread(engine.model, key)
     likes = dislikes = 0
     poems = []
@@ -67,10 +67,10 @@ async def _round(kind: str, model: str, engine, store, rater, n: int, rng: rando
             poem = await engine.call(key, lambda m, s=seed: m.sample(s), user=i)
             text, version = poem.text, poem.version
             # as the bot records a poem: one latent row per decoded line (the text fine-tune reads the text)
-            output, latent, content, params = text, poem.latents.numpy(), text, {"lang": model.split("-")[1]}
+            output, latent, content, params = text, poem.latents.numpy(), text, {"lang": registry.get(model).lang}
             poems.append(text)
         message_id = rnd * 1_000_000 + i + 1
-        await store.record_result(kind=kind, model=model, model_version=version.rsplit("/", 1)[-1],
+        await store.record_result(kind=kind, model=model, model_version=registry.short_tag(version),
                                         seed=seed, latent=latent, params=params, content=content,
                                         message_id=message_id, channel_id=1, guild_id=1, requester_id=i)
         emoji = rater(output)
@@ -81,7 +81,7 @@ async def _round(kind: str, model: str, engine, store, rater, n: int, rng: rando
     if kind == "image":
         diversity = (await asyncio.to_thread(image_metrics, served, fnet, data))["recall"]
     else:
-        diversity = poem_distinct2(poems, model.split("-")[1])
+        diversity = poem_distinct2(poems, registry.get(model).lang)
     return {"round": rnd, "version": served.version, "like_rate": likes / n, "likes": likes, "dislikes": dislikes,
             "diversity": diversity, "diversity_metric": "recall" if kind == "image" else "distinct2"}
 
@@ -110,7 +110,7 @@ async def _run(kind: str, rater, rounds: int, per_round: int, lang: str, seed: i
     from genmodels.feedback.store import FeedbackStore
     from genmodels.feedback.trainer import Trainer, TrainerConfig
 
-    model = "dcgan" if kind == "image" else f"textvae-{lang}"
+    model = registry.of_kind("image")[0].name if kind == "image" else registry.poem_model(lang).name
     rng = random.Random(seed)
     # Everything opened here is closed on every path (an AsyncExitStack): a store or trainer left open keeps
     # aiosqlite's thread or the worker process alive, and the interpreter would never exit after an error.
@@ -135,7 +135,7 @@ async def _run(kind: str, rater, rounds: int, per_round: int, lang: str, seed: i
             stack.push_async_callback(trainer.close)
             await trainer.start()
             out = []
-            before = await asyncio.to_thread(engine.model, "image") if kind == "image" else None
+            before = await asyncio.to_thread(engine.model, model) if kind == "image" else None
             for r in range(rounds + 1):
                 t0 = time.monotonic()
                 row = await _round(kind, model, engine, store, rater, per_round, rng, r, fnet, data)
@@ -145,7 +145,7 @@ async def _run(kind: str, rater, rounds: int, per_round: int, lang: str, seed: i
                 row["seconds"] = round(time.monotonic() - t0, 1)
                 out.append(row)
             if sheet is not None and before is not None:
-                _before_after(before, engine.loaded("image"), sheet)
+                _before_after(before, engine.loaded(model), sheet)
     first, last = out[0], out[-1]
     return {
         "benchmark": "feedback", "kind": kind, "model": model, "rounds": rounds, "per_round": per_round,

@@ -66,8 +66,8 @@ async def _phase(gen, *, batching: bool, requests: int, count: int, max_batch: i
         "limits": {"cooldown_rate": 1_000_000}})
     engine = Engine(EngineConfig(max_queue=requests, per_user=1, max_batch_images=max_batch, batching=batching,
                                  threads=settings.engine.threads),  # as `muse run` would
-                     models={"image": gen})
-    bot = await started_bot(settings, engine=engine, preload=("image",))  # loaded and warmed, as at start-up
+                     models={"dcgan": gen})
+    bot = await started_bot(settings, engine=engine, preload=("dcgan",))  # loaded and warmed, as at start-up
     theme = gen.themes[0]
     payloads = [Payloads(user_id=10_000 + i).command("image", {"theme": theme, "count": count, "seed": i})
                 for i in range(requests)]
@@ -123,8 +123,8 @@ async def _engine_only(gen, *, batching: bool, requests: int, count: int, max_ba
     from genmodels.engine import Engine, EngineConfig
 
     engine = Engine(EngineConfig(max_queue=requests, per_user=requests, max_batch_images=max_batch,
-                                 batching=batching, threads=0), models={"image": gen})
-    await engine.start(preload=("image",))
+                                 batching=batching, threads=0), models={"dcgan": gen})
+    await engine.start(preload=("dcgan",))
     try:
         t0 = time.perf_counter()
         await asyncio.gather(*(engine.image(gen.themes[0], count, seed=i, user=i) for i in range(requests)))

@@ -20,6 +20,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from genmodels import registry
 from genmodels.engine import Engine
 
 from .errors import UserError, log_error, report
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("muse")
 
-PRELOAD = ("image", "morph", "poem-en", "poem-zh")
+PRELOAD = registry.NAMES  # every served model is loaded and warmed at start-up
 
 # One extension per feature, loaded in this order by `MuseBot.setup_hook`. Each one's ``setup(bot)`` adds its own
 # cog, buttons (dynamic items), forms (modal routes), context menus and listeners. A new feature is a new package

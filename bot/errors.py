@@ -13,6 +13,7 @@ import secrets
 import discord
 from discord import app_commands
 
+from genmodels import registry
 from genmodels.checkpoints import CheckpointError
 from genmodels.engine import EngineBusy, ModelUnavailable
 
@@ -113,9 +114,11 @@ def log_error(error: BaseException, where: str, *, level: int = logging.ERROR) -
 
 
 def _model_name(text: str) -> str:
-    for name in ("dcgan", "vae", "textvae-en", "textvae-zh", "image", "morph", "poem-en", "poem-zh"):
-        if f"'{name}'" in text or f" {name} " in text:
-            return {"image": "dcgan", "morph": "vae", "poem-en": "textvae-en", "poem-zh": "textvae-zh"}.get(name, name)
+    """The registry name of the model an error message is about (its names first, then the older aliases)."""
+    spelled = [(m.name, m.name) for m in registry.MODELS] + [(a, m.name) for m in registry.MODELS for a in m.aliases]
+    for word, name in spelled:
+        if f"'{word}'" in text or f" {word} " in text:
+            return name
     return "generation"
 
 

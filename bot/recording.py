@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable
 import discord
 import numpy as np
 
+from genmodels import registry
+
 from .errors import log_error
 
 if TYPE_CHECKING:
@@ -31,10 +33,13 @@ if TYPE_CHECKING:
 log = logging.getLogger("muse.feedback")
 
 
-MODEL_OF_KEY = {"image": "dcgan", "morph": "vae", "poem-en": "textvae-en", "poem-zh": "textvae-zh"}
+# Older names, from when the engine had keys of its own ("image", "morph", "poem-en"...): the engine now names each
+# model as `genmodels.registry` does. MODEL_OF_KEY maps an old key (or a name) to the name; KEY_OF_MODEL maps a
+# name to its engine key, which is the name itself.
+MODEL_OF_KEY = {a: m.name for m in registry.MODELS for a in m.aliases} | {m.name: m.name for m in registry.MODELS}
 
 
-KEY_OF_MODEL = {v: k for k, v in MODEL_OF_KEY.items()}
+KEY_OF_MODEL = {m.name: m.name for m in registry.MODELS}
 
 
 def as_latent(z: Any) -> np.ndarray | None:
@@ -204,6 +209,4 @@ async def record(interaction: discord.Interaction, message: discord.Message | No
         return None
 
 
-def version_tag(version: str) -> str:
-    """'dcgan/v0001' (the engine's, shown in embeds) → 'v0001' (the store's and trainer's: the model is a column)."""
-    return version.rsplit("/", 1)[-1]
+version_tag = registry.short_tag  # 'dcgan/v0001' (a model's, shown in embeds) → 'v0001' (the store's and trainer's)

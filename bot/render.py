@@ -17,7 +17,11 @@ import zlib
 
 from PIL import Image
 
-from genmodels.engine import MAX_LINEAGE, Generation
+from genmodels.latents import Generation
+
+# Generations of variations a lineage may hold: a lineage travels in a button's custom_id, which Discord caps at
+# 100 characters (`replies.CUSTOM_ID_MAX`), next to the button's prefix and theme. Deeper grids get no buttons.
+MAX_LINEAGE = 7
 
 FOOTER_SEP = " · "
 _B36 = "0123456789abcdefghijklmnopqrstuvwxyz"

@@ -152,6 +152,40 @@ def load_weights(path: str | os.PathLike, device: str | torch.device = "cpu") ->
 # --------------------------------------------------------------------------------------------------------
 
 
+def tag(version: int) -> str:
+    """A version number as its folder and store tag: 7 → ``v0007``."""
+    return f"v{int(version):04d}"
+
+
+def parse_tag(version: str | int) -> int:
+    """The number in a tag: ``v0007``, ``dcgan/v0007`` (a model's ``version`` attribute) or ``7`` → 7."""
+    return int(str(version).rsplit("/", 1)[-1].lstrip("v"))
+
+
+def short_tag(version: str) -> str:
+    """``dcgan/v0001`` (a model's ``version``, shown in embeds) → ``v0001`` (the store's and the trainer's, where
+    the model is a column of its own); any other text is returned as it is."""
+    return str(version).rsplit("/", 1)[-1]
+
+
+def full_tag(name: str, version: int) -> str:
+    """``dcgan/v0001``: the ``version`` attribute of a loaded model, carried by every output it makes."""
+    return f"{name}/{tag(version)}"
+
+
+def load_into(module: torch.nn.Module, tensors: dict[str, torch.Tensor], name: str, *, prefix: str = "",
+              skip: tuple[str, ...] = ()) -> torch.nn.Module:
+    """Load a version's tensors into ``module`` (float32): only the keys under ``prefix`` (stripped), less those
+    starting with one of ``skip``. A file whose tensors do not fit the module raises `CheckpointError`."""
+    state = {k[len(prefix):]: v.float() for k, v in tensors.items()
+             if k.startswith(prefix) and not (skip and k.startswith(skip))}
+    try:
+        module.load_state_dict(state)
+    except RuntimeError as e:
+        raise CheckpointError(f"The {name} checkpoint does not fit the model: {e}") from e
+    return module
+
+
 def list_versions(root: str | os.PathLike, name: str) -> list[int]:
     base = Path(root) / name
     if not base.is_dir():
@@ -164,7 +198,7 @@ def list_versions(root: str | os.PathLike, name: str) -> list[int]:
 
 
 def version_dir(root: str | os.PathLike, name: str, version: int) -> Path:
-    return Path(root) / name / f"v{version:04d}"
+    return Path(root) / name / tag(version)
 
 
 def utcnow() -> str:
@@ -275,7 +309,7 @@ class Skipped:
                 self.name, self.version, self.why)
 
     def __str__(self) -> str:
-        return f"v{self.version:04d}: {self.why}"
+        return f"{tag(self.version)}: {self.why}"
 
 
 def _by_default(root: str | os.PathLike, name: str) -> Iterator[tuple[int, dict[str, Any] | None, Skipped | None]]:

@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from . import paths
+from . import paths, registry
 
 LANGS = ("en", "zh")
 
@@ -109,29 +109,25 @@ def cmd_generate(args) -> int:
     _threads(args)
     root = args.models
     if args.what == "image":
-        from .images import ImageGenerator, grid, png_bytes
+        from .images import grid, png_bytes
 
-        gen = ImageGenerator.load(root)
+        gen = registry.load("dcgan", root)
         res = gen.generate(args.theme, count=args.count, seed=args.seed)
         cols = 2 if args.count == 4 else None
         Path(args.out).write_bytes(png_bytes(grid(res.images, cols=cols, scale=args.scale)))
         print(f"wrote {args.out} ({args.count} × {res.themes[0]}, seed {args.seed}, {res.version})")
     elif args.what == "morph":
-        from .images import Morpher, gif_bytes
+        from .images import gif_bytes
 
-        frames = Morpher.load(root).morph(args.from_, args.to, frames=args.frames).frames
+        frames = registry.load("vae", root).morph(args.from_, args.to, frames=args.frames).frames
         Path(args.out).write_bytes(gif_bytes(frames, scale=args.scale))
         print(f"wrote {args.out} ({len(frames)} frames)")
     elif args.what == "poem":
-        from .poetry import PoemModel
-
-        model = PoemModel.load(args.lang, root=root)
+        model = registry.poem_model(args.lang).load(root)
         print(model.sample(seed=args.seed, lines=args.lines, temperature=args.temperature, theme=args.theme).text)
     elif args.what == "morph-poem":
-        from .poetry import PoemModel
-
         lang = args.lang or ("zh" if any("\u4e00" <= c <= "\u9fff" for c in args.from_ + args.to) else "en")
-        for line in PoemModel.load(lang, root=root).morph(args.from_, args.to, steps=args.steps).frames:
+        for line in registry.poem_model(lang).load(root).morph(args.from_, args.to, steps=args.steps).frames:
             print(line)
     return 0
 
@@ -152,7 +148,7 @@ def cmd_eval(args) -> int:
         from .eval_text import evaluate_text
 
         for lang in LANGS:
-            results[f"textvae-{lang}"] = evaluate_text(lang, root=args.models, data_dir=data_dir,
+            results[registry.poem_model(lang).name] = evaluate_text(lang, root=args.models, data_dir=data_dir,
                                                        k=args.k, n_samples=args.samples)
     if args.write_cards:
         _write_metrics_to_cards(results, args.models)

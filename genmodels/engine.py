@@ -7,13 +7,18 @@ Why it exists:
 - Concurrent ``/image`` requests are **micro-batched**: while one batch runs, new requests pile up in the
   queue, and the next batch takes all of them at once (up to ``max_batch_images``). On a CPU a DCGAN forward
   pass costs far less per image at batch 64 than at batch 1. An image job names its latents by seeds (a lineage
-  of `Generation`s) or carries them (`Slot.image_from_latents`); both kinds share the same forward passes.
+  of `Generation`s, which the image model turns into latents) or carries them (`Slot.image_from_latents`); both
+  kinds share the same forward passes.
 - The queue is **bounded** and each user has a **cap** on their share of it. Admission is a cheap, synchronous
   `Engine.reserve` that the bot calls *before* it answers Discord, so a full queue gets a polite ephemeral
   reply instead of a failure, and every accepted job knows how many jobs are ahead of it.
 - A model can be **hot-swapped** (`Engine.swap` / `Engine.reload`): the new model is loaded in another thread,
   then the reference is replaced between batches. Jobs already in a batch finish on the old model, queued jobs
   run on the new one, and nothing is dropped.
+
+Models are named as `genmodels.registry` names them ("dcgan", "vae", "textvae-en", "textvae-zh"); the older keys
+("image", "morph", "poem-en", "poem-zh") are accepted everywhere a key is taken and mean the same models. Limits
+of the application (how deep a lineage may go, what fits in a Discord message) are the caller's to enforce.
 
 The engine never imports discord. Every result carries the model version that made it.
 """
@@ -32,13 +37,13 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from .latents import variation
+from . import latents as _latents, registry
+from .latents import VARIATION_STRENGTH, Generation
 from .outputs import ImageOutput
 
 log = logging.getLogger(__name__)
 
-VARIATION_STRENGTH = 0.35  # the same as ImageGenerator.variations: children stay near their parent
-MAX_LINEAGE = 7  # generations of variations a lineage may hold (it must fit in a 100-char custom_id)
+IMAGE_MODEL = registry.of_kind("image")[0].name  # the model image jobs are batched through ("dcgan")
 
 
 class EngineBusy(Exception):
@@ -74,34 +79,16 @@ class EngineConfig:
         return self.models_dir
 
 
-@dataclass(frozen=True)
-class Generation:
-    """One grid of a lineage: ``count`` latents drawn from ``seed``; ``cell`` picks the parent of the next."""
+# ---- compatibility: the lineage maths lives in `genmodels.latents` (and `ImageGenerator.lineage_latents`) ---------
 
-    seed: int
-    count: int
-    cell: int | None = None
+MAX_LINEAGE = 7  # the depth the older `engine.lineage_latents` refuses beyond; the engine itself applies no limit
 
 
 def lineage_latents(latents: Callable[[int, int], torch.Tensor], lineage: Sequence[Generation],
                     strength: float = VARIATION_STRENGTH) -> torch.Tensor:
-    """The latents (count, nz) of the last grid of a lineage, re-derived from seeds alone.
-
-    The first grid is ``latents(seed, count)``; each later grid is `genmodels.latents.variation` (``√(1−s²)·parent
-    + s·ε``) around the cell its predecessor picked, as in `ImageGenerator.variations`. So a posted grid never
-    needs its latents stored.
-    """
-    if not lineage:
-        raise ValueError("an empty lineage")
-    if len(lineage) > MAX_LINEAGE:
-        raise ValueError(f"Variations go at most {MAX_LINEAGE} generations deep; start a new /image from here.")
-    z = latents(lineage[0].seed, lineage[0].count)
-    for prev, gen in zip(lineage, lineage[1:]):
-        if prev.cell is None or not 0 <= prev.cell < prev.count:
-            raise ValueError("a lineage step must pick a cell of its grid")
-        parent = z[prev.cell].reshape(1, -1)
-        z = variation(parent, latents(gen.seed, gen.count), strength)
-    return z
+    """`genmodels.latents.lineage_latents`, refusing lineages deeper than `MAX_LINEAGE` as this name always has.
+    Kept for older callers; new code calls `genmodels.latents.lineage_latents` or `ImageGenerator.lineage_latents`."""
+    return _latents.lineage_latents(latents, lineage, strength, max_depth=MAX_LINEAGE)
 
 
 @dataclass
@@ -152,8 +139,8 @@ class Slot:
     def image(self, theme: str | int, lineage: Sequence[Generation]) -> Job:
         """Render the last grid of ``lineage``; the job's result is an `ImageOutput`."""
         self._take()
-        return self.engine._enqueue(Job("image", self.user, self.engine._loop().create_future(), model_key="image",
-                                        theme=theme, lineage=tuple(lineage)), self)
+        return self.engine._enqueue(Job("image", self.user, self.engine._loop().create_future(),
+                                        model_key=IMAGE_MODEL, theme=theme, lineage=tuple(lineage)), self)
 
     def image_from_latents(self, theme: str | int, latents: Any) -> Job:
         """Render explicit latents (count, nz) (a tensor or an array: crossovers, mutations, stored rows), batched
@@ -163,44 +150,34 @@ class Slot:
             raise ValueError(f"latents must have shape (1 to {self.engine.config.max_batch_images}, nz); "
                              f"got {tuple(z.shape)}")
         self._take()
-        return self.engine._enqueue(Job("image", self.user, self.engine._loop().create_future(), model_key="image",
-                                        theme=theme, latents=z), self)
+        return self.engine._enqueue(Job("image", self.user, self.engine._loop().create_future(),
+                                        model_key=IMAGE_MODEL, theme=theme, latents=z), self)
 
     def call(self, model_key: str, fn: Callable[[Any], Any]) -> Job:
-        """Run ``fn(model)`` in the worker with the model named ``model_key`` ("image", "morph", "poem-en"...)."""
+        """Run ``fn(model)`` in the worker with the model named ``model_key`` ("dcgan", "vae", "textvae-en"...)."""
         self._take()
         return self.engine._enqueue(Job("call", self.user, self.engine._loop().create_future(), fn=fn,
-                                        model_key=model_key), self)
+                                        model_key=registry.canonical(model_key)), self)
 
 
 def _default_loader(key: str, cfg: EngineConfig):
-    if key == "image":
-        from .images import ImageGenerator
-
-        return ImageGenerator.load(cfg.models_dir, device=cfg.device)
-    if key == "morph":
-        from .images import Morpher
-
-        return Morpher.load(cfg.models_dir, device=cfg.device)
-    if key.startswith("poem-"):
-        from .poetry import PoemModel
-
-        return PoemModel.load(key[5:], root=cfg.models_dir, device=cfg.device)
-    raise KeyError(key)
+    """The newest servable version of ``key`` from ``cfg.models_dir`` (KeyError for a model the registry lacks)."""
+    return registry.load(key, cfg.models_dir, device=cfg.device)
 
 
 class Engine:
     """Async front of the models. Create it, ``await start()``, then ``reserve()`` → ``slot.image(...)``.
 
     ``loaders`` maps a model key to a zero-argument function that returns the model; by default the newest
-    version is loaded from ``config.models_dir``. ``models`` pre-seeds already built models (tests, embedding).
+    version is loaded from ``config.models_dir`` (`genmodels.registry.load`). ``models`` pre-seeds already built
+    models (tests, embedding). Keys are registry names; the older aliases are turned into them.
     """
 
     def __init__(self, config: EngineConfig | None = None, *, loaders: dict[str, Callable[[], Any]] | None = None,
                  models: dict[str, Any] | None = None):
         self.config = config or EngineConfig()
-        self._loaders = dict(loaders or {})
-        self._models: dict[str, Any] = dict(models or {})
+        self._loaders = {registry.canonical(k): v for k, v in (loaders or {}).items()}
+        self._models: dict[str, Any] = {registry.canonical(k): v for k, v in (models or {}).items()}
         self._load_errors: dict[str, str] = {}
         self._pending: collections.deque[Job] = collections.deque()
         self._wake: asyncio.Event | None = None
@@ -238,7 +215,7 @@ class Engine:
         """Load a model and run one tiny forward pass in the worker: the first pass on a thread is slow (kernel
         selection, allocations) and would otherwise land on the first user's request."""
         m = self.model(key)
-        if key == "image":
+        if registry.canonical(key) == IMAGE_MODEL:
             m.render(m.latents(0, 1), [0])
 
     def _init_worker(self) -> None:
@@ -268,6 +245,7 @@ class Engine:
 
     def model(self, key: str) -> Any:
         """The loaded model ``key``, loading it on first use (from a worker thread; never on the event loop)."""
+        key = registry.canonical(key)
         m = self._models.get(key)
         if m is not None:
             return m
@@ -286,17 +264,18 @@ class Engine:
 
     def loaded(self, key: str) -> Any | None:
         """The model if it is already loaded, else None (never loads)."""
-        return self._models.get(key)
+        return self._models.get(registry.canonical(key))
 
     def versions(self) -> dict[str, str]:
         return {k: getattr(m, "version", "?") for k, m in self._models.items()}
 
     def set_loader(self, key: str, loader: Callable[[], Any]) -> None:
         """How ``key`` is loaded from now on (its next load or `reload`); the trainer pins served versions so."""
-        self._loaders[key] = loader
+        self._loaders[registry.canonical(key)] = loader
 
     def swap(self, key: str, model: Any) -> Any:
         """Replace a model between batches. Returns the old one. Queued jobs run on the new model."""
+        key = registry.canonical(key)
         old = self._models.get(key)
         self._models[key] = model
         log.info("swapped %s: %s -> %s", key, getattr(old, "version", None), getattr(model, "version", "?"))
@@ -304,6 +283,7 @@ class Engine:
 
     async def reload(self, key: str, loader: Callable[[], Any] | None = None) -> str:
         """Load a new version of ``key`` off the event loop and off the inference thread, then swap it in."""
+        key = registry.canonical(key)
         loader = loader or self._loaders.get(key) or (lambda: _default_loader(key, self.config))
         model = await asyncio.to_thread(loader)
         self.swap(key, model)
@@ -421,13 +401,13 @@ class Engine:
 
     def _render_batch(self, batch: list[Job]) -> list[Any]:
         """Runs in the worker: one DCGAN forward pass for every job of the batch; per-job errors stay per job."""
-        gen = self.model("image")  # read once: a swap during this batch affects only the next one
+        gen = self.model(IMAGE_MODEL)  # read once: a swap during this batch affects only the next one
         zs, ys, ok, outs = [], [], [], []
         for job in batch:
             try:
                 y = gen.theme_index(job.theme)
                 if job.latents is None:
-                    z = lineage_latents(gen.latents, job.lineage)
+                    z = gen.lineage_latents(job.lineage)
                 elif job.latents.shape[1] != gen.cfg.nz:
                     raise ValueError(f"latents have {job.latents.shape[1]} dimensions; the model takes {gen.cfg.nz}")
                 else:
@@ -458,5 +438,5 @@ class Engine:
         return outs
 
 
-__all__ = ["Engine", "EngineBusy", "EngineConfig", "Generation", "ImageOutput", "Job", "MAX_LINEAGE",
+__all__ = ["Engine", "EngineBusy", "EngineConfig", "Generation", "IMAGE_MODEL", "ImageOutput", "Job", "MAX_LINEAGE",
            "ModelUnavailable", "Slot", "lineage_latents"]

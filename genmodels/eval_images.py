@@ -24,8 +24,7 @@ TARGETS = {"precision": 0.5, "recall": 0.3, "near_copy_rate": 0.10, "vae_accurac
 
 def load_feature_net(root=None, device: str = "cpu") -> tuple[FeatureNet, dict]:
     tensors, card = checkpoints.load_version(paths.find_model("features", root), "features")
-    net = FeatureNet(dataclass_from_dict(FeatureNetConfig, card["config"]))
-    net.load_state_dict({k: v.float() for k, v in tensors.items()})
+    net = checkpoints.load_into(FeatureNet(dataclass_from_dict(FeatureNetConfig, card["config"])), tensors, "features")
     return net.eval().requires_grad_(False).to(device), card
 
 
@@ -121,7 +120,8 @@ def evaluate_vae(morpher: Morpher, fnet: FeatureNet, data, *, samples: int = 8, 
 def evaluate_images(*, root=None, data_path: Path, which: tuple[str, ...] = ("dcgan", "vae"), seed: int = 0) -> dict:
     data = load_image_dataset(data_path)
     fnet, fcard = load_feature_net(root)
-    out: dict = {"feature_net": {"version": f"features/v{fcard['version']:04d}", **fcard.get("metrics", {})}}
+    fversion = checkpoints.full_tag("features", fcard["version"])
+    out: dict = {"feature_net": {"version": fversion, **fcard.get("metrics", {})}}
     with torch.no_grad():
         if "dcgan" in which:
             out["dcgan"] = evaluate_dcgan(ImageGenerator.load(root), fnet, data, seed=seed)

@@ -25,7 +25,7 @@ from .nets.preference import LatentPreference
 from .nets import dataclass_from_dict
 from .nets.dcgan import DCGANConfig, Generator
 from .nets.vae import ConvVAE, VAEConfig
-from .latents import generator_for, slerp, variation
+from .latents import VARIATION_STRENGTH, Generation, generator_for, lineage_latents, slerp, variation
 from .outputs import ImageOutput, MorphOutput
 
 MAX_SEED = 2**32 - 1
@@ -39,12 +39,8 @@ def check_seed(seed: int) -> int:
     return seed
 
 
-def _prefixed(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
-    return {k[len(prefix):]: v.float() for k, v in tensors.items() if k.startswith(prefix)}
-
-
 def _version_tag(card: dict) -> str:
-    return f"{card['name']}/v{card['version']:04d}"
+    return checkpoints.full_tag(card["name"], card["version"])
 
 
 class ImageGenerator:
@@ -63,11 +59,13 @@ class ImageGenerator:
     @classmethod
     def load(cls, root=None, version: int | None = None, device: str = "cpu") -> "ImageGenerator":
         tensors, card = checkpoints.load_version(paths.find_model("dcgan", root, version), "dcgan", version)
-        G = Generator(dataclass_from_dict(DCGANConfig, card["config"]))
-        try:
-            G.load_state_dict(_prefixed(tensors, "G."))
-        except RuntimeError as e:
-            raise checkpoints.CheckpointError(f"The dcgan checkpoint does not fit the model: {e}") from e
+        return cls.from_tensors(tensors, card, device)
+
+    @classmethod
+    def from_tensors(cls, tensors: dict[str, torch.Tensor], card: dict, device: str = "cpu") -> "ImageGenerator":
+        """The generator of a loaded version: its ``G.`` tensors (the EMA generator) and its preference, if any."""
+        G = checkpoints.load_into(Generator(dataclass_from_dict(DCGANConfig, card["config"])), tensors, "dcgan",
+                                  prefix="G.")
         return cls(G, card, device, LatentPreference.from_version(tensors, card))
 
     @property
@@ -91,6 +89,12 @@ class ImageGenerator:
         With a learned preference the draw is tilted toward what the community liked (still a pure function of
         the seed and the model version)."""
         return self._draw(torch.Generator().manual_seed(check_seed(seed)), count)
+
+    def lineage_latents(self, lineage: "list[Generation] | tuple[Generation, ...]") -> torch.Tensor:
+        """The latents (count, nz) of the last grid of an image lineage, from its seeds alone: the first grid is
+        ``latents(seed, count)``, each later one the `variations` of the cell its predecessor picked (see
+        `genmodels.latents.lineage_latents`). The engine renders seed jobs through this."""
+        return lineage_latents(self.latents, lineage, VARIATION_STRENGTH)
 
     def _draw(self, gen: torch.Generator, count: int) -> torch.Tensor:
         if self.preference is not None:
@@ -130,7 +134,7 @@ class ImageGenerator:
         return self._output(z, self.theme_index(theme), None)
 
     def variations(self, parent: torch.Tensor, theme: str | int, count: int = 4, seed: int | None = None,
-                   strength: float = 0.35, *, generator: torch.Generator | None = None) -> ImageOutput:
+                   strength: float = VARIATION_STRENGTH, *, generator: torch.Generator | None = None) -> ImageOutput:
         """Children near a parent latent (nz,): `latents.variation` keeps them on the prior's shell. The noise is
         drawn as `generate` draws its latents (``seed`` or ``generator``; neither means seed 0)."""
         y = self.theme_index(theme)
@@ -156,11 +160,7 @@ class Morpher:
 
     @classmethod
     def from_tensors(cls, tensors: dict[str, torch.Tensor], card: dict, device: str = "cpu") -> "Morpher":
-        vae = ConvVAE(dataclass_from_dict(VAEConfig, card["config"]))
-        try:
-            vae.load_state_dict({k: v.float() for k, v in tensors.items()})
-        except RuntimeError as e:
-            raise checkpoints.CheckpointError(f"The vae checkpoint does not fit the model: {e}") from e
+        vae = checkpoints.load_into(ConvVAE(dataclass_from_dict(VAEConfig, card["config"])), tensors, "vae")
         return cls(vae, card, device)
 
     def image_from(self, spec: str | Path | bytes | Image.Image) -> Image.Image:
@@ -248,6 +248,6 @@ def gif_bytes(frames: list[Image.Image], duration_ms: int = 120, scale: int = 1,
 
 
 __all__ = [
-    "DataError", "ImageGenerator", "ImageOutput", "MAX_SEED", "MorphOutput", "Morpher", "check_seed", "gif_bytes",
-    "grid", "png_bytes",
+    "DataError", "Generation", "ImageGenerator", "ImageOutput", "MAX_SEED", "MorphOutput", "Morpher", "check_seed",
+    "gif_bytes", "grid", "png_bytes",
 ]

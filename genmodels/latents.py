@@ -12,13 +12,19 @@ from the `torch.Generator` it is given, so the same generator state gives the sa
 - `mutate`: a variation with fresh Gaussian noise from a generator.
 - `crossover`: a child between two parents, row by row along the slerp between them.
 - `generator_for`: the generator a ``seed`` or ``generator`` argument stands for (the pipelines take either).
+- `Generation` / `lineage_latents`: an image lineage (a root grid drawn from a seed, then variations of a picked
+  cell, each from its own seed) and the latents of its last grid, re-derived from the seeds alone.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Callable, Sequence
 
 import torch
+
+VARIATION_STRENGTH = 0.35  # the strength of a lineage's variations: children stay near their parent
 
 
 def generator_for(seed: int | None, generator: torch.Generator | None) -> torch.Generator:
@@ -81,4 +87,36 @@ def crossover(a: torch.Tensor, b: torch.Tensor, t: float | torch.Tensor = 0.5) -
     return torch.stack([slerp(x, y, ti) for x, y, ti in zip(a, b, t)]) if len(a) else a.clone()
 
 
-__all__ = ["crossover", "generator_for", "mutate", "slerp", "variation"]
+@dataclass(frozen=True)
+class Generation:
+    """One grid of a lineage: ``count`` latents drawn from ``seed``; ``cell`` picks the parent of the next."""
+
+    seed: int
+    count: int
+    cell: int | None = None
+
+
+def lineage_latents(latents: Callable[[int, int], torch.Tensor], lineage: Sequence[Generation],
+                    strength: float = VARIATION_STRENGTH, max_depth: int | None = None) -> torch.Tensor:
+    """The latents (count, D) of the last grid of a lineage, re-derived from seeds alone.
+
+    The first grid is ``latents(seed, count)``; each later grid is `variation` (``√(1−s²)·parent + s·ε``) around
+    the cell its predecessor picked, with ε = ``latents(seed, count)`` of its own seed, as in
+    `ImageGenerator.variations`. So a grid never needs its latents stored. ``max_depth``: refuse longer lineages
+    (ValueError); None = no limit here (an application that must bound them does so itself).
+    """
+    if not lineage:
+        raise ValueError("an empty lineage")
+    if max_depth is not None and len(lineage) > max_depth:
+        raise ValueError(f"Variations go at most {max_depth} generations deep.")
+    z = latents(lineage[0].seed, lineage[0].count)
+    for prev, gen in zip(lineage, lineage[1:]):
+        if prev.cell is None or not 0 <= prev.cell < prev.count:
+            raise ValueError("a lineage step must pick a cell of its grid")
+        parent = z[prev.cell].reshape(1, -1)
+        z = variation(parent, latents(gen.seed, gen.count), strength)
+    return z
+
+
+__all__ = ["Generation", "VARIATION_STRENGTH", "crossover", "generator_for", "lineage_latents", "mutate", "slerp",
+           "variation"]

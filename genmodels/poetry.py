@@ -51,7 +51,7 @@ def _load_text(name: str, root, device: str, version: int | None):
     tok = load_tokenizer(vdir / TOKENIZER_FILE)
     model = TextVAE(dataclass_from_dict(TextVAEConfig, card["config"]))
     # pref.* tensors are the latent preference learned from reactions (genmodels.feedback), not network weights
-    model.load_state_dict({k: v.float() for k, v in tensors.items() if not k.startswith("pref.")})
+    checkpoints.load_into(model, tensors, name, skip=("pref.",))
     return model.to(device).eval(), tok, card, tensors
 
 
@@ -60,7 +60,7 @@ class PoemModel:
                  preference: LatentPreference | None = None):
         self.model, self.tok, self.card, self.lang, self.device = model, tok, card, lang, device
         self.preference = preference  # learned from reactions (genmodels.feedback); None = the plain prior
-        self.version = f"{card.get('name', 'textvae-' + lang)}/v{card.get('version', 0):04d}"
+        self.version = checkpoints.full_tag(card.get("name", f"textvae-{lang}"), card.get("version", 0))
 
     @classmethod
     def load(cls, lang: str, root: str | os.PathLike | None = None, device: str = "cpu",

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .. import checkpoints
 from ..data.emoji import load_image_dataset, to_model
 from ..data.poems import build_poem_dataset, load_poem_dataset
 from ..images import ImageGenerator, Morpher
@@ -125,7 +126,7 @@ def finetune_dcgan(parent: tuple[dict, dict], items: list[dict], data_path: Path
     mcfg = common.dataclass_from_dict(DCGANConfig, card["config"])
     pcfg = common.dataclass_from_dict(DCGANTrainConfig, card.get("train_config", {}))
     G = Generator(mcfg)
-    G.load_state_dict({k[2:]: v.float() for k, v in tensors.items() if k.startswith("G.")})
+    checkpoints.load_into(G, tensors, "dcgan", prefix="G.")
     parent_gen = ImageGenerator(G, card)
     votes = _votes(items)
     if not votes:
@@ -150,7 +151,7 @@ def finetune_dcgan(parent: tuple[dict, dict], items: list[dict], data_path: Path
     tr = DCGANTrainer(real, labels, mcfg, tcfg, device)
     tr.G.load_state_dict(G.state_dict())
     tr.G_ema.load_state_dict(G.state_dict())
-    tr.D.load_state_dict({k[2:]: v.float() for k, v in tensors.items() if k.startswith("D.")})
+    checkpoints.load_into(tr.D, tensors, "dcgan", prefix="D.")
     parent_g = [p.detach().clone() for p in tr.G.parameters()]
     for i in range(cfg.steps):
         tr.step(i)

@@ -7,7 +7,7 @@
     notify(model) / schedule / admin command ────┘                              fine-tune (finetune.py)
                                                                                 save candidate vNNNN, card
                                                                                   marked "gate pending"
-    engine.reload(key, that version)  ◄── promoted ◄── gate.decide(candidate vs parent) → verdict on the card
+    engine.reload(model, that version) ◄── promoted ◄── gate.decide(candidate vs parent) → verdict on the card
     store: model_versions, trainer_runs  (every judged version is kept, with its card; refused ones too)
 
 The worker is a separate process (``spawn``), one per run, so a fine-tune never competes with the event loop for
@@ -51,15 +51,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
-from .. import checkpoints, paths
+from .. import checkpoints, paths, registry
 from ..engine import Engine
+from ..registry import parse_tag, tag
 from .finetune import FinetuneConfig, NothingToLearn
 from .store import FeedbackStore
 
 log = logging.getLogger("muse.trainer")
 
-MODELS = ("dcgan", "vae", "textvae-en", "textvae-zh")
-ENGINE_KEYS = {"dcgan": "image", "vae": "morph", "textvae-en": "poem-en", "textvae-zh": "poem-zh"}
+MODELS = registry.NAMES  # ("dcgan", "vae", "textvae-en", "textvae-zh")
+# Older name: each model's engine key. The engine now names models as the registry does, so the key is the name.
+ENGINE_KEYS = {m: m for m in MODELS}
 GATE_PENDING = {"passed": None}  # the gate field of a candidate's card until the gate has judged it
 
 
@@ -81,12 +83,12 @@ class TrainerConfig:
     every_hours: float = 24.0  # also train on this schedule when there is new feedback (0 = off)
     per_user_cap: int = 16  # votes of one member that count in one fine-tune
     tolerance: float = 0.15  # the gate: quality and diversity may fall at most this fraction (of parent and base)
-    models_dir: str | None = None  # where new versions go; None = the engine's root, else $MUSE_MODELS_DIR
+    models_dir: str | None = None  # where new versions go; None = the engine's models_dir, else $MUSE_MODELS_DIR
     data_dir: str | None = None  # replay data; None = $MUSE_DATA_DIR (built from Debian packages when missing)
-    device: str = "cpu"
+    device: str = "cpu"  # torch device the worker fine-tunes on ("cpu", "cuda", "cuda:1"...)
     threads: int = 1  # torch threads in the worker: the other cores stay with inference
     stop_grace: float = 2.0  # seconds a worker gets to end after SIGTERM (at close) before it is killed
-    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)  # one fine-tune: steps, learning rates, mix
 
 
 @dataclass
@@ -101,24 +103,10 @@ class TrainOutcome:
     run_id: int | None = None
 
 
-def tag(version: int) -> str:
-    return f"v{version:04d}"
-
-
-def parse_tag(version: str) -> int:
-    return int(str(version).rsplit("/", 1)[-1].lstrip("v"))
-
-
 def load_served(model: str, version: int | None, root: str | None, device: str = "cpu"):
-    """The engine-side object of ``model`` at ``version`` (ImageGenerator, Morpher or PoemModel)."""
-    from ..images import ImageGenerator, Morpher
-    from ..poetry import PoemModel
-
-    if model == "dcgan":
-        return ImageGenerator.load(root, version=version, device=device)
-    if model == "vae":
-        return Morpher.load(root, version=version, device=device)
-    return PoemModel.load(model.split("-", 1)[1], root=root, device=device, version=version)
+    """The engine-side object of ``model`` at ``version`` (ImageGenerator, Morpher or PoemModel): an older name
+    of `genmodels.registry.load`, with its arguments in this order."""
+    return registry.load(model, root, version, device)
 
 
 # ---- the worker process --------------------------------------------------------------------------------------
@@ -143,8 +131,6 @@ def run_job(spec: dict) -> dict:
     from ..data.emoji import build_emoji_dataset, load_image_dataset
     from ..data.poems import build_poem_dataset, load_poem_dataset
     from ..eval_images import load_feature_net
-    from ..images import ImageGenerator, Morpher
-    from ..poetry import PoemModel
     from . import finetune, gate
     from ..nets.preference import LatentPreference
 
@@ -154,9 +140,11 @@ def run_job(spec: dict) -> dict:
     data_dir = Path(spec["data_dir"])
     parent_root = paths.find_model(model, root, spec["parent"])
     tensors, card = checkpoints.load_version(parent_root, model, spec["parent"])
-    parent_obj = load_served(model, spec["parent"], root)
+    parent_obj = registry.load(model, root, spec["parent"])
+    spec_of = registry.get(model)
+    image_model = spec_of.kind in ("image", "morph")
 
-    if model in ("dcgan", "vae"):
+    if image_model:
         data_path = data_dir / "images.npz"
         if not data_path.exists():  # the replay data, built from the Debian emoji font like `muse prepare images`
             build_emoji_dataset(data_path)
@@ -175,19 +163,14 @@ def run_job(spec: dict) -> dict:
     # The candidate as users would get it (its preference included), against the parent, on held-out data.
     fresh, fresh_card = checkpoints.load_version(spec["models_dir"], model, spec["version"])
     pref = LatentPreference.from_version(fresh, fresh_card)
-    if model == "dcgan":
-        cand = ImageGenerator.load(spec["models_dir"], version=spec["version"])
-    elif model == "vae":
-        cand = Morpher.from_tensors(fresh, fresh_card)
-    else:
-        cand = PoemModel.load(model.split("-", 1)[1], root=spec["models_dir"], version=spec["version"])
-    if model in ("dcgan", "vae"):
+    cand = registry.load(model, spec["models_dir"], spec["version"])
+    if image_model:
         fnet, _ = load_feature_net(root)
         data = load_image_dataset(data_dir / "images.npz")
         m_parent, m_cand = gate.image_metrics(parent_obj, fnet, data), gate.image_metrics(cand, fnet, data)
         kind = model
     else:
-        lang = model.split("-", 1)[1]
+        lang = spec_of.lang
         path = data_dir / f"poems-{lang}.json"
         if not path.exists():
             build_poem_dataset(lang, None, data_dir)
@@ -376,7 +359,6 @@ class Trainer:
             log.warning("trainer run %d (%s) was left running by an earlier Muse; marked interrupted%s", run["id"],
                         run["model"], f", unjudged candidate {run['candidate_version']} deleted" if deleted else "")
         for model in MODELS:
-            key = ENGINE_KEYS[model]
             served = await self.store.served_version(model)
             if served is None:
                 current = self._current(model)
@@ -386,9 +368,9 @@ class Trainer:
                 await self.store.set_model_version(model, served, "served", note="initial")
             # the engine loads exactly this version from now on (not merely the newest servable one)
             self._install(model, parse_tag(served))
-            loaded = self.engine.loaded(key)
+            loaded = self.engine.loaded(model)
             if loaded is not None and parse_tag(loaded.version) != parse_tag(served):
-                await self.engine.reload(key)
+                await self.engine.reload(model)
             last = await self.store.last_run(model)
             self._new[model] = await self.store.feedback_count(model, since=(last or {}).get("started_at") or 0.0)
         if self.config.every_hours > 0:
@@ -421,7 +403,7 @@ class Trainer:
 
     def _current(self, model: str) -> int | None:
         """The version the engine serves now (loaded, or what its default loader would load)."""
-        m = self.engine.loaded(ENGINE_KEYS[model])
+        m = self.engine.loaded(model)
         if m is not None:
             return parse_tag(m.version)
         try:
@@ -431,7 +413,7 @@ class Trainer:
 
     def _install(self, model: str, version: int) -> None:
         root, device = self.root, self.engine.config.device
-        self.engine.set_loader(ENGINE_KEYS[model], lambda: load_served(model, version, root, device))
+        self.engine.set_loader(model, lambda: load_served(model, version, root, device))
 
     def _roots(self) -> list[Path]:
         roots = [self.models_dir, *paths.model_roots(self.root)]
@@ -561,7 +543,7 @@ class Trainer:
         detail = {"gate": res["reason"], "parent_metrics": res["parent_metrics"], "seconds": round(seconds, 1)}
         if res["passed"]:
             self._install(model, res["version"])
-            await self.engine.reload(ENGINE_KEYS[model])  # hot swap between batches; queued jobs use the new one
+            await self.engine.reload(model)  # hot swap between batches; queued jobs use the new one
             await self.store.set_model_version(model, cand, "served", res["metrics"], note=f"fine-tune run {run.run_id}")
             outcome, served = "promoted", cand
         else:
@@ -626,7 +608,7 @@ class Trainer:
                 raise NothingToRollBack(f"There is no earlier {model} version to roll back to.")
             target = earlier[-1]["version"]
             self._install(model, parse_tag(target))
-            await self.engine.reload(ENGINE_KEYS[model])
+            await self.engine.reload(model)
             await self.store.set_model_version(model, target, "served")
             await self.store.set_model_version(model, current, "refused", note="rolled back")
             self._withdraw(model, parse_tag(current), f"rolled back to {target}")

@@ -27,12 +27,13 @@ from discord import app_commands
 from discord.app_commands import locale_str as _
 from discord.ext import commands
 
+from genmodels import registry
 from genmodels.feedback.trainer import NothingToRollBack, TrainerError
 
 from ...checks import models_admin, need_store, need_trainer, server_admin
 from ...errors import UserError, log_error
 from ...i18n import t
-from ...recording import KEY_OF_MODEL, version_tag
+from ...recording import version_tag
 from ...replies import TOKEN_LIFETIME
 
 if TYPE_CHECKING:
@@ -41,7 +42,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("muse.admin")
 
 
-MODELS = ("dcgan", "vae", "textvae-en", "textvae-zh")
+MODELS = registry.NAMES
 
 
 MODEL_CHOICES = [app_commands.Choice(name=m, value=m) for m in MODELS]
@@ -72,7 +73,7 @@ def _served(bot: "MuseBot", model: str, served: str | None) -> str:
     """The version the store says is served, else the one the engine has loaded (as a tag: v0001)."""
     if served:
         return version_tag(served)
-    loaded = bot.engine.loaded(KEY_OF_MODEL[model])
+    loaded = bot.engine.loaded(model)
     return version_tag(getattr(loaded, "version", None) or "—")
 
 

@@ -10,7 +10,7 @@ from discord.app_commands import locale_str as _
 from discord.ext import commands
 
 from genmodels.data.emoji import THEMES
-from genmodels.engine import Generation
+from genmodels.latents import Generation
 from genmodels.images import MAX_SEED
 
 from ... import checks
@@ -20,7 +20,7 @@ from . import flows
 
 
 async def theme_autocomplete(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
-    gen = interaction.client.engine.loaded("image")  # type: ignore[attr-defined]
+    gen = interaction.client.engine.loaded("dcgan")  # type: ignore[attr-defined]
     themes = gen.themes if gen is not None else THEMES
     cur = current.lower().strip()
     return [app_commands.Choice(name=th, value=th) for th in themes if cur in th.lower()][:25]

@@ -23,9 +23,11 @@ import re
 
 import discord
 
-from genmodels.engine import MAX_LINEAGE, Generation
+from genmodels import registry
+from genmodels.latents import Generation
 
 from ... import render
+from ...render import MAX_LINEAGE
 from ...checks import check_range, random_seed
 from ...errors import UserError
 from ...i18n import t
@@ -38,7 +40,7 @@ log = logging.getLogger("muse.create")
 
 def resolve_theme(interaction: discord.Interaction, theme: str | int) -> str | int:
     """Check a theme against the loaded generator (if loaded; otherwise the worker checks it)."""
-    gen = bot_of(interaction).engine.loaded("image")
+    gen = bot_of(interaction).engine.loaded("dcgan")
     if gen is None:
         return theme
     try:
@@ -93,7 +95,8 @@ async def post_poem(interaction: discord.Interaction, lang: str, theme: str | No
                     *, parent: int | None = None, signal: str | None = None) -> None:
     """``parent``: the seed of the poem this one varies; ``signal`` as in `post_image`."""
     with await begin(interaction) as slot:
-        job = slot.call(f"poem-{lang}", lambda m: m.sample(seed, lines=4, temperature=temperature, theme=theme))
+        poet = registry.poem_model(lang).name
+        job = slot.call(poet, lambda m: m.sample(seed, lines=4, temperature=temperature, theme=theme))
     try:
         out = await wait(interaction, job)
     except ValueError as e:

@@ -10,7 +10,8 @@ import discord
 
 from genmodels.data import DataError
 from genmodels.data.imagefile import ImageTooLarge
-from genmodels.engine import Generation
+from genmodels import registry
+from genmodels.latents import Generation
 
 from ... import render
 from ...errors import UserError
@@ -82,10 +83,8 @@ class Source:
                                 mp=e.limit / 1e6) from None
             except (DataError, ValueError):
                 raise UserError("not_image", name=self.label) from None
-        from genmodels.engine import lineage_latents
-
-        gen = engine.model("image")
-        z = lineage_latents(gen.latents, self.lineage)
+        gen = engine.model("dcgan")
+        z = gen.lineage_latents(self.lineage)  # decoded by `render.decode_lineage`: at most MAX_LINEAGE deep
         return gen.render(z[self.cell:self.cell + 1], [self.theme])[0]
 
 
@@ -104,7 +103,7 @@ async def post_morph(interaction: discord.Interaction, a: Source, b: Source, fra
             gif, strip = render.morph_gif(seq, cell_px), render.strip_png(seq, max(64, cell_px // 2))
             return gif, strip, out.version, out.latents
 
-        job = slot.call("morph", work)
+        job = slot.call("vae", work)
     gif, strip, version, latents = await wait(interaction, job)
     loc = interaction.locale
     embed = discord.Embed(title=t(loc, "morph_title"), colour=discord.Colour.teal())
@@ -124,7 +123,7 @@ async def post_morph(interaction: discord.Interaction, a: Source, b: Source, fra
 
 async def post_morph_poem(interaction: discord.Interaction, lang: str, a: str, b: str, steps: int) -> None:
     with await begin(interaction) as slot:
-        job = slot.call(f"poem-{lang}", lambda m: m.morph(a, b, steps=steps))
+        job = slot.call(registry.poem_model(lang).name, lambda m: m.morph(a, b, steps=steps))
     try:
         out = await wait(interaction, job)
     except ValueError as e:

@@ -6,7 +6,7 @@ import re
 
 import discord
 
-from genmodels.engine import Generation
+from genmodels.latents import Generation
 
 from ... import render
 from ...checks import check_emoji, check_range
