@@ -33,13 +33,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("muse.feedback")
 
 
-# Older names, from when the engine had keys of its own ("image", "morph", "poem-en"...): the engine now names each
-# model as `genmodels.registry` does. MODEL_OF_KEY maps an old key (or a name) to the name; KEY_OF_MODEL maps a
-# name to its engine key, which is the name itself.
-MODEL_OF_KEY = {a: m.name for m in registry.MODELS for a in m.aliases} | {m.name: m.name for m in registry.MODELS}
-
-
-KEY_OF_MODEL = {m.name: m.name for m in registry.MODELS}
 
 
 def as_latent(z: Any) -> np.ndarray | None:
@@ -59,7 +52,7 @@ MAX_PENDING = 10_000  # writes kept in memory during an outage; older ones are d
 
 
 @dataclass
-class _Write:
+class PendingWrite:
     """One postponed write: a result (``message_id`` is its message) or a reaction on ``message_id``."""
 
     what: str
@@ -78,7 +71,7 @@ class PendingWrites:
 
     def __init__(self, bot: "MuseBot", retry_seconds: float):
         self.bot, self.retry_seconds = bot, retry_seconds
-        self._queue: list[_Write] = []
+        self._queue: list[PendingWrite] = []
         self._task: asyncio.Task | None = None
         self._saved = 0
 
@@ -88,7 +81,8 @@ class PendingWrites:
     def holds(self, message_id: int) -> bool:
         return any(w.message_id == message_id for w in self._queue)
 
-    def add(self, write: _Write, error: BaseException) -> None:
+    def add(self, write: PendingWrite, error: object) -> None:
+        """Queue ``write``; ``error`` says why it waits (the database's error, or the result it waits behind)."""
         first = not self._queue
         self._queue.append(write)
         if len(self._queue) > MAX_PENDING:
@@ -155,7 +149,7 @@ class PendingWrites:
                       len(self._queue), ", ".join(f"{w.what} (message {w.message_id})" for w in self._queue[:20]))
 
 
-async def save(bot: "MuseBot", write: _Write) -> Any:
+async def save(bot: "MuseBot", write: PendingWrite) -> Any:
     """Run ``write`` now; if the database refuses it for now, queue it in ``bot.pending_writes``."""
     try:
         value = await write.run()
@@ -203,7 +197,7 @@ async def record(interaction: discord.Interaction, message: discord.Message | No
             guild_id=interaction.guild_id, requester_id=user)
 
     try:
-        return await save(bot, _Write(f"a {kind} result of user {user}", message_id, write))
+        return await save(bot, PendingWrite(f"a {kind} result of user {user}", message_id, write))
     except Exception as e:  # noqa: BLE001 - the result is posted; losing its row must not turn into an error
         log_error(e, f"storing a {kind} result of user {user}")
         return None

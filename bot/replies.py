@@ -21,7 +21,7 @@ import discord
 
 from genmodels.engine import Job, Slot
 
-from .errors import report
+from .errors import UserError, report
 from .i18n import t
 
 if TYPE_CHECKING:
@@ -51,12 +51,17 @@ async def begin(interaction: discord.Interaction) -> Slot:
 
 
 async def wait(interaction: discord.Interaction, job: Job) -> Any:
+    """The job's output, showing the place in the queue meanwhile. A ValueError from the model is input it
+    cannot use (a theme it does not know, text its tokenizer cannot read): the member's to fix."""
     if job.ahead > 0:
         try:
             await interaction.edit_original_response(content=t(interaction.locale, "queued", ahead=job.ahead))
         except discord.HTTPException:
             log.debug("could not show the queue position", exc_info=True)
-    return await job.future
+    try:
+        return await job.future
+    except ValueError as e:
+        raise UserError("bad_text", detail=str(e)) from e
 
 
 async def finish(interaction: discord.Interaction, *, embed: discord.Embed, files: list[discord.File],

@@ -60,8 +60,6 @@ from .store import FeedbackStore
 log = logging.getLogger("muse.trainer")
 
 MODELS = registry.NAMES  # ("dcgan", "vae", "textvae-en", "textvae-zh")
-# Older name: each model's engine key. The engine now names models as the registry does, so the key is the name.
-ENGINE_KEYS = {m: m for m in MODELS}
 GATE_PENDING = {"passed": None}  # the gate field of a candidate's card until the gate has judged it
 
 
@@ -101,12 +99,6 @@ class TrainOutcome:
     metrics: dict = field(default_factory=dict)
     feedback_used: int = 0
     run_id: int | None = None
-
-
-def load_served(model: str, version: int | None, root: str | None, device: str = "cpu"):
-    """The engine-side object of ``model`` at ``version`` (ImageGenerator, Morpher or PoemModel): an older name
-    of `genmodels.registry.load`, with its arguments in this order."""
-    return registry.load(model, root, version, device)
 
 
 # ---- the worker process --------------------------------------------------------------------------------------
@@ -413,7 +405,7 @@ class Trainer:
 
     def _install(self, model: str, version: int) -> None:
         root, device = self.root, self.engine.config.device
-        self.engine.set_loader(model, lambda: load_served(model, version, root, device))
+        self.engine.set_loader(model, lambda: registry.load(model, root, version, device))
 
     def _roots(self) -> list[Path]:
         roots = [self.models_dir, *paths.model_roots(self.root)]
@@ -646,5 +638,5 @@ class Trainer:
         return [r.worker.pid for r in self._runs.values() if r.worker is not None and r.worker.running]
 
 
-__all__ = ["ENGINE_KEYS", "GATE_PENDING", "MODELS", "NothingToRollBack", "TrainOutcome", "Trainer", "TrainerConfig",
-           "TrainerError", "WorkerDied", "load_served", "run_job", "save_candidate"]
+__all__ = ["GATE_PENDING", "MODELS", "NothingToRollBack", "TrainOutcome", "Trainer", "TrainerConfig",
+           "TrainerError", "WorkerDied", "run_job", "save_candidate"]

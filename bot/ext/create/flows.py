@@ -58,10 +58,7 @@ async def post_image(interaction: discord.Interaction, theme: str | int, lineage
     bot = bot_of(interaction)
     with await begin(interaction) as slot:
         job = slot.image(theme, lineage)
-    try:
-        out = await wait(interaction, job)
-    except ValueError as e:  # an unknown theme found by the worker (model loaded late)
-        raise UserError("bad_text", detail=str(e)) from e
+    out = await wait(interaction, job)  # an unknown theme found by the worker (model loaded late) is a UserError
     png = await asyncio.get_running_loop().run_in_executor(bot.encoder, render.grid_png, out.images,
                                                            bot.settings.limits.cell_px)
     loc = interaction.locale
@@ -94,13 +91,10 @@ async def post_image(interaction: discord.Interaction, theme: str | int, lineage
 async def post_poem(interaction: discord.Interaction, lang: str, theme: str | None, temperature: float, seed: int,
                     *, parent: int | None = None, signal: str | None = None) -> None:
     """``parent``: the seed of the poem this one varies; ``signal`` as in `post_image`."""
+    poet = registry.poem_model(lang).name
     with await begin(interaction) as slot:
-        poet = registry.poem_model(lang).name
         job = slot.call(poet, lambda m: m.sample(seed, lines=4, temperature=temperature, theme=theme))
-    try:
-        out = await wait(interaction, job)
-    except ValueError as e:
-        raise UserError("bad_text", detail=str(e)) from e
+    out = await wait(interaction, job)
     text, version = out.text, out.version
     loc = interaction.locale
     embed = discord.Embed(title=t(loc, "poem_var_title" if parent is not None else "poem_title"),
@@ -124,7 +118,7 @@ async def post_poem(interaction: discord.Interaction, lang: str, theme: str | No
     params = {"lang": lang, "theme": theme, "temperature": temperature, "lines": 4}
     if parent is not None:
         params["parent_seed"] = parent
-    await record(interaction, msg, kind="poem", model=f"textvae-{lang}", version=version, seed=seed,
+    await record(interaction, msg, kind="poem", model=poet, version=version, seed=seed,
                  latent=out.latents if len(out.latents) else None, params=params, content=text,
                  parent_message=parent_of(interaction) if signal else None, signal=signal,
                  lineage=signal == "variation")
@@ -145,8 +139,7 @@ class ImageReroll(SafeItem, discord.ui.DynamicItem[discord.ui.Button], template=
 
     async def run(self, interaction: discord.Interaction) -> None:
         count = check_range("count", self.count, 1, 4)
-        await post_image(interaction, self.theme, (Generation(random_seed(), count),),
-                                 signal="reroll")
+        await post_image(interaction, self.theme, (Generation(random_seed(), count),), signal="reroll")
 
 
 class ImageVariation(SafeItem, discord.ui.DynamicItem[discord.ui.Button],
@@ -192,8 +185,7 @@ class PoemReroll(SafeItem, discord.ui.DynamicItem[discord.ui.Button], template=r
 
     async def run(self, interaction: discord.Interaction) -> None:
         meta, _ = _poem_state(interaction)
-        await post_poem(interaction, self.lang, meta.get("theme"), self.temp / 100, random_seed(),
-                                signal="reroll")
+        await post_poem(interaction, self.lang, meta.get("theme"), self.temp / 100, random_seed(), signal="reroll")
 
 
 class PoemVariation(SafeItem, discord.ui.DynamicItem[discord.ui.Button],
@@ -212,7 +204,7 @@ class PoemVariation(SafeItem, discord.ui.DynamicItem[discord.ui.Button],
         first = next((line.strip() for line in text.splitlines() if line.strip()), None)
         theme = first.rstrip("，。,.!?;:")[:200] if first else None
         await post_poem(interaction, self.lang, theme or None, self.temp / 100, random_seed(),
-                                parent=int(self.seed, 36), signal="variation")
+                        parent=int(self.seed, 36), signal="variation")
 
 
 BUTTONS = (ImageReroll, ImageVariation, PoemReroll, PoemVariation)

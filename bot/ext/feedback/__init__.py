@@ -16,7 +16,7 @@ import discord
 from discord.ext import commands
 
 from ...errors import log_error
-from ...recording import _Write, save
+from ...recording import PendingWrite, save
 
 if TYPE_CHECKING:
     from ...app import MuseBot
@@ -91,9 +91,9 @@ class Reactions(commands.Cog):
         what = f"a reaction of user {user}"
         try:
             if pending.holds(message_id):  # its result waits for the database: the vote waits behind it
-                pending.add(_Write(what, message_id, write), RuntimeError("its result is not saved yet"))
+                pending.add(PendingWrite(what, message_id, write), "its result is not saved yet")
                 return
-            await save(self.bot, _Write(what, message_id, write))
+            await save(self.bot, PendingWrite(what, message_id, write))
         except Exception as e:  # noqa: BLE001 - a listener has no one to answer; log and go on
             log_error(e, f"recording a reaction of user {user} on message {message_id}")
 

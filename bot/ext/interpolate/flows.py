@@ -122,12 +122,10 @@ async def post_morph(interaction: discord.Interaction, a: Source, b: Source, fra
 
 
 async def post_morph_poem(interaction: discord.Interaction, lang: str, a: str, b: str, steps: int) -> None:
+    poet = registry.poem_model(lang).name
     with await begin(interaction) as slot:
-        job = slot.call(registry.poem_model(lang).name, lambda m: m.morph(a, b, steps=steps))
-    try:
-        out = await wait(interaction, job)
-    except ValueError as e:
-        raise UserError("bad_text", detail=str(e)) from e
+        job = slot.call(poet, lambda m: m.morph(a, b, steps=steps))
+    out = await wait(interaction, job)
     lines, version = out.frames, out.version
     loc = interaction.locale
     body = "\n".join(f"`{i + 1:>2}` {line}" for i, line in enumerate(lines))
@@ -137,7 +135,7 @@ async def post_morph_poem(interaction: discord.Interaction, lang: str, a: str, b
     embed.set_footer(text=render.footer(kind="morph-poem", lang=lang, steps=steps, model=version,
                                         by=requester(interaction), **{"from": a, "to": b}))
     msg = await finish(interaction, embed=embed, files=[])
-    await record(interaction, msg, kind="morph-poem", model=f"textvae-{lang}", version=version,
+    await record(interaction, msg, kind="morph-poem", model=poet, version=version,
                  params={"lang": lang, "from": a, "to": b, "steps": steps}, content="\n".join(lines))
 
 
