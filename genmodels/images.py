@@ -101,6 +101,11 @@ class ImageGenerator:
             return self.preference.sample(count, gen)
         return torch.randn(count, self.cfg.nz, generator=gen)
 
+    def fresh_latent(self, generator: torch.Generator) -> torch.Tensor:
+        """One latent (nz,) drawn from the caller's (CPU) ``generator`` as the model draws its latents (tilted by a
+        learned preference, if any): a group session's newcomer genome (`genmodels.breeding`)."""
+        return self._draw(generator, 1)[0]
+
     def _noise(self, seed: int | None, generator: torch.Generator | None, count: int) -> torch.Tensor:
         """(count, nz): ``latents(seed, count)``, or a draw from the caller's (CPU) generator; neither is seed 0."""
         if generator is None:

@@ -9,6 +9,10 @@ z_i is still a draw from the prior N(0, I) while the lines stay in one neighbour
 posterior mean of the theme text. For zh, each poem line is a couplet of two sampled clauses, and every clause of a
 poem is decoded with the same length (5 or 7 characters, 五言 or 七言, drawn with the seed): a verse form imposed at
 decoding time. The raw, unconstrained shape of the model's samples is measured in ``eval_text``.
+
+Group sessions breed poems as genomes of line latents (`genmodels.breeding`): `fresh_latents` draws a new poem's
+(L, D) rows as `sample` does, `verse_form` draws its zh clause length, and `decode_poems` decodes N such genomes in
+one batch without resampling any row.
 """
 
 from __future__ import annotations
@@ -92,6 +96,88 @@ class PoemModel:
     def _text(self, ids: list[int]) -> str:
         return detokenize(self.tok, ids, self.lang)
 
+    # ---- the pieces of a poem's draw, shared by `sample` and the group sessions' `fresh_latents` ----
+
+    @property
+    def _rows_per_line(self) -> int:
+        """Decoded rows per poem line: 2 for zh (a couplet of two clauses), 1 for en."""
+        return 2 if self.lang == "zh" else 1
+
+    def _centre(self, g: torch.Generator, theme: str | None) -> tuple[torch.Tensor, float]:
+        """(c (D,), a): a poem's centre and spread. A theme's posterior mean with THEME_SPREAD (no draw), else one
+        draw from the preference (or N(0, I)) with LINE_SPREAD."""
+        if theme is not None:
+            return self.encode(theme), THEME_SPREAD
+        if self.preference is not None:
+            return self.preference.sample(1, g)[0], LINE_SPREAD
+        return torch.randn(self.model.cfg.latent_dim, generator=g), LINE_SPREAD
+
+    def _spread(self, centre: torch.Tensor, spread: float, n: int, g: torch.Generator) -> torch.Tensor:
+        """n line latents (n, D) around ``centre``: z_i = sqrt(1 - a) c + sqrt(a) e_i, e_i ~ N(0, I) from g."""
+        eps = torch.randn(n, self.model.cfg.latent_dim, generator=g)  # (n, D)
+        return math.sqrt(1 - spread) * centre + math.sqrt(spread) * eps
+
+    def verse_form(self, generator: torch.Generator) -> int | None:
+        """The zh clause length (5 or 7, 五言 or 七言) drawn from ``generator`` as `sample` draws it (one uniform
+        draw); None, drawing nothing, for en and for a zh model whose card says fewer than 80 % of its training
+        clauses had 5 or 7 characters."""
+        if self.lang == "zh" and self.card.get("line_shape", {}).get("share_5or7", 1.0) >= 0.8:
+            return ZH_FORMS[1] if float(torch.rand((), generator=generator)) < ZH_SEVEN_P else ZH_FORMS[0]
+        return None
+
+    @torch.no_grad()
+    def fresh_latents(self, generator: torch.Generator, lines: int = 4, theme: str | None = None) -> torch.Tensor:
+        """A new poem's line latents (L, D), L = ``lines`` (en) or 2·``lines`` (zh, two clauses a line), drawn as
+        `sample` draws its first attempt: the centre (``theme``'s posterior mean, else the preference or N(0, I)),
+        then L Gaussian offsets. Unlike `sample`, no verse form is drawn in between (see `verse_form`). A group
+        session's newcomer genome (`genmodels.breeding`)."""
+        if not 1 <= int(lines) <= MAX_LINES:
+            raise ValueError(f"A poem can have 1 to {MAX_LINES} lines.")
+        centre, spread = self._centre(generator, theme)
+        return self._spread(centre, spread, int(lines) * self._rows_per_line, generator)  # (L, D)
+
+    @torch.no_grad()
+    def decode_poems(self, latents: torch.Tensor, *, generator: torch.Generator, temperature: float = 0.9,
+                     top_p: float = 0.9, form: int | None = None) -> list[PoemOutput]:
+        """Decode N poems from explicit line latents ``latents`` (N, L, D): one per row, nothing resampled.
+
+        All N·L rows go through the decoder in one batched `TextVAE.sample` call, then the rows that came out empty
+        are decoded once more in a second batched call (a row still empty stays an empty line, so lines and latent
+        rows stay aligned). zh: L must be even; clauses 2j and 2j+1 become the line "a，b。", and ``form`` (5, 7 or
+        None, see `verse_form`) fixes every clause's length. Deterministic given the generator state. Each output's
+        ``latents`` are its poem's rows (L, D) and its ``seed`` is None.
+        """
+        if not 0 < top_p <= 1:
+            raise ValueError("top_p must be in (0, 1].")
+        if form is not None and form not in ZH_FORMS:
+            raise ValueError(f"form must be one of {ZH_FORMS} or None; got {form!r}.")
+        temperature = min(max(float(temperature), 0.0), 2.0)
+        D, per_line = self.model.cfg.latent_dim, self._rows_per_line
+        latents = torch.as_tensor(latents).detach().float().cpu()
+        if latents.ndim != 3 or latents.shape[2] != D or latents.shape[1] < 1 or latents.shape[1] % per_line:
+            rows = "an even number of" if per_line == 2 else "at least one"
+            raise ValueError(f"latents must have shape (N, L, {D}) with {rows} rows L per poem; "
+                             f"got {tuple(latents.shape)}.")
+        N, L, _ = latents.shape
+        flat = latents.reshape(N * L, D)  # (N·L, D), poem-major
+        texts = [self._text(ids).strip() for ids in
+                 self.model.sample(flat.to(self.device), temperature=temperature, top_p=top_p, generator=generator,
+                                   length=form)]
+        empty = [i for i, text in enumerate(texts) if not text]
+        if empty:
+            again = self.model.sample(flat[empty].to(self.device), temperature=temperature, top_p=top_p,
+                                      generator=generator, length=form)
+            for i, ids in zip(empty, again):
+                texts[i] = self._text(ids).strip()
+        outputs = []
+        for k in range(N):
+            rows = texts[k * L:(k + 1) * L]
+            poem = [f"{a}，{b}。" for a, b in zip(rows[0::2], rows[1::2])] if per_line == 2 else rows
+            params = {"lang": self.lang, "lines": L // per_line, "temperature": temperature, "top_p": top_p,
+                      "form": form}
+            outputs.append(PoemOutput("\n".join(poem), poem, latents[k].clone(), None, self.version, params))
+        return outputs
+
     @torch.no_grad()
     def sample(self, seed: int | None = None, lines: int = 4, temperature: float = 0.9, top_p: float = 0.9,
                theme: str | None = None, *, generator: torch.Generator | None = None) -> PoemOutput:
@@ -104,22 +190,14 @@ class PoemModel:
         temperature = min(max(float(temperature), 0.0), 2.0)
         g = generator_for(None if seed is None else int(seed), generator)
         D = self.model.cfg.latent_dim
-        per_line = 2 if self.lang == "zh" else 1
-        n = lines * per_line
-        if theme is not None:
-            centre, spread = self.encode(theme), THEME_SPREAD
-        else:
-            centre = self.preference.sample(1, g)[0] if self.preference is not None else torch.randn(D, generator=g)
-            spread = LINE_SPREAD
-        form = None
-        if self.lang == "zh" and self.card.get("line_shape", {}).get("share_5or7", 1.0) >= 0.8:
-            form = ZH_FORMS[1] if float(torch.rand((), generator=g)) < ZH_SEVEN_P else ZH_FORMS[0]
+        n = lines * self._rows_per_line
+        centre, spread = self._centre(g, theme)
+        form = self.verse_form(g)
         out: list[str] = []
         rows: list[torch.Tensor] = []  # the latent each kept line was decoded from
         seen: set[str] = set()
         for attempt in range(4):  # resample lines that are empty or repeat an earlier line
-            eps = torch.randn(n, D, generator=g)
-            z = math.sqrt(1 - spread) * centre + math.sqrt(spread) * eps  # (n, D)
+            z = self._spread(centre, spread, n, g)  # (n, D)
             decoded = self.model.sample(z.to(self.device), temperature=temperature, top_p=top_p, generator=g,
                                         length=form)
             for ids, zi in zip(decoded, z):
