@@ -14,7 +14,10 @@ this list:
 * `.results`: results, the reactions on their messages, votes, button signals, and the feedback a fine-tune
   reads; also why reactions are stored as the rows present on a message;
 * `.registry`: model versions and trainer runs;
-* `.reports`: counts, like rates, member stats, favourites, the CSV export and the integrity check.
+* `.reports`: counts, like rates, member stats, favourites, the CSV export and the integrity check;
+* `.sessions`: group sessions (`SessionRow`, `RoundRow`, `CandidateRow`, `SeedRow`, `Tally`, `VoteResult`,
+  `SessionBusy`): their rounds, candidates' genomes, approval votes, seeds and credits, and how a restart
+  never breeds a round twice.
 
 Import from here (``from genmodels.feedback.store import FeedbackStore, VoteConfig``): every name below is
 part of the interface, wherever it is defined.
@@ -28,6 +31,19 @@ from .reports import EXPORT_COLUMNS, ReportsMixin
 from .results import KINDS, ResultsMixin
 from .rows import SIGNAL_KINDS, FeedbackItem, ResultRow, StoreError, VoteConfig, normalise_emoji
 from .schema import MIGRATIONS, SCHEMA_VERSION, migrate
+from .sessions import (
+    ACTIVE_STATUSES,
+    END_STATUSES,
+    SESSION_KINDS,
+    CandidateRow,
+    RoundRow,
+    SeedRow,
+    SessionBusy,
+    SessionRow,
+    SessionsMixin,
+    Tally,
+    VoteResult,
+)
 
 # Helpers that were top-level names of this module before it became a package; still importable from here.
 from .connection import _completes  # noqa: F401
@@ -46,26 +62,36 @@ from .rows import (  # noqa: F401
 from .schema import _statements, _user_version  # noqa: F401
 
 __all__ = [
+    "ACTIVE_STATUSES",
     "BUSY_TIMEOUT_MS",
+    "END_STATUSES",
     "EXPORT_COLUMNS",
     "KINDS",
     "MIGRATIONS",
     "RUN_OUTCOMES",
     "SCHEMA_VERSION",
+    "SESSION_KINDS",
     "SIGNAL_KINDS",
     "VERSION_STATUSES",
+    "CandidateRow",
     "FeedbackItem",
     "FeedbackStore",
     "ResultRow",
+    "RoundRow",
+    "SeedRow",
+    "SessionBusy",
+    "SessionRow",
     "StoreError",
+    "Tally",
     "VoteConfig",
+    "VoteResult",
     "migrate",
     "normalise_emoji",
 ]
 
 
-class FeedbackStore(ResultsMixin, RegistryMixin, ReportsMixin, StoreBase):
-    """Results, reactions, button signals, model versions and trainer runs in one SQLite file.
+class FeedbackStore(ResultsMixin, RegistryMixin, ReportsMixin, SessionsMixin, StoreBase):
+    """Results, reactions, button signals, model versions, trainer runs and group sessions in one SQLite file.
 
     Open with ``await FeedbackStore.open(path)`` (or ``async with await FeedbackStore.open(path) as store``).
     One instance per process is the intended use; several instances (or processes) on one file are safe, as

@@ -4,7 +4,8 @@ Rows are plain data (ints, strings, numpy arrays). Ids are Python ints: Discord 
 64-bit INTEGER.
 
 A latent is kept as two columns: its float32 values, little-endian and row-major, in a BLOB (``latent``), and
-its shape as JSON (``latent_shape``); it comes back as a float32 array of that shape. Lists and dicts
+its shape as JSON (``latent_shape``); it comes back as a float32 array of that shape. A result's latent is
+(n, d); a group session's genome keeps its own shape ((nz,) for an image, (L, D) for a poem). Lists and dicts
 (``params``, ``parents``, a run's ``detail``, a version's ``metrics``) are JSON text.
 
 `_RESULT_SELECT` and `_ITEMS` are the SQL that the query modules share: the columns `_result_row` reads, and
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-SIGNAL_KINDS = ("variation", "reroll")
+SIGNAL_KINDS = ("variation", "reroll", "session")
 
 _LATENT_DTYPE = np.dtype("<f4")
 
@@ -45,6 +46,7 @@ class VoteConfig:
     negative: tuple[str, ...] = ("👎",)
     variation_weight: float = 0.3
     reroll_weight: float = -0.3
+    session_weight: float = 0.5  # an approval vote in a group session: weaker than a reaction (±1)
 
     def __post_init__(self) -> None:
         both = {normalise_emoji(e) for e in self.positive} & {normalise_emoji(e) for e in self.negative}
@@ -63,7 +65,11 @@ class VoteConfig:
     def signal_weight(self, kind: str) -> float:
         if kind not in SIGNAL_KINDS:
             raise ValueError(f"signal kind must be one of {SIGNAL_KINDS}, not {kind!r}")
-        return self.variation_weight if kind == "variation" else self.reroll_weight
+        return {
+            "variation": self.variation_weight,
+            "reroll": self.reroll_weight,
+            "session": self.session_weight,
+        }[kind]
 
 
 @dataclass
@@ -93,7 +99,7 @@ class FeedbackItem:
     result_id: int
     user_id: int
     value: float
-    source: str  # 'vote' | 'variation' | 'reroll'
+    source: str  # 'vote' | 'variation' | 'reroll' | 'session'
     model_version: str
     seed: int | None
     latent: np.ndarray | None
@@ -116,13 +122,17 @@ _ITEMS = """
 """
 
 
-def _dump_latent(latent: np.ndarray | None) -> tuple[bytes | None, str | None]:
+def _dump_latent(latent: np.ndarray | None, ndim: int | None = 2) -> tuple[bytes | None, str | None]:
+    """A latent as (blob, shape JSON). ``ndim``: the number of dimensions it must have (a result's latent is
+    (n, d)); None takes any shape of at least one dimension (a group session's genome: (nz,) or (L, D))."""
     if latent is None:
         return None, None
-    array = np.ascontiguousarray(latent, dtype=_LATENT_DTYPE)
-    if array.ndim != 2:
-        raise ValueError(f"latent must have shape (n, d), got {array.shape}")
-    return array.tobytes(), json.dumps(array.shape)
+    array = np.asarray(latent, dtype=_LATENT_DTYPE)  # (ascontiguousarray would make a scalar 1-D)
+    if ndim is not None and array.ndim != ndim:
+        raise ValueError(f"latent must have {ndim} dimensions, got shape {array.shape}")
+    if array.ndim < 1:
+        raise ValueError("latent must have at least one dimension, got a scalar")
+    return np.ascontiguousarray(array).tobytes(), json.dumps(array.shape)
 
 
 def _load_latent(blob: bytes | None, shape: str | None) -> np.ndarray | None:

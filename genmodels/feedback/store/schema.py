@@ -6,7 +6,10 @@ its own transaction. A file written by a newer Muse is refused with a `StoreErro
 The tables: ``results`` (one row per posted result, with its latent and parameters), ``reactions`` (the vote
 reactions present on a result's message, one row per result, user and emoji; why, see
 `genmodels.feedback.store.results`), the ``votes`` view (each user's current vote, derived from those rows),
-``signals`` (button presses), ``model_versions`` (at most one 'served' per model) and ``trainer_runs``.
+``signals`` (button presses, and approvals in group sessions), ``model_versions`` (at most one 'served' per
+model) and ``trainer_runs``; and a group session's tables (`genmodels.feedback.store.sessions`): ``sessions``
+(at most one active per channel, and per thread), ``session_rounds``, ``session_candidates`` (each round's
+genomes), ``session_votes`` (approvals, one row per user and choice) and ``session_seeds``.
 """
 
 from __future__ import annotations
@@ -90,6 +93,87 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX results_requester ON results (requester_id);
     CREATE INDEX signals_result ON signals (result_id);
     CREATE INDEX trainer_runs_model ON trainer_runs (model, id);
+    """,
+    # 3: group sessions: their rounds, each round's candidates (genomes), approval votes, and members' seeds.
+    # The UNIQUE constraints are also the indexes of rounds by session, candidates and votes by round, and
+    # seeds by session.
+    """
+    CREATE TABLE sessions (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        guild_id INTEGER,
+        channel_id INTEGER NOT NULL,
+        thread_id INTEGER,
+        starter_id INTEGER NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('image', 'poem')),
+        model TEXT NOT NULL,
+        params TEXT NOT NULL DEFAULT '{}',
+        rounds INTEGER NOT NULL,
+        round_seconds REAL NOT NULL,
+        candidates INTEGER NOT NULL,
+        seed INTEGER NOT NULL,
+        status TEXT NOT NULL DEFAULT 'running',
+        current_round INTEGER NOT NULL DEFAULT 0,
+        paused_at REAL,
+        created_at REAL NOT NULL,
+        ended_at REAL,
+        end_reason TEXT,
+        final_message_id INTEGER
+    );
+    CREATE UNIQUE INDEX sessions_one_active_per_channel ON sessions (channel_id)
+        WHERE status IN ('running', 'paused');
+    CREATE UNIQUE INDEX sessions_one_active_per_thread ON sessions (thread_id)
+        WHERE status IN ('running', 'paused');
+    CREATE INDEX sessions_status ON sessions (status, guild_id);
+    CREATE TABLE session_rounds (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        session_id INTEGER NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+        number INTEGER NOT NULL,
+        status TEXT NOT NULL DEFAULT 'open',
+        message_id INTEGER,
+        opened_at REAL NOT NULL,
+        deadline REAL NOT NULL,
+        extended INTEGER NOT NULL DEFAULT 0,
+        closed_at REAL,
+        close_reason TEXT,
+        model_version TEXT,
+        UNIQUE (session_id, number)
+    );
+    CREATE TABLE session_candidates (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        round_id INTEGER NOT NULL REFERENCES session_rounds (id) ON DELETE CASCADE,
+        idx INTEGER NOT NULL,
+        op TEXT NOT NULL,
+        parents TEXT NOT NULL DEFAULT '[]',
+        t REAL,
+        mutation REAL NOT NULL DEFAULT 0,
+        latent BLOB NOT NULL,
+        latent_shape TEXT NOT NULL,
+        content TEXT,
+        result_id INTEGER REFERENCES results (id),
+        seeded_by INTEGER,
+        UNIQUE (round_id, idx)
+    );
+    CREATE TABLE session_votes (
+        round_id INTEGER NOT NULL REFERENCES session_rounds (id) ON DELETE CASCADE,
+        user_id INTEGER NOT NULL,
+        choice INTEGER NOT NULL,
+        name TEXT NOT NULL DEFAULT '',
+        voted_at REAL NOT NULL,
+        PRIMARY KEY (round_id, user_id, choice)
+    );
+    CREATE TABLE session_seeds (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        session_id INTEGER NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+        round_number INTEGER NOT NULL,
+        user_id INTEGER NOT NULL,
+        name TEXT NOT NULL DEFAULT '',
+        latent BLOB NOT NULL,
+        latent_shape TEXT NOT NULL,
+        content TEXT,
+        result_id INTEGER,
+        created_at REAL NOT NULL,
+        UNIQUE (session_id, round_number, user_id)
+    );
     """,
 )
 
