@@ -102,6 +102,7 @@ class FakeDiscord:
         self.port = 0
         self.old_base = discord.http.Route.BASE
         self.faults: list[Fault] = []  # answers to give instead of the usual ones (see `fail`)
+        self.threads: dict[int, int] = {}  # threads opened through the fake: id -> parent channel id
 
     # ---- lifecycle ------------------------------------------------------------------------------------------
 
@@ -280,6 +281,23 @@ class FakeDiscord:
             cid = int(p.split("/")[-1])
             return self._json({"id": str(cid), "type": 0, "guild_id": str(GUILD_ID), "name": "muse-reports",
                                "position": 0, "permission_overwrites": [], "nsfw": False, "parent_id": None})
+        if "/threads" in p and r.method == "POST":  # a thread, from a message or standalone
+            parts = p.split("/")
+            parent = int(parts[parts.index("channels") + 1])
+            tid = discord.utils.time_snowflake(discord.utils.utcnow()) + next(self._ids)
+            self.threads[tid] = parent
+            return self._json({"id": str(tid), "type": 11, "guild_id": str(GUILD_ID), "parent_id": str(parent),
+                               "owner_id": str(BOT_ID), "name": (r.json or {}).get("name", "thread"),
+                               "last_message_id": None, "rate_limit_per_user": 0, "message_count": 0,
+                               "member_count": 1, "flags": 0,
+                               "thread_metadata": {"archived": False, "auto_archive_duration": 1440, "locked": False,
+                                                   "archive_timestamp": discord.utils.utcnow().isoformat()}})
+        if "/channels/" in p and "/messages/" in p and r.method == "PATCH":  # an edit of a channel message
+            parts = p.split("/")
+            return self._json(self._message(r.json if isinstance(r.json, dict) else {}, int(parts[-3]),
+                                            mid=int(parts[-1])))
+        if "/channels/" in p and "/messages/" in p and r.method == "DELETE":
+            return web.Response(status=204)
         if "/commands" in p and r.method == "PUT":
             out = []
             for i, c in enumerate(r.json or []):
@@ -299,23 +317,28 @@ class Payloads:
         self.user_id, self.guild, self.locale, self.permissions = user_id, guild, locale, permissions
 
     def _base(self, itype: int, data: dict, *, guild: bool | None = None, locale: str | None = None,
-              user_id: int | None = None, message: dict | None = None) -> dict:
+              user_id: int | None = None, message: dict | None = None, channel_id: int | None = None,
+              permissions: str | None = None, app_permissions: str | None = None, bot: bool = False) -> dict:
+        """``channel_id``: a guild channel other than the default one; ``permissions`` / ``app_permissions``: the
+        member's and the bot's (all by default); ``bot``: the user is a bot."""
         guild = self.guild if guild is None else guild
         uid = user_id or self.user_id
+        cid = channel_id or CHANNEL_ID
         # a fresh snowflake per interaction: discord.py computes the token's expiry from it
         iid = discord.utils.time_snowflake(discord.utils.utcnow()) + next(_UNIQUE)
         p = {
             "id": str(iid), "application_id": str(APP_ID), "type": itype, "token": f"tok-{iid}", "version": 1,
-            "data": data, "locale": locale or self.locale, "app_permissions": ALL_PERMISSIONS, "entitlements": [],
+            "data": data, "locale": locale or self.locale, "app_permissions": app_permissions or ALL_PERMISSIONS,
+            "entitlements": [],
             "attachment_size_limit": 25 * 1024 * 1024, "authorizing_integration_owners": {"0": str(GUILD_ID)},
         }
-        user = _user(uid, f"user{uid % 1000}")
+        user = _user(uid, f"user{uid % 1000}", bot=bot)
         if guild:
-            p.update(guild_id=str(GUILD_ID), guild_locale="en-US", channel_id=str(CHANNEL_ID), context=0,
-                     channel={"id": str(CHANNEL_ID), "type": 0, "guild_id": str(GUILD_ID), "name": "muse",
+            p.update(guild_id=str(GUILD_ID), guild_locale="en-US", channel_id=str(cid), context=0,
+                     channel={"id": str(cid), "type": 0, "guild_id": str(GUILD_ID), "name": "muse",
                               "position": 0, "permission_overwrites": [], "nsfw": False, "parent_id": None},
                      member={"user": user, "roles": [], "joined_at": "2025-01-01T00:00:00+00:00", "deaf": False,
-                             "mute": False, "permissions": self.permissions, "flags": 0})
+                             "mute": False, "permissions": permissions or self.permissions, "flags": 0})
         else:
             p.update(channel_id=str(DM_CHANNEL_ID), context=1, user=user,
                      channel={"id": str(DM_CHANNEL_ID), "type": 1, "recipients": [user]})

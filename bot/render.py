@@ -15,7 +15,7 @@ import math
 import re
 import zlib
 
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 
 from genmodels.latents import Generation
 
@@ -46,6 +46,27 @@ def grid_png(images: list[Image.Image], cell_px: int = 256, cols: int | None = N
     return _png(out)
 
 
+def numbered_grid_png(images: list[Image.Image], cell_px: int = 256, cols: int | None = None,
+                      labels: list[str] | None = None) -> bytes:
+    """A grid like `grid_png` with a number badge in each cell's top-left corner ("1", "2", ... by default): what a
+    group session's members vote on by number."""
+    n = len(images)
+    cols = cols or (2 if n == 4 else n if n <= 3 else math.ceil(math.sqrt(n)))
+    labels = labels or [str(i + 1) for i in range(n)]
+    canvas = Image.open(io.BytesIO(grid_png(images, cell_px, cols))).convert("RGBA")
+    draw = ImageDraw.Draw(canvas)
+    size = max(12, cell_px // 8)
+    font = ImageFont.load_default(size=size)
+    for i, label in enumerate(labels):
+        x, y = (i % cols) * cell_px + size // 2, (i // cols) * cell_px + size // 2
+        box = draw.textbbox((x, y), label, font=font)
+        pad = size // 5
+        draw.rounded_rectangle((box[0] - pad, box[1] - pad, box[2] + pad, box[3] + pad), radius=pad * 2,
+                               fill=(32, 34, 37, 220))
+        draw.text((x, y), label, font=font, fill=(255, 255, 255, 255))
+    return _png(canvas)
+
+
 def _png(im: Image.Image) -> bytes:
     buf = io.BytesIO()
     # Upscaled flat art is runs of repeated pixels: zlib's run-length strategy makes files ~17% smaller than the
@@ -59,10 +80,12 @@ def strip_png(frames: list[Image.Image], cell_px: int = 128) -> bytes:
     return grid_png(frames, cell_px, cols=len(frames))
 
 
-def morph_gif(frames: list[Image.Image], cell_px: int = 256, duration_ms: int = 120) -> bytes:
-    """A looping ping-pong GIF with binary transparency (GIF has no partial alpha)."""
+def morph_gif(frames: list[Image.Image], cell_px: int = 256, duration_ms: int | list[int] = 120,
+              bounce: bool = True) -> bytes:
+    """A looping GIF with binary transparency (GIF has no partial alpha): ping-pong when ``bounce``, else once
+    through and back to the start. ``duration_ms`` is one duration, or one per frame (``bounce`` False)."""
     seq = [upscale(f, cell_px) for f in frames]
-    if len(seq) > 2:
+    if bounce and len(seq) > 2:
         seq = seq + seq[-2:0:-1]
     buf = io.BytesIO()
     seq[0].save(buf, "GIF", save_all=True, append_images=seq[1:], duration=duration_ms, loop=0, disposal=2)

@@ -18,6 +18,7 @@ from pathlib import Path
 import typing
 from typing import Any, Mapping
 
+from genmodels.breeding import BreedConfig
 from genmodels.engine import EngineConfig
 from genmodels.feedback.store import VoteConfig
 from genmodels.feedback.trainer import TrainerConfig
@@ -63,6 +64,19 @@ class LimitSettings:
 
 
 @dataclass
+class SessionSettings:
+    """[sessions]: group creative sessions (``/session``), the channel's policy; breeding itself is [breeding]."""
+
+    enabled: bool = True  # false: /session answers that sessions are switched off here
+    per_guild: int = 2  # sessions running at once in one server; 0 = no limit (one per channel always)
+    quorum: int = 10  # a round closes as soon as this many members have voted; 0 = only at its deadline
+    extend_below: int = 2  # at the deadline, a round with fewer voters than this is extended once, by half a round
+    idle_minutes: float = 30.0  # a paused session (a round nobody voted in) ends after this long without a vote
+    threads: bool = True  # open a thread per session (the channel is used where threads are not allowed)
+    time_scale: float = 1.0  # multiplies every session duration: tests and benchmarks compress time with it
+
+
+@dataclass
 class TrainerSettings(TrainerConfig):
     """[trainer]: the trainer's own config, plus whether the bot runs it and where it reports.
 
@@ -84,6 +98,8 @@ class Settings:
     limits: LimitSettings = field(default_factory=LimitSettings)
     feedback: VoteConfig = field(default_factory=VoteConfig)
     trainer: TrainerSettings = field(default_factory=TrainerSettings)
+    sessions: SessionSettings = field(default_factory=SessionSettings)
+    breeding: BreedConfig = field(default_factory=BreedConfig)
     sources: list[str] = field(default_factory=list)  # where the values came from, for `muse run` to print
 
     def to_dict(self) -> dict[str, Any]:
@@ -94,11 +110,12 @@ class Settings:
 # Fields of the library's configs that are not settings: the trainer follows the engine (`for_engine`) and the
 # environment ($MUSE_DATA_DIR); the fine-tune recipe, the stop grace and the unbatched mode are for code and
 # benchmarks, not for a config file.
-NOT_KEYS: dict[str, tuple[str, ...]] = {"engine": ("batching",),
+NOT_KEYS: dict[str, tuple[str, ...]] = {"engine": ("batching",), "sessions": ("time_scale",),
                                        "trainer": ("models_dir", "data_dir", "device", "stop_grace", "finetune")}
 
 SECTIONS: dict[str, type] = {"discord": DiscordSettings, "engine": EngineConfig, "database": DatabaseSettings,
-                             "limits": LimitSettings, "feedback": VoteConfig, "trainer": TrainerSettings}
+                             "limits": LimitSettings, "feedback": VoteConfig, "trainer": TrainerSettings,
+                             "sessions": SessionSettings, "breeding": BreedConfig}
 
 
 def section_keys(section: str) -> dict[str, Any]:
@@ -206,7 +223,12 @@ def load_settings(user_file: str | os.PathLike | None = None, env: Mapping[str, 
     sections = {}
     for sec, vals in base.items():
         keys = section_keys(sec)
-        sections[sec] = SECTIONS[sec](**{k: _coerce(v, keys[k], f"{sec}.{k}") for k, v in vals.items()})
+        try:
+            sections[sec] = SECTIONS[sec](**{k: _coerce(v, keys[k], f"{sec}.{k}") for k, v in vals.items()})
+        except SettingsError:
+            raise
+        except ValueError as e:  # a library config that checks itself (BreedConfig): say it in the settings' words
+            raise SettingsError(f"[{sec}]: {e}") from None
     s = Settings(**sections, sources=sources)
     _validate(s)
     return s
@@ -227,6 +249,20 @@ def _validate(s: Settings) -> None:
         raise SettingsError(f"feedback.positive and feedback.negative share {both}; an emoji can only be one of them.")
     if not (-1 <= fb.variation_weight <= 1 and -1 <= fb.reroll_weight <= 1):
         raise SettingsError("feedback.variation_weight and feedback.reroll_weight must be between -1 and 1.")
+    if not -1 <= fb.session_weight <= 1:
+        raise SettingsError("feedback.session_weight must be between -1 and 1.")
+    ss, br = s.sessions, s.breeding
+    if ss.per_guild < 0 or ss.quorum < 0 or ss.extend_below < 0:
+        raise SettingsError("sessions.per_guild, sessions.quorum and sessions.extend_below must not be negative.")
+    if ss.idle_minutes <= 0 or ss.time_scale <= 0:
+        raise SettingsError("sessions.idle_minutes must be more than 0.")
+    if not 1 <= br.parents <= 9 or br.fresh < 0 or br.max_seeds < 0:
+        raise SettingsError("breeding.parents must be between 1 and 9, breeding.fresh and breeding.max_seeds not "
+                            "negative.")
+    if not 0 <= br.t_low <= 0.5:
+        raise SettingsError("breeding.t_low must be between 0 and 0.5.")
+    if not (0 <= br.mutation_end <= 1 and 0 <= br.mutation_start <= 1):
+        raise SettingsError("breeding.mutation_start and breeding.mutation_end must be between 0 and 1.")
     if s.database.retry_seconds <= 0:
         raise SettingsError("database.retry_seconds must be more than 0.")
     tr = s.trainer

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from pathlib import Path
 
 from bench.fakediscord import APP_ID, FakeDiscord, Payloads, started_bot
@@ -15,9 +16,16 @@ def make_settings(models: Path, **overrides):
     one (see `started_bot`) unless a test names a path (to share it across a restart, or to look into it)."""
     o = {"discord": {"application_id": APP_ID, "test_guild": 0}, "engine": {"models_dir": str(models)},
          "limits": {"cooldown_rate": 50}, "trainer": {"enabled": False}}
+    scale = None
     for section, values in overrides.items():
+        values = dict(values)
+        if section == "sessions":  # compressed time: not a key of the settings files, a knob for tests
+            scale = values.pop("time_scale", None)
         o.setdefault(section, {}).update(values)
-    return load_settings(env={}, overrides=o)
+    settings = load_settings(env={}, overrides=o)
+    if scale is not None:
+        settings = dataclasses.replace(settings, sessions=dataclasses.replace(settings.sessions, time_scale=scale))
+    return settings
 
 
 @contextlib.asynccontextmanager

@@ -87,7 +87,7 @@ def test_sync_registers_globally_or_in_a_guild(bot_models: Path, caplog):
 
     with caplog.at_level(logging.DEBUG):
         n_global, n_guild, puts = run(main_())
-    assert n_global == n_guild == 6  # image, poem, interpolate, muse and the two message menus
+    assert n_global == n_guild == 7  # image, poem, interpolate, muse, session and the two message menus
     assert puts[0].path.endswith(f"/applications/{APP_ID}/commands")
     assert puts[1].path.endswith(f"/applications/{APP_ID}/guilds/{GUILD_ID}/commands")
     assert "a-secret-token" not in caplog.text
