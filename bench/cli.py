@@ -3,6 +3,8 @@
     muse bench train [--steps N] [--device auto|cpu|cuda]        the training loops' throughput
     muse bench feedback [--kind image|poem] [--rater MODULE:FN]   a simulated community fine-tuning a model
     muse bench serve [--requests N] [--count N]                   /image through discord.py and a fake Discord
+    muse bench session [--kind image|poem] [--lang en|zh] [--voters N] [--rounds N] [--candidates N]
+                                                                  a group session voted through to its winner
 
 `add_commands` adds ``bench`` to the sub-commands of a `muse` parser (see `genmodels.cli.build_parser`); the
 package declares it as a ``muse.commands`` entry point, which is how `bot.cli` finds it without importing
@@ -27,12 +29,19 @@ def cmd_bench(args) -> int:
 
         if args.data:
             os.environ["MUSE_DATA_DIR"] = args.data
-        result = bench_feedback(args.kind, args.rater, args.rounds, args.per_round, lang=args.lang, seed=args.seed,
+        rounds = 5 if args.rounds is None else args.rounds
+        result = bench_feedback(args.kind, args.rater, rounds, args.per_round, lang=args.lang, seed=args.seed,
                                 models=args.models, threads=args.threads, steps=args.steps, sheet=args.sheet)
     elif args.what == "serve":
         from .serve import run as bench_serve
 
         result = bench_serve(requests=args.requests, count=args.count, models=args.models)
+    elif args.what == "session":
+        from .session import run as bench_session
+
+        rounds = 3 if args.rounds is None else args.rounds
+        result = bench_session(kind=args.kind, lang=args.lang, voters=args.voters, rounds=rounds,
+                               candidates=args.candidates, models=args.models, seed=args.seed)
     else:
         from .train import run as bench_train
 
@@ -43,24 +52,28 @@ def cmd_bench(args) -> int:
 
 
 def add_commands(sub) -> None:
-    """Add ``bench train|feedback|serve`` to ``sub`` (what ``ArgumentParser.add_subparsers()`` returned)."""
+    """Add ``bench train|feedback|serve|session`` to ``sub`` (what ``ArgumentParser.add_subparsers()`` returned)."""
     sp = sub.add_parser("bench", help="benchmarks that print JSON")
-    sp.add_argument("what", choices=["train", "feedback", "serve"])
+    sp.add_argument("what", choices=["train", "feedback", "serve", "session"])
     sp.add_argument("--json", action="store_true")
     sp.add_argument("--steps", type=int, help="train: timed steps per loop (30); feedback: fine-tune steps")
     sp.add_argument("--device", default="auto")
     sp.add_argument("--data")
     sp.add_argument("--models", help="models folder (default: $MUSE_MODELS_DIR, then the shipped weights)")
-    sp.add_argument("--kind", choices=["image", "poem"], default="image", help="feedback: what the community rates")
+    sp.add_argument("--kind", choices=["image", "poem"], default="image",
+                    help="feedback: what the community rates; session: what the session breeds")
     sp.add_argument("--rater", default="bench.raters:warm_colours", help="feedback: MODULE:FUNCTION, the taste")
-    sp.add_argument("--rounds", type=int, default=5, help="feedback: fine-tune rounds")
+    sp.add_argument("--rounds", type=int, help="feedback: fine-tune rounds (5); session: rounds of the session (3)")
     sp.add_argument("--per-round", type=int, default=64, help="feedback: results rated per round")
-    sp.add_argument("--lang", choices=core_cli.LANGS, default="en", help="feedback: poem language")
-    sp.add_argument("--seed", type=int, default=0, help="feedback: seed of the simulated community")
+    sp.add_argument("--lang", choices=core_cli.LANGS, default="en", help="feedback, session: poem language")
+    sp.add_argument("--seed", type=int, default=0,
+                    help="feedback, session: seed of the simulated community (session: also the session's seed)")
     sp.add_argument("--threads", type=int, default=1, help="feedback: torch threads (engine and trainer)")
     sp.add_argument("--sheet", help="feedback --kind image: write a before/after sample sheet (PNG) here")
     sp.add_argument("--requests", type=int, default=64, help="serve: concurrent /image interactions")
     sp.add_argument("--count", type=int, default=4, help="serve: images per request")
+    sp.add_argument("--voters", type=int, default=50, help="session: simulated members voting in each round")
+    sp.add_argument("--candidates", type=int, default=9, help="session: candidates per round (4-9)")
     sp.set_defaults(func=cmd_bench)
 
 

@@ -245,8 +245,9 @@ MESSAGES: dict[str, dict[str, str]] = {
     "session_mutation": {EN: "Children of round {prev}'s top votes, mutation {m:.2f}.",
                          ZH: "第 {prev} 轮高票候选的后代，变异强度 {m:.2f}。"},
     "session_end_title": {EN: "🏆 {what}: the winner", ZH: "🏆 {what}：获胜者"},
-    "session_end_none": {EN: "🏁 {what}: the session ended before anyone voted, so there is no winner.",
-                         ZH: "🏁 {what}：还没有人投票创作就结束了，所以没有获胜者。"},
+    "session_end_none": {EN: "🏁 {what}: the session ended without a winner (nobody voted for a candidate in its "
+                             "last round).",
+                         ZH: "🏁 {what}：创作结束了，但没有获胜者（最后一轮没有人给任何候选投票）。"},
     "session_end_finished": {EN: "After {rounds} rounds, the group chose this.", ZH: "经过 {rounds} 轮，大家选出了它。"},
     "session_end_stopped": {EN: "Stopped by {by} in round {round}.", ZH: "{by} 在第 {round} 轮停止了创作。"},
     "session_end_abandoned": {EN: "Nobody voted for {minutes:g} minutes, so the session ended in round {round}.",

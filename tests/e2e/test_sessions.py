@@ -28,10 +28,13 @@ OTHER_CHANNEL = 1100000000000000077
 
 
 def is_round_post(rec, number: int | None = None) -> bool:
+    """A round as posted: a channel message with vote buttons and the session's provenance in its footer."""
     if rec.method != "POST" or "/channels/" not in rec.path or not rec.path.endswith("/messages"):
         return False
-    content = (rec.json or {}).get("content") or ""
-    return content.startswith(f"**Round {number} of" if number else "**Round ")
+    if not isinstance(rec.json, dict) or not rec.json.get("components"):
+        return False
+    footer = ((rec.json.get("embeds") or [{}])[0].get("footer") or {}).get("text", "")
+    return "kind=session" in footer and (number is None or f"round={number} " in footer + " ")
 
 
 def is_final(rec) -> bool:
@@ -41,6 +44,8 @@ def is_final(rec) -> bool:
 
 async def start(fake, bot, P, options: dict | None = None, **kw):
     opts = {"kind": "image", "theme": "circles", "rounds": 2, "candidates": 4, **(options or {})}
+    if opts["kind"] == "poem" and opts["theme"] == "circles":
+        del opts["theme"]  # the image default; a poem session here writes about nothing in particular
     return await invoke(fake, bot, P.command("session", opts, sub="start", **kw))
 
 
@@ -102,7 +107,11 @@ def test_an_image_session_from_start_to_winner(bot_models):
             names = [f for f, _ in final.files.values()]
             assert names == ["winner.png", "descent.gif"]
             gif = Image.open(io.BytesIO(final.files["files[1]"][1]))
-            assert gif.n_frames >= 2  # winner and its ancestor, with in-betweens
+            total = 0
+            for i in range(gif.n_frames):  # (the tiny test model draws look-alikes, which GIF merges into one frame)
+                gif.seek(i)
+                total += gif.info["duration"]
+            assert total == 900 + 4 * 90 + 2000  # the ancestor held, four in-betweens, the winner held longer
             fields = {f["name"]: f["value"] for f in final.json["embeds"][0]["fields"]}
             credits = next(v for k, v in fields.items() if k.startswith("Credits"))
             assert f"user{A % 1000}" in credits and f"user{B % 1000}" in credits
@@ -135,5 +144,214 @@ def test_bots_cannot_vote_and_tallies_stay_hidden(bot_models):
             status = await invoke(fake, bot, P.command("session", sub="status"))
             text = body(status)["embeds"][0]["description"]
             assert is_ephemeral(status) and "1 member(s) have voted" in text and "round **1** of 2" in text
+
+    run(go())
+
+
+def is_post(rec, text: str, channel: int | None = None) -> bool:
+    return (rec.method == "POST" and rec.path.endswith("/messages") and isinstance(rec.json, dict)
+            and text in (rec.json.get("content") or "") and (channel is None or f"/channels/{channel}/" in rec.path))
+
+
+def test_a_silent_round_is_extended_then_paused_and_none_of_these_brings_new_blood(bot_models):
+    """Nobody votes: the round gets more time once, then the session pauses instead of breeding at random; a vote
+    resumes it. "None of these" alone rejects the round, so the next one is all new. An idle pause ends it."""
+    async def go():
+        async with harness(bot_models, sessions={"quorum": 0, "time_scale": 0.02, "idle_minutes": 1.0}) as (
+                fake, bot, P):
+            await start(fake, bot, P, {"rounds": 3, "round_seconds": 30})
+            r1 = await round_post(fake, 1)
+            await fake.wait_for(lambda r: is_post(r, "got more time"))
+            (paused,) = await fake.wait_for(lambda r: is_post(r, "session is paused"))
+            assert "<t:" in paused.json["content"]
+            assert (await bot.store.get_session(1)).status == "paused"
+            nothing = await vote(fake, bot, P, r1, "none", A)
+            assert "**none of these**" in body(nothing)["content"]
+            await fake.wait_for(lambda r: is_post(r, "Resumed"))
+            r2 = await round_post(fake, 2)
+            assert "none of these 1" in (await fake.wait_for(
+                lambda r: r.method == "PATCH" and "closed" in ((r.json or {}).get("content") or "")))[0].json["content"]
+            cands = await bot.store.candidates((await bot.store.round_of(1, 2)).id)
+            assert [c.op for c in cands] == ["fresh"] * 4  # the group rejected every candidate
+            assert "new blood" in r2.json["embeds"][0]["fields"][0]["value"]
+            (final,) = await fake.wait_for(lambda r: is_post(r, "without a winner"), timeout=30)
+            s = await bot.store.get_session(1)
+            assert s.status == "abandoned" and s.current_round == 2
+
+    run(go())
+
+
+def test_a_restart_mid_round_keeps_every_vote_and_breeds_once(bot_models, tmp_path):
+    """Muse stops mid-round; while it is down the deadline passes. The new process closes the overdue round at
+    once with the votes cast before the restart, posts round 2 once, and a second timer or resume changes nothing."""
+    db = str(tmp_path / "muse.sqlite3")
+
+    async def go():
+        fake = await FakeDiscord().start()
+        try:
+            async with harness(bot_models, fake=fake, database={"path": db}, sessions={"quorum": 0}) as (_, bot, P):
+                await start(fake, bot, P, {"round_seconds": 30})
+                r1 = await round_post(fake, 1)
+                await vote(fake, bot, P, r1, 1, A)
+                await vote(fake, bot, P, r1, 1, B)
+                await vote(fake, bot, P, r1, 2, B)
+            with sqlite3.connect(db) as con:  # Muse was down past the deadline
+                con.execute("UPDATE session_rounds SET deadline = ?", (time.time() - 5,))
+            async with harness(bot_models, fake=fake, database={"path": db}, sessions={"quorum": 0}) as (_, bot, P):
+                r2 = await round_post(fake, 2)
+                runner = bot.sessions
+                await runner.idle()
+                await asyncio.gather(runner.step(1, "deadline"), runner.step(1, "resume"),
+                                     runner.step(1, "quorum"))  # a double timer, a second resume
+                await runner.idle()
+                assert len([r for r in fake.requests if is_round_post(r, 2)]) == 1
+                rounds = await bot.store.rounds(1)
+                assert [r.number for r in rounds] == [1, 2] and rounds[1].status == "open"
+                assert (await bot.store.tally(rounds[0].id)).votes == [2, 1, 0, 0]
+                assert len(await bot.store.feedback("dcgan")) == 3  # each vote became feedback once
+                ok = await vote(fake, bot, P, r2, 3, A)  # the new round takes votes
+                assert is_ephemeral(ok) and "**3**" in body(ok)["content"]
+        finally:
+            await fake.stop()
+
+    run(go())
+
+
+def test_a_poem_session_in_chinese_stopped_by_its_starter(bot_models):
+    """Poems: numbered stanzas in an embed, in the starter's language. Only the starter (or an admin) may stop the
+    session; the end shows the winning poem, its ancestors and the credits."""
+    async def go():
+        async with harness(bot_models, sessions={"quorum": 2}) as (fake, bot, P):
+            zh = dict(locale="zh-CN")
+            unknown = await start(fake, bot, P, {"kind": "poem", "lang": "zh", "theme": "zzqx"}, **zh)
+            assert is_ephemeral(unknown) and "这段文字用不了" in body(unknown)["content"]
+            poem = {"kind": "poem", "lang": "zh", "rounds": 3, "theme": None}
+            await start(fake, bot, P, {k: v for k, v in poem.items() if v is not None}, **zh)
+            r1 = await round_post(fake, 1)
+            embed = r1.json["embeds"][0]
+            assert "第 1/3 轮" in embed["title"] and r1.json["content"].startswith("**第 1/3 轮**")
+            assert [f["name"] for f in embed["fields"]] == ["1", "2", "3", "4"]
+            assert all(f["value"] for f in embed["fields"])
+            await vote(fake, bot, P, r1, 2, A, **zh)
+            await vote(fake, bot, P, r1, 2, B)
+            r2 = await round_post(fake, 2)
+            names = [f["name"] for f in r2.json["embeds"][0]["fields"]]
+            assert "★" in names[0] and any("×" in n or "来自" in n for n in names[1:])
+            assert r2.json["embeds"][0]["fields"][0]["value"] == embed["fields"][1]["value"]  # the elite, unchanged
+            await vote(fake, bot, P, r2, 3, B)
+            denied = await invoke(fake, bot, P.command("session", sub="stop", user_id=C, permissions="0"))
+            assert is_ephemeral(denied) and "Only the member who started" in body(denied)["content"]
+            stopping = await invoke(fake, bot, P.command("session", sub="stop"))
+            assert is_ephemeral(stopping)
+            (final,) = await fake.wait_for(is_final_zh)
+            fe = final.json["embeds"][0]
+            assert fe["description"].startswith(r2.json["embeds"][0]["fields"][2]["value"].split("\n")[0])
+            assert any(f["name"] == "它的祖先" for f in fe["fields"])
+            await bot.sessions.idle()
+            assert (await bot.store.get_session(2)).status == "stopped"  # 1 is the refused start
+            gone = await invoke(fake, bot, P.command("session", sub="status"))
+            assert "No session is running" in body(gone)["content"]
+
+    run(go())
+
+
+def is_final_zh(rec) -> bool:
+    return (rec.method == "POST" and rec.path.endswith("/messages") and isinstance(rec.json, dict)
+            and any("获胜者" in (e.get("title") or "") for e in rec.json.get("embeds") or []))
+
+
+def test_two_sessions_in_two_channels_and_the_limits(bot_models):
+    async def go():
+        async with harness(bot_models, sessions={"quorum": 1, "per_guild": 2}) as (fake, bot, P):
+            await start(fake, bot, P, {"rounds": 2})
+            await start(fake, bot, P, {"rounds": 2, "theme": "squares"}, channel_id=OTHER_CHANNEL)
+            first, second = await round_post(fake, 1, None), None
+            posts = await fake.wait_for(lambda r: is_round_post(r, 1), count=2)
+            first, second = posts
+            assert first.path != second.path  # two threads
+            busy = await start(fake, bot, P)
+            assert is_ephemeral(busy) and "already running in this channel" in body(busy)["content"]
+            full = await start(fake, bot, P, channel_id=OTHER_CHANNEL + 1)
+            assert is_ephemeral(full) and "2 sessions running" in body(full)["content"]
+            await vote(fake, bot, P, second, 4, A)
+            await vote(fake, bot, P, first, 2, A)
+            await fake.wait_for(lambda r: is_round_post(r, 2), count=2)
+            themes = {(await bot.store.get_session(i)).params["theme"] for i in (1, 2)}
+            assert themes == {"circles", "squares"}
+            for sid, choice in ((1, 1), (2, 3)):
+                assert (await bot.store.tally((await bot.store.round_of(sid, 1)).id)).votes[choice] == 1
+
+    run(go())
+
+
+ALL = (1 << 50) - 1
+ATTACH_FILES, CREATE_PUBLIC_THREADS = 1 << 15, 1 << 35
+
+
+def test_bad_places_and_missing_permissions_get_clear_answers(bot_models):
+    async def go():
+        async with harness(bot_models, sessions={"quorum": 1}) as (fake, bot, P):
+            dm = await start(fake, bot, P, guild=False)
+            assert is_ephemeral(dm) and "need a server channel" in body(dm)["content"]
+            no_files = await start(fake, bot, P, app_permissions=str(ALL & ~ATTACH_FILES))
+            assert is_ephemeral(no_files) and "Attach Files" in body(no_files)["content"]
+            none_here = await invoke(fake, bot, P.command("session", sub="status"))
+            assert is_ephemeral(none_here) and "/session start" in body(none_here)["content"]
+            no_threads = await start(fake, bot, P, app_permissions=str(ALL & ~CREATE_PUBLIC_THREADS))
+            assert "couldn't open a thread" in body(no_threads)["embeds"][0]["description"]
+            await round_post(fake, 1, CHANNEL_ID)  # played in the channel itself
+            assert not fake.threads
+
+    run(go())
+
+
+def test_a_deleted_round_message_and_a_deleted_thread(bot_models):
+    """The round message is deleted: the tallies are posted instead, and the session goes on. Then the thread is
+    deleted: the session ends, and the channel it came from is told why."""
+    async def go():
+        async with harness(bot_models, sessions={"quorum": 1}) as (fake, bot, P):
+            await start(fake, bot, P, {"rounds": 3})
+            r1 = await round_post(fake, 1)
+            thread = next(iter(fake.threads))
+            fake.fail("PATCH", f"/messages/{r1.response['id']}", 404, 10008, "Unknown Message")
+            await vote(fake, bot, P, r1, 1, A)
+            await fake.wait_for(lambda r: is_post(r, "closed", thread))  # the tallies, as a new message
+            r2 = await round_post(fake, 2, thread)
+            fake.fail("POST", f"/channels/{thread}/messages", 404, 10003, "Unknown Channel")
+            fake.fail("PATCH", f"/channels/{thread}/", 404, 10003, "Unknown Channel")
+            await vote(fake, bot, P, r2, 1, A)
+            (told,) = await fake.wait_for(lambda r: is_post(r, "thread was deleted", CHANNEL_ID))
+            await bot.sessions.idle()
+            s = await bot.store.get_session(1)
+            assert s.status == "failed" and "deleted" in s.end_reason
+
+    run(go())
+
+
+def test_seed_brings_a_members_result_into_the_next_round(bot_models):
+    async def go():
+        async with harness(bot_models, sessions={"quorum": 2}) as (fake, bot, P):
+            grid = await invoke(fake, bot, P.command("image", {"theme": "triangles", "count": 4, "seed": 11}))
+            mid = message_from(fake, grid)["id"]
+            link = f"https://discord.com/channels/{GUILD_ID}/{CHANNEL_ID}/{mid}"
+            await start(fake, bot, P, {"rounds": 2})
+            r1 = await round_post(fake, 1)
+            bad = await invoke(fake, bot, P.command("session", {"result": "not a link"}, sub="seed"))
+            assert is_ephemeral(bad) and "Copy Message Link" in body(bad)["content"]
+            ok = await invoke(fake, bot, P.command("session", {"result": link, "cell": 3}, sub="seed", user_id=C))
+            assert is_ephemeral(ok) and "join round 2" in body(ok)["content"]
+            again = await invoke(fake, bot, P.command("session", {"result": link}, sub="seed", user_id=C))
+            assert "already brought" in body(again)["content"]
+            await vote(fake, bot, P, r1, 1, A)
+            await vote(fake, bot, P, r1, 2, B)
+            r2 = await round_post(fake, 2)
+            cands = await bot.store.candidates((await bot.store.round_of(1, 2)).id)
+            seeded = [c for c in cands if c.op == "seeded"]
+            assert len(seeded) == 1 and seeded[0].seeded_by == C
+            row = await bot.store.get_result(message_id=int(mid))
+            assert seeded[0].latent.tolist() == row.latent[2].tolist()
+            assert f"brought in by user{C % 1000}" in r2.json["embeds"][0]["fields"][0]["value"]
+            last = await invoke(fake, bot, P.command("session", {"result": link}, sub="seed", user_id=A))
+            assert "last round" in body(last)["content"]
 
     run(go())

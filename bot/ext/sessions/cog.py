@@ -155,8 +155,10 @@ class Sessions(commands.Cog):
             await store.add_round(session_id, 1, deadline=time.time() + self.runner.seconds(round_seconds),
                                   model_version=version_tag(bred.version), candidates=bred.rows,
                                   result=self.runner._result_spec(s))
-        except BaseException:
+        except BaseException as e:
             await store.end_session(session_id, "failed", "the first round could not be made")
+            if isinstance(e, ValueError):  # the model cannot use the member's text (words it does not know)
+                raise UserError("bad_text", detail=str(e)) from e
             raise
         where = await self._open_thread(interaction, s)
         await store.set_session_thread(session_id, where)

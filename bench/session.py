@@ -1,0 +1,207 @@
+"""``muse bench session``: a group session played to its end by simulated voters, through the real discord.py, offline.
+
+The same path as the end-to-end tests: a real ``/session start`` INTERACTION_CREATE goes into a bot with the real
+models, its HTTP goes to the loopback fake Discord (`bench.fakediscord.FakeDiscord`), and every vote is a real
+button interaction carrying the round's message, as Discord sends it. ``[sessions] quorum`` is the number of
+voters, so the first press of the last voter closes the round (deadlines are far away and never interfere).
+
+In each round the other voters press first, in concurrent bursts: each approves 1-3 random candidates (one press
+per candidate, one after the other, as a member clicks), about one in ten presses "None of these" instead. Then the
+last voter presses once, which reaches the quorum. Measured:
+
+- ``close_to_post_ms``: from feeding the quorum-reaching press to the fake Discord receiving the next round's post
+  (its grid or stanzas, buttons and lineage): closing, tallies shown, breeding, decoding, encoding, storing,
+  posting. The issue's target: under 2 s with 50 voters on the 2-core CPU. ``runner_advance_s`` is the bot's own
+  figure for the same span (`SessionRunner.stats`, from the close's start to the post done);
+- ``vote_ack_ms``: from feeding a press to the fake Discord receiving its answer (the private confirmation, an
+  interaction callback of type 4);
+- ``close_to_final_ms``: from the last round's quorum-reaching press to the final message (the winner);
+- event-loop lag over the whole run: how late a 5 ms ticker wakes up (p99, max).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import statistics
+import time
+from pathlib import Path
+
+BURST = 10  # voters pressing at once
+ROUND_SECONDS = 120  # long enough that no deadline fires during the benchmark
+
+
+def _pct(xs: list[float], q: float) -> float:
+    xs = sorted(xs)
+    if not xs:
+        return float("nan")
+    k = min(len(xs) - 1, max(0, round(q / 100 * (len(xs) - 1))))
+    return xs[k]
+
+
+def _is_round_post(rec, number: int) -> bool:
+    if rec.method != "POST" or "/channels/" not in rec.path or not rec.path.endswith("/messages"):
+        return False
+    return ((rec.json or {}).get("content") or "").startswith(f"**Round {number} of")
+
+
+def _is_final(rec) -> bool:
+    return (rec.method == "POST" and rec.path.endswith("/messages") and isinstance(rec.json, dict)
+            and any("winner" in (e.get("title") or "") for e in rec.json.get("embeds") or []))
+
+
+def _buttons(rec) -> dict[str, str]:
+    """A round post's vote buttons: choice code ("0"…"8", "n") -> custom_id."""
+    ids = [c["custom_id"] for row in (rec.json or {}).get("components", []) for c in row.get("components", [])
+           if "custom_id" in c]
+    return {i.rsplit(":", 1)[1]: i for i in ids}
+
+
+def _message(fake, rec) -> dict:
+    """The Message object the fake Discord answered a post with: what a click on it carries."""
+    if isinstance(rec.response, dict) and "id" in rec.response:
+        return dict(rec.response)
+    return fake._message(rec.json)
+
+
+async def _run(kind: str, lang: str, voters: int, rounds: int, candidates: int, models: str | None,
+               seed: int) -> dict:
+    import torch
+
+    from bot.settings import load_settings
+    from genmodels import registry
+
+    from .fakediscord import APP_ID, CHANNEL_ID, FakeDiscord, Payloads, started_bot
+
+    engine = {"models_dir": models} if models else {}
+    settings = load_settings(env={}, overrides={
+        "discord": {"application_id": APP_ID, "test_guild": 0},
+        "engine": engine,
+        "limits": {"cooldown_rate": 1_000_000},
+        "trainer": {"enabled": False},
+        "sessions": {"quorum": voters, "per_guild": 0}})
+    fake = await FakeDiscord().start()
+    rng = random.Random(seed)
+    lags: list[float] = []
+    stop = asyncio.Event()
+
+    async def ticker():
+        period = 0.005
+        while not stop.is_set():
+            t = time.perf_counter()
+            await asyncio.sleep(period)
+            lags.append(max(0.0, time.perf_counter() - t - period))
+
+    bot = None
+    tick = asyncio.create_task(ticker())
+    try:
+        t_start = time.perf_counter()
+        bot = await started_bot(settings)  # every model loaded and warmed, as at start-up
+        startup_s = time.perf_counter() - t_start
+        model_name = registry.of_kind("image")[0].name if kind == "image" else registry.poem_model(lang).name
+        threads = await bot.engine.call(model_name, lambda m: torch.get_num_threads())  # the worker's
+        P = Payloads()
+        options = {"kind": kind, "rounds": rounds, "candidates": candidates, "round_seconds": ROUND_SECONDS,
+                   "seed": seed}
+        if kind == "poem":
+            options["lang"] = lang
+        start = P.command("session", options, sub="start")
+        t0 = time.perf_counter()
+        bot._connection.parse_interaction_create(start)
+        await fake.result_of(start["token"], timeout=120)
+        session = await bot.store.active_session(CHANNEL_ID)
+        if session is None:
+            raise RuntimeError("/session start did not start a session: "
+                               + repr([r.json for r in fake.for_token(start["token"])][-1:]))
+        (post,) = await fake.wait_for(lambda r: _is_round_post(r, 1), timeout=120)
+        first_post_ms = 1000 * (post.t - t0)
+
+        users = [1_200_000_000_000_000_000 + i for i in range(voters)]
+        acks: list[float] = []
+        refused: list[str] = []
+        close_to_post: list[float] = []
+        close_to_final = None
+        final = None
+
+        def _check(answer) -> None:
+            content = ((answer.json or {}).get("data") or {}).get("content") or ""
+            if not content.startswith("🗳"):  # not a confirmation: a refusal or an error
+                refused.append(content)
+
+        async def press(message: dict, cid: str, user: int) -> None:
+            p = P.button(cid, message, user_id=user)
+            sent = time.perf_counter()
+            bot._connection.parse_interaction_create(p)
+            answer = await fake.result_of(p["token"], timeout=60)
+            acks.append(1000 * (answer.t - sent))
+            _check(answer)
+
+        async def voter(message: dict, buttons: dict[str, str], user: int, plan: list[str]) -> None:
+            for code in plan:  # one click after the other, as a member clicks
+                await press(message, buttons[code], user)
+
+        for number in range(1, rounds + 1):
+            message, buttons = _message(fake, post), _buttons(post)
+            n = len(buttons) - 1  # the candidates; the last button is "None of these"
+            plans = [["n"] if rng.random() < 0.1 else [str(i) for i in rng.sample(range(n), rng.randint(1, min(3, n)))]
+                     for _ in users]
+            for i in range(0, voters - 1, BURST):
+                await asyncio.gather(*(voter(message, buttons, users[j], plans[j])
+                                       for j in range(i, min(i + BURST, voters - 1))))
+            # The last voter's first press reaches the quorum and closes the round.
+            last = P.button(buttons[plans[-1][0]], message, user_id=users[-1])
+            t_close = time.perf_counter()
+            bot._connection.parse_interaction_create(last)
+            answer = await fake.result_of(last["token"], timeout=60)
+            acks.append(1000 * (answer.t - t_close))
+            _check(answer)
+            if number < rounds:
+                (post,) = await fake.wait_for(lambda r, k=number + 1: _is_round_post(r, k), timeout=120)
+                close_to_post.append(1000 * (post.t - t_close))
+            else:
+                (final,) = await fake.wait_for(_is_final, timeout=120)
+                close_to_final = 1000 * (final.t - t_close)
+        await bot.sessions.idle()
+        wall = time.perf_counter() - t0
+        done = await bot.store.get_session(session.id)
+        versions = bot.engine.versions()
+        advance = list(bot.sessions.stats["advance_s"])
+    finally:
+        stop.set()
+        await tick
+        if bot is not None:
+            await bot.close()
+        await fake.stop()
+    posted = sum(1 for r in fake.requests if any(_is_round_post(r, k) for k in range(1, rounds + 1)))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    files = [f for f, _ in final.files.values()] if final is not None else []
+    return {
+        "kind": kind, "lang": lang if kind == "poem" else None,
+        "models": versions, "voters": voters, "candidates": candidates, "rounds": rounds,
+        "rounds_posted": posted, "startup_s": round(startup_s, 2),
+        "first_round_ms": round(first_post_ms, 1),
+        "close_to_post_ms": [round(x, 1) for x in close_to_post],
+        "close_to_post_ms_p50": round(statistics.median(close_to_post), 1) if close_to_post else None,
+        "close_to_post_ms_max": round(max(close_to_post), 1) if close_to_post else None,
+        "runner_advance_s": [round(x, 3) for x in advance],
+        "close_to_final_ms": round(close_to_final, 1) if close_to_final is not None else None,
+        "votes": len(acks), "votes_refused": len(refused), "refusals": refused[:3],
+        "vote_ack_ms": {"p50": round(_pct(acks, 50), 1), "p99": round(_pct(acks, 99), 1),
+                        "max": round(max(acks, default=0.0), 1)},
+        "loop_lag_ms": {"p99": round(1000 * _pct(lags, 99), 2), "max": round(1000 * max(lags, default=0), 2)},
+        "wall_s": round(wall, 2),
+        "torch_threads": threads, "cpu_count": os.cpu_count(), "cores": cores,
+        "outcome": {"status": done.status if done is not None else None, "winner_posted": final is not None,
+                    "files": files},
+        "targets": {"next_round_under_2s": bool(close_to_post) and max(close_to_post) < 2000},
+    }
+
+
+def run(kind: str = "image", lang: str = "en", voters: int = 50, rounds: int = 3, candidates: int = 9,
+        models: str | Path | None = None, seed: int = 0) -> dict:
+    if kind not in ("image", "poem") or lang not in ("en", "zh"):
+        raise ValueError("--kind must be image or poem and --lang en or zh.")
+    if voters < 1 or not 2 <= rounds <= 12 or not 4 <= candidates <= 9:
+        raise ValueError("--voters must be at least 1, --rounds between 2 and 12 and --candidates between 4 and 9.")
+    return asyncio.run(_run(kind, lang, voters, rounds, candidates, str(models) if models else None, seed))
