@@ -41,7 +41,8 @@ def cmd_bench(args) -> int:
 
         rounds = 3 if args.rounds is None else args.rounds
         result = bench_session(kind=args.kind, lang=args.lang, voters=args.voters, rounds=rounds,
-                               candidates=args.candidates, models=args.models, seed=args.seed)
+                               candidates=args.candidates, models=args.models, seed=args.seed,
+                               sample=args.sample)
     else:
         from .train import run as bench_train
 
@@ -70,6 +71,7 @@ def add_commands(sub) -> None:
                     help="feedback, session: seed of the simulated community (session: also the session's seed)")
     sp.add_argument("--threads", type=int, default=1, help="feedback: torch threads (engine and trainer)")
     sp.add_argument("--sheet", help="feedback --kind image: write a before/after sample sheet (PNG) here")
+    sp.add_argument("--sample", help="session: write what was posted (round grids, messages, the GIF) to this folder")
     sp.add_argument("--requests", type=int, default=64, help="serve: concurrent /image interactions")
     sp.add_argument("--count", type=int, default=4, help="serve: images per request")
     sp.add_argument("--voters", type=int, default=50, help="session: simulated members voting in each round")

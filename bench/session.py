@@ -65,8 +65,25 @@ def _message(fake, rec) -> dict:
     return fake._message(rec.json)
 
 
+def _write_sample(folder: str, kind: str, posts: list, final) -> None:
+    """What was posted, as posted: each round's files and message (content, embed, buttons) and the final message,
+    for docs/BOT.md's sample of a session."""
+    import json
+
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    for number, rec in enumerate(posts, 1):
+        for name, data in rec.files.values():
+            (out / f"{kind}_round{number}_{name}").write_bytes(data)
+        (out / f"{kind}_round{number}.json").write_text(json.dumps(rec.json, ensure_ascii=False, indent=1), "utf-8")
+    if final is not None:
+        for name, data in final.files.values():
+            (out / f"{kind}_final_{name}").write_bytes(data)
+        (out / f"{kind}_final.json").write_text(json.dumps(final.json, ensure_ascii=False, indent=1), "utf-8")
+
+
 async def _run(kind: str, lang: str, voters: int, rounds: int, candidates: int, models: str | None,
-               seed: int) -> dict:
+               seed: int, sample: str | None = None) -> dict:
     import torch
 
     from bot.settings import load_settings
@@ -173,7 +190,11 @@ async def _run(kind: str, lang: str, voters: int, rounds: int, candidates: int, 
         if bot is not None:
             await bot.close()
         await fake.stop()
-    posted = sum(1 for r in fake.requests if any(_is_round_post(r, k) for k in range(1, rounds + 1)))
+    round_posts = [next(r for r in fake.requests if _is_round_post(r, k)) for k in range(1, rounds + 1)
+                   if any(_is_round_post(r, k) for r in fake.requests)]
+    posted = len(round_posts)
+    if sample:
+        _write_sample(sample, kind if kind == "image" else f"poem_{lang}", round_posts, final)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     files = [f for f, _ in final.files.values()] if final is not None else []
     return {
@@ -199,9 +220,10 @@ async def _run(kind: str, lang: str, voters: int, rounds: int, candidates: int, 
 
 
 def run(kind: str = "image", lang: str = "en", voters: int = 50, rounds: int = 3, candidates: int = 9,
-        models: str | Path | None = None, seed: int = 0) -> dict:
+        models: str | Path | None = None, seed: int = 0, sample: str | None = None) -> dict:
+    """``sample``: a folder to write what was posted into (round grids, messages, the final GIF)."""
     if kind not in ("image", "poem") or lang not in ("en", "zh"):
         raise ValueError("--kind must be image or poem and --lang en or zh.")
     if voters < 1 or not 2 <= rounds <= 12 or not 4 <= candidates <= 9:
         raise ValueError("--voters must be at least 1, --rounds between 2 and 12 and --candidates between 4 and 9.")
-    return asyncio.run(_run(kind, lang, voters, rounds, candidates, str(models) if models else None, seed))
+    return asyncio.run(_run(kind, lang, voters, rounds, candidates, str(models) if models else None, seed, sample))

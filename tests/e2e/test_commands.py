@@ -334,7 +334,11 @@ def test_test_guild_sync_is_translated_and_token_not_logged(bot_models: Path, ca
         puts = run(main())
     assert len(puts) == 1 and puts[0].path.endswith(f"/guilds/{GUILD_ID}/commands")
     cmds = {c["name"]: c for c in puts[0].json}
-    assert set(cmds) == {"image", "poem", "interpolate", "muse", "Muse: details", "Muse: morph from here"}
+    assert set(cmds) == {"image", "poem", "interpolate", "muse", "session", "Muse: details", "Muse: morph from here"}
+    for sub in cmds["session"]["options"]:  # every name and description of /session has its Chinese
+        assert sub["name_localizations"]["zh-CN"] and sub["description_localizations"]["zh-CN"]
+        for o in sub.get("options", []):
+            assert o["name_localizations"]["zh-CN"] and o["description_localizations"]["zh-CN"], o["name"]
     assert cmds["image"]["name_localizations"]["zh-CN"] == "图片"
     assert cmds["poem"]["description_localizations"]["zh-CN"] == "写一首短诗"
     seed = next(o for o in cmds["image"]["options"] if o["name"] == "seed")

@@ -245,7 +245,7 @@ class Sessions(commands.Cog):
                            cell=_("Which image of a grid (1-4)"))
     @app_commands.rename(result=_("result"), cell=_("cell"))
     async def seed(self, interaction: discord.Interaction, result: str,
-                   cell: app_commands.Range[int, 1, 16] = 1) -> None:
+                   cell: app_commands.Range[int, 1, 4] = 1) -> None:
         store, s = await self._session_here(interaction)
         loc = interaction.locale
         if s.current_round >= s.rounds:
