@@ -65,7 +65,7 @@ def _message(fake, rec) -> dict:
     return fake._message(rec.json)
 
 
-def _write_sample(folder: str, kind: str, posts: list, final) -> None:
+def _write_sample(folder: str, kind: str, posts: list, final, closed: list) -> None:
     """What was posted, as posted: each round's files and message (content, embed, buttons) and the final message,
     for docs/BOT.md's sample of a session."""
     import json
@@ -76,6 +76,8 @@ def _write_sample(folder: str, kind: str, posts: list, final) -> None:
         for name, data in rec.files.values():
             (out / f"{kind}_round{number}_{name}").write_bytes(data)
         (out / f"{kind}_round{number}.json").write_text(json.dumps(rec.json, ensure_ascii=False, indent=1), "utf-8")
+    for number, rec in enumerate(closed, 1):  # the edits that revealed each round's tallies
+        (out / f"{kind}_round{number}_closed.txt").write_text(rec.json.get("content") or "", "utf-8")
     if final is not None:
         for name, data in final.files.values():
             (out / f"{kind}_final_{name}").write_bytes(data)
@@ -194,7 +196,9 @@ async def _run(kind: str, lang: str, voters: int, rounds: int, candidates: int, 
                    if any(_is_round_post(r, k) for r in fake.requests)]
     posted = len(round_posts)
     if sample:
-        _write_sample(sample, kind if kind == "image" else f"poem_{lang}", round_posts, final)
+        closed = [r for r in fake.requests if r.method == "PATCH" and "/channels/" in r.path
+                  and isinstance(r.json, dict) and "closed" in (r.json.get("content") or "")]
+        _write_sample(sample, kind if kind == "image" else f"poem_{lang}", round_posts, final, closed)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     files = [f for f, _ in final.files.values()] if final is not None else []
     return {
