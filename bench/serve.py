@@ -28,13 +28,8 @@ import statistics
 import time
 from pathlib import Path
 
+from .timing import LoopLag, pct
 
-def _pct(xs: list[float], q: float) -> float:
-    xs = sorted(xs)
-    if not xs:
-        return float("nan")
-    k = min(len(xs) - 1, max(0, round(q / 100 * (len(xs) - 1))))
-    return xs[k]
 
 
 def _generator(models: str | None):
@@ -71,17 +66,7 @@ async def _phase(gen, *, batching: bool, requests: int, count: int, max_batch: i
     theme = gen.themes[0]
     payloads = [Payloads(user_id=10_000 + i).command("image", {"theme": theme, "count": count, "seed": i})
                 for i in range(requests)]
-    lags: list[float] = []
-    stop = asyncio.Event()
-
-    async def ticker():
-        period = 0.005
-        while not stop.is_set():
-            t = time.perf_counter()
-            await asyncio.sleep(period)
-            lags.append(max(0.0, time.perf_counter() - t - period))
-
-    tick = asyncio.create_task(ticker())
+    lag = LoopLag().start()
     await asyncio.sleep(0.02)
     try:
         sent: dict[str, float] = {}
@@ -98,17 +83,16 @@ async def _phase(gen, *, batching: bool, requests: int, count: int, max_batch: i
         res_ms = [1000 * (r.t - sent[r.token]) for r in results]
         ok = sum(1 for r in results if "files[0]" in r.files)
     finally:
-        stop.set()
-        await tick
+        lags = await lag.stop()
         await bot.close()
         await fake.stop()
     wall = t_end - t0
     return {
         "requests": requests, "ok": ok, "wall_s": round(wall, 3),
         "requests_per_s": round(requests / wall, 2), "images_per_s": round(requests * count / wall, 1),
-        "ack_ms": {"p50": round(_pct(ack_ms, 50), 1), "p99": round(_pct(ack_ms, 99), 1), "max": round(max(ack_ms), 1)},
-        "result_ms": {"p50": round(_pct(res_ms, 50), 1), "p99": round(_pct(res_ms, 99), 1)},
-        "loop_lag_ms": {"p99": round(1000 * _pct(lags, 99), 2), "max": round(1000 * max(lags, default=0), 2),
+        "ack_ms": {"p50": round(pct(ack_ms, 50), 1), "p99": round(pct(ack_ms, 99), 1), "max": round(max(ack_ms), 1)},
+        "result_ms": {"p50": round(pct(res_ms, 50), 1), "p99": round(pct(res_ms, 99), 1)},
+        "loop_lag_ms": {"p99": round(1000 * pct(lags, 99), 2), "max": round(1000 * max(lags, default=0), 2),
                         "mean": round(1000 * statistics.fmean(lags), 2) if lags else 0.0},
         "batches": engine.stats["batches"], "mean_batch_images": round(engine.stats["images"] / max(1, engine.stats["batches"]), 1),
         # Where the time went: CPU seconds of the whole process and of the event-loop thread alone (discord.py,

@@ -28,16 +28,11 @@ import statistics
 import time
 from pathlib import Path
 
+from .timing import LoopLag, pct
+
 BURST = 10  # voters pressing at once
 ROUND_SECONDS = 120  # long enough that no deadline fires during the benchmark
 
-
-def _pct(xs: list[float], q: float) -> float:
-    xs = sorted(xs)
-    if not xs:
-        return float("nan")
-    k = min(len(xs) - 1, max(0, round(q / 100 * (len(xs) - 1))))
-    return xs[k]
 
 
 def _is_round_post(rec, number: int) -> bool:
@@ -102,18 +97,8 @@ async def _run(kind: str, lang: str, voters: int, rounds: int, candidates: int, 
         "sessions": {"quorum": voters, "per_guild": 0}})
     fake = await FakeDiscord().start()
     rng = random.Random(seed)
-    lags: list[float] = []
-    stop = asyncio.Event()
-
-    async def ticker():
-        period = 0.005
-        while not stop.is_set():
-            t = time.perf_counter()
-            await asyncio.sleep(period)
-            lags.append(max(0.0, time.perf_counter() - t - period))
-
     bot = None
-    tick = asyncio.create_task(ticker())
+    lag = LoopLag().start()
     try:
         t_start = time.perf_counter()
         bot = await started_bot(settings)  # every model loaded and warmed, as at start-up
@@ -187,8 +172,7 @@ async def _run(kind: str, lang: str, voters: int, rounds: int, candidates: int, 
         versions = bot.engine.versions()
         advance = list(bot.sessions.stats["advance_s"])
     finally:
-        stop.set()
-        await tick
+        lags = await lag.stop()
         if bot is not None:
             await bot.close()
         await fake.stop()
@@ -212,9 +196,9 @@ async def _run(kind: str, lang: str, voters: int, rounds: int, candidates: int, 
         "runner_advance_s": [round(x, 3) for x in advance],
         "close_to_final_ms": round(close_to_final, 1) if close_to_final is not None else None,
         "votes": len(acks), "votes_refused": len(refused), "refusals": refused[:3],
-        "vote_ack_ms": {"p50": round(_pct(acks, 50), 1), "p99": round(_pct(acks, 99), 1),
+        "vote_ack_ms": {"p50": round(pct(acks, 50), 1), "p99": round(pct(acks, 99), 1),
                         "max": round(max(acks, default=0.0), 1)},
-        "loop_lag_ms": {"p99": round(1000 * _pct(lags, 99), 2), "max": round(1000 * max(lags, default=0), 2)},
+        "loop_lag_ms": {"p99": round(1000 * pct(lags, 99), 2), "max": round(1000 * max(lags, default=0), 2)},
         "wall_s": round(wall, 2),
         "torch_threads": threads, "cpu_count": os.cpu_count(), "cores": cores,
         "outcome": {"status": done.status if done is not None else None, "winner_posted": final is not None,

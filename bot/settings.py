@@ -255,7 +255,7 @@ def _validate(s: Settings) -> None:
     if ss.per_guild < 0 or ss.quorum < 0 or ss.extend_below < 0:
         raise SettingsError("sessions.per_guild, sessions.quorum and sessions.extend_below must not be negative.")
     if ss.idle_minutes <= 0 or ss.time_scale <= 0:
-        raise SettingsError("sessions.idle_minutes must be more than 0.")
+        raise SettingsError("sessions.idle_minutes must be more than 0 (and the time scale of a test too).")
     if not 1 <= br.parents <= 9 or br.fresh < 0 or br.max_seeds < 0:
         raise SettingsError("breeding.parents must be between 1 and 9, breeding.fresh and breeding.max_seeds not "
                             "negative.")

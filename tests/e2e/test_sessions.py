@@ -17,8 +17,6 @@ import pytest
 from PIL import Image
 
 from bench.fakediscord import CHANNEL_ID, GUILD_ID, FakeDiscord
-from genmodels.feedback.store import FeedbackStore
-
 from museharness import body, custom_ids, harness, invoke, is_ephemeral, message_from, run
 
 pytestmark = pytest.mark.timeout(120)
@@ -62,10 +60,6 @@ async def vote(fake, bot, P, rec, choice: int | str, user: int, *, as_bot: bool 
     code = "n" if choice == "none" else str(int(choice) - 1)
     cid = next(i for i in ids if i.endswith(f":{code}"))
     return await invoke(fake, bot, P.button(cid, message_from(fake, rec), user_id=user, bot=as_bot, **kw))
-
-
-async def store_of(bot) -> FeedbackStore:
-    return bot.store
 
 
 def test_an_image_session_from_start_to_winner(bot_models):

@@ -250,9 +250,9 @@ class SessionRunner:
                 await self._end(s, r, "abandoned")
             elif action == "stop":
                 await self._end(s, r, "stopped", by=kw.get("by"))
-            elif action == "start":
-                await self._post_round(s, r)
-                self.schedule(s.id, r.deadline, "deadline")
+            elif action == "start" and r is not None:
+                if await self._post_round(s, r):
+                    self.schedule(s.id, r.deadline, "deadline")
 
     # ---- the steps ------------------------------------------------------------------------------------------
 
