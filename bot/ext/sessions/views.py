@@ -46,6 +46,8 @@ class VoteButton(SafeItem, discord.ui.DynamicItem[discord.ui.Button],
         store = need_store(interaction)
         name = getattr(interaction.user, "display_name", None) or interaction.user.name
         result = await store.toggle_vote(self.round_id, interaction.user.id, self.choice, name=name[:80])
+        if result.status == "unknown":  # a candidate the round does not have: a forged or garbled button
+            raise UserError("stale", detail=f"round {render.b36(self.round_id)} has no candidate {self.choice + 1}")
         if result.status != "ok":
             raise UserError("session_closed")
         loc = interaction.locale
