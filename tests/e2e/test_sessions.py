@@ -349,3 +349,22 @@ def test_seed_brings_a_members_result_into_the_next_round(bot_models):
             assert "last round" in body(last)["content"]
 
     run(go())
+
+
+def test_a_round_message_deleted_before_anyone_voted_is_posted_again(bot_models):
+    """Nobody could vote on a deleted round message: at the deadline's extension Muse finds it gone and posts the
+    round again, and the votes on the new message count."""
+    async def go():
+        async with harness(bot_models, sessions={"quorum": 1, "time_scale": 0.02}) as (fake, bot, P):
+            await start(fake, bot, P, {"round_seconds": 30})
+            r1 = await round_post(fake, 1)
+            fake.fail("PATCH", f"/messages/{r1.response['id']}", 404, 10008, "Unknown Message")
+            first, again = await fake.wait_for(lambda r: is_round_post(r, 1), count=2)
+            assert again.response["id"] != r1.response["id"]
+            await bot.sessions.idle()
+            assert (await bot.store.round_of(1, 1)).message_id == int(again.response["id"])
+            await vote(fake, bot, P, again, 2, A)
+            await round_post(fake, 2)
+            assert (await bot.store.tally((await bot.store.round_of(1, 1)).id)).votes == [0, 1, 0, 0]
+
+    run(go())
