@@ -15,6 +15,7 @@ import discord
 from discord import app_commands
 
 from genmodels.images import MAX_SEED
+from genmodels.verse import FORMS
 
 from . import render
 from .errors import UserError
@@ -76,6 +77,18 @@ def readable(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return not any(ord(c) < 32 and c not in "\n\t" or ord(c) == 127 for c in text)
+
+
+def check_form(form: str | None, lang: str) -> str:
+    """A verse form of ``lang`` ("free" for None); a form of the other language says which forms ``lang`` has."""
+    form = "free" if form is None else str(form).strip().lower()
+    if form in FORMS[lang]:
+        return form
+    names = {"en": "English", "zh": "Chinese"}
+    other = next((names[k] for k, fs in FORMS.items() if form in fs and k != lang), None)
+    if other is None:
+        raise UserError("bad_option", name="form", value=form, kind="a verse form Muse knows")
+    raise UserError("form_lang", form=form, other=other, lang=names[lang], forms=", ".join(FORMS[lang]))
 
 
 def check_emoji(text: str) -> str:

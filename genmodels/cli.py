@@ -128,8 +128,12 @@ def cmd_generate(args) -> int:
         Path(args.out).write_bytes(gif_bytes(frames, scale=args.scale))
         print(f"wrote {args.out} ({len(frames)} frames)")
     elif args.what == "poem":
+        from .verse import check_form
+
+        form = check_form(args.form, args.lang)
         model = registry.poem_model(args.lang).load(root)
-        print(model.sample(seed=args.seed, lines=args.lines, temperature=args.temperature, theme=args.theme).text)
+        print(model.sample(seed=args.seed, lines=args.lines, temperature=args.temperature, theme=args.theme,
+                           form=form).text)
     elif args.what == "morph-poem":
         lang = args.lang or ("zh" if any("\u4e00" <= c <= "\u9fff" for c in args.from_ + args.to) else "en")
         for line in registry.poem_model(lang).load(root).morph(args.from_, args.to, steps=args.steps).frames:
@@ -243,6 +247,8 @@ def add_commands(sub) -> None:
     g.add_argument("--lines", type=int, default=4)
     g.add_argument("--temperature", type=float, default=0.9)
     g.add_argument("--theme", help="a line or a few words to write around")
+    g.add_argument("--form", default="free", help="a verse form: free, quatrain, couplet or haiku (en); free, jueju "
+                                                    "or lushi (zh). A form sets the number of lines itself")
     common(g, data=False)
     g = gsub.add_parser("morph", help="an animated GIF morphing one image (or emoji) into another")
     g.add_argument("--from", dest="from_", required=True, help="an emoji or an image path")

@@ -10,6 +10,10 @@ posterior mean of the theme text. For zh, each poem line is a couplet of two sam
 poem is decoded with the same length (5 or 7 characters, 五言 or 七言, drawn with the seed): a verse form imposed at
 decoding time. The raw, unconstrained shape of the model's samples is measured in ``eval_text``.
 
+A verse form (``sample(..., form="quatrain")``: quatrain, couplet or haiku in English, 绝句 or 律诗 in Chinese) is
+met by drawing candidate lines around the same centre in batches and assembling the form from them
+(`genmodels.verse`); a form that cannot be met within the budget raises `FormNotMet`, a ValueError.
+
 Group sessions breed poems as genomes of line latents (`genmodels.breeding`): `fresh_latents` draws a new poem's
 (L, D) rows as `sample` does, `verse_form` draws its zh clause length, and `decode_poems` decodes N such genomes in
 one batch without resampling any row.
@@ -29,6 +33,7 @@ from .data.tokenizer import TOKENIZER_FILE, detokenize, encode, load_tokenizer
 from .nets.preference import LatentPreference
 from .nets import dataclass_from_dict
 from .nets.textvae import TextVAE, TextVAEConfig
+from .verse import RHYME_SCHEMES, VerseConfig, check_form, compose
 
 MAX_INPUT_CHARS = 200
 MAX_LINES = 16
@@ -60,6 +65,8 @@ def _load_text(name: str, root, device: str, version: int | None):
 
 
 class PoemModel:
+    verse = VerseConfig()  # the candidate budget of verse forms (`sample(form=...)`); set per instance to change it
+
     def __init__(self, model: TextVAE, tok, card: dict, lang: str, device: str = "cpu",
                  preference: LatentPreference | None = None):
         self.model, self.tok, self.card, self.lang, self.device = model, tok, card, lang, device
@@ -180,9 +187,22 @@ class PoemModel:
 
     @torch.no_grad()
     def sample(self, seed: int | None = None, lines: int = 4, temperature: float = 0.9, top_p: float = 0.9,
-               theme: str | None = None, *, generator: torch.Generator | None = None) -> PoemOutput:
+               theme: str | None = None, *, generator: torch.Generator | None = None,
+               form: str | None = None) -> PoemOutput:
         """A poem of ``lines`` lines from ``seed`` or a (CPU) ``generator``, exactly one; the same arguments (or
-        generator state) give the same text and latents."""
+        generator state) give the same text and latents.
+
+        ``form`` is a verse form of the model's language (`genmodels.verse.FORMS`): None or "free" (the default: the
+        lines as drawn, byte for byte what `sample` always gave), "quatrain" (4 lines rhymed ABAB or AABB, the order
+        drawn with the seed), "couplet" (2 rhymed lines), "haiku" (5, 7 and 5 syllables); zh: "jueju" (绝句, four
+        clauses, two printed lines "a，b。") or "lushi" (律诗, eight clauses, four lines), clauses of one length (5 or
+        7, drawn as for a free poem), the even clauses rhyming in one 平声 group, tones as close to a standard 平仄
+        pattern as the candidates allow. A form fixes the number of lines (``lines`` is then ignored) and records
+        itself in ``params`` ("form", "scheme", "batches"; zh also "length", "rhyme", "tones": matched/total
+        positions). `FormNotMet` (a ValueError with a message for a member) when the candidates drawn within
+        `PoemModel.verse` cannot meet it; ValueError for a form the language does not have.
+        """
+        form = check_form(form, self.lang)
         if not 1 <= int(lines) <= MAX_LINES:
             raise ValueError(f"A poem can have 1 to {MAX_LINES} lines.")
         if not 0 < top_p <= 1:
@@ -192,14 +212,16 @@ class PoemModel:
         D = self.model.cfg.latent_dim
         n = lines * self._rows_per_line
         centre, spread = self._centre(g, theme)
-        form = self.verse_form(g)
+        if form != "free":
+            return self._sample_form(form, g, centre, spread, temperature, top_p, seed, theme)
+        length = self.verse_form(g)
         out: list[str] = []
         rows: list[torch.Tensor] = []  # the latent each kept line was decoded from
         seen: set[str] = set()
         for attempt in range(4):  # resample lines that are empty or repeat an earlier line
             z = self._spread(centre, spread, n, g)  # (n, D)
             decoded = self.model.sample(z.to(self.device), temperature=temperature, top_p=top_p, generator=g,
-                                        length=form)
+                                        length=length)
             for ids, zi in zip(decoded, z):
                 text = self._text(ids).strip()
                 if text and (text not in seen or attempt == 3) and len(out) < n:
@@ -214,7 +236,38 @@ class PoemModel:
         else:
             poem = out
         latents = torch.stack(rows) if rows else torch.zeros(0, D)
-        params = {"lang": self.lang, "lines": int(lines), "temperature": temperature, "top_p": top_p, "theme": theme}
+        params = {"lang": self.lang, "lines": int(lines), "temperature": temperature, "top_p": top_p, "theme": theme,
+                  "form": "free"}
+        return PoemOutput("\n".join(poem), poem, latents, None if seed is None else int(seed), self.version, params)
+
+    def _sample_form(self, form: str, g: torch.Generator, centre: torch.Tensor, spread: float, temperature: float,
+                     top_p: float, seed: int | None, theme: str | None) -> PoemOutput:
+        """`sample` with a verse form, after the centre is drawn: zh draws the clause length (as `verse_form`, or
+        one uniform draw when the card gives none), a quatrain its order (one uniform draw); then `compose` asks
+        for batches of candidates, each ``self.verse.batch`` latents (B, D) around the centre decoded in one call."""
+        length, scheme = None, RHYME_SCHEMES[0]
+        if self.lang == "zh":
+            length = self.verse_form(g) or (ZH_FORMS[1] if float(torch.rand((), generator=g)) < ZH_SEVEN_P
+                                            else ZH_FORMS[0])
+        elif form == "quatrain":
+            scheme = RHYME_SCHEMES[int(float(torch.rand((), generator=g)) >= 0.5)]
+        drawn: list[torch.Tensor] = []  # each batch's latents (B, D), in order
+
+        def draw(n: int) -> list[str]:
+            z = self._spread(centre, spread, n, g)  # (n, D)
+            drawn.append(z)
+            decoded = self.model.sample(z.to(self.device), temperature=temperature, top_p=top_p, generator=g,
+                                        length=length)
+            return [self._text(ids).strip() for ids in decoded]
+
+        verse = compose(form, draw, self.verse, length=length, scheme=scheme)
+        latents = torch.cat(drawn)[torch.tensor(verse.picks, dtype=torch.long)]  # (L, D): the rows kept, in order
+        rows = verse.rows
+        poem = [f"{a}，{b}。" for a, b in zip(rows[0::2], rows[1::2])] if self.lang == "zh" else rows
+        params = {"lang": self.lang, "lines": len(poem), "temperature": temperature, "top_p": top_p, "theme": theme,
+                  **verse.params}
+        if length is not None:
+            params["length"] = length
         return PoemOutput("\n".join(poem), poem, latents, None if seed is None else int(seed), self.version, params)
 
     @torch.no_grad()

@@ -348,3 +348,34 @@ def test_test_guild_sync_is_translated_and_token_not_logged(bot_models: Path, ca
     assert cmds["Muse: details"]["type"] == 3 and cmds["Muse: details"]["name_localizations"]["zh-CN"] == "Muse：详情"
     assert "fake-token" not in caplog.text
     assert BOT_ID  # the fake Discord's bot id was used for /users/@me
+
+
+def test_poem_forms_their_language_rerolls_and_a_form_not_met(bot_models: Path):
+    """``/poem form:`` writes the form (its language inferred from it), names it in the embed and the footer, keeps
+    it on a reroll; a form of the other language, and a form the model cannot meet within its tries, each get an
+    ephemeral sentence."""
+    from genmodels.verse import VerseConfig, syllables
+
+    async def main():
+        async with harness(bot_models) as (fake, bot, P):
+            haiku = await invoke(fake, bot, P.command("poem", {"form": "haiku", "seed": 3}))
+            reroll = await invoke(fake, bot, P.button(custom_ids(haiku.json)[0], message_from(fake, haiku)))
+            jueju = await invoke(fake, bot, P.command("poem", {"form": "jueju", "seed": 3}))
+            wrong = await invoke(fake, bot, P.command("poem", {"lang": "en", "form": "lushi"}))
+            bot.engine.loaded("textvae-en").verse = VerseConfig(batch=1, max_batches=1)  # almost no tries
+            unmet = [await invoke(fake, bot, P.command("poem", {"form": "quatrain", "seed": s})) for s in range(6)]
+            return haiku, reroll, jueju, wrong, unmet
+
+    haiku, reroll, jueju, wrong, unmet = run(main())
+    for rec in (haiku, reroll):
+        e = rec.json["embeds"][0]
+        lines = e["description"].splitlines()
+        assert [n in syllables(line) for n, line in zip((5, 7, 5), lines)] == [True] * 3, lines  # readings
+        assert "form=haiku" in e["footer"]["text"] and "lang=en" in e["footer"]["text"]
+    assert {f["name"]: f["value"] for f in haiku.json["embeds"][0]["fields"]}["Form"] == "haiku"
+    j = jueju.json["embeds"][0]
+    assert "lang=zh" in j["footer"]["text"] and len(j["description"].splitlines()) == 2  # four clauses, two lines
+    assert is_ephemeral(wrong) and "The lushi form is for Chinese poems" in body(wrong)["content"]
+    refused = [r for r in unmet if is_ephemeral(r)]
+    assert refused, "one candidate line per slot never met a quatrain in six seeds"
+    assert all("couldn't make this poem a quatrain" in body(r)["content"] for r in refused)

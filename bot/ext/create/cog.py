@@ -12,11 +12,24 @@ from discord.ext import commands
 from genmodels.data.emoji import THEMES
 from genmodels.latents import Generation
 from genmodels.images import MAX_SEED
+from genmodels.verse import FORMS
 
 from ... import checks
 from ...errors import UserError
 from ...i18n import lang_of
 from . import flows
+
+
+# The verse forms /poem offers (`genmodels.verse.FORMS`), with their labels; a form names its language.
+FORM_CHOICES = (("free", "Free verse"), ("quatrain", "Quatrain (English, rhymed)"),
+                ("couplet", "Couplet (English, rhymed)"), ("haiku", "Haiku (English, 5-7-5)"),
+                ("jueju", "Jueju 绝句 (Chinese)"), ("lushi", "Lushi 律诗 (Chinese)"))
+
+
+def form_lang(form: str | None) -> str | None:
+    """The language a form belongs to (None for free verse, which both have)."""
+    owners = [lang for lang, forms in FORMS.items() if form in forms]
+    return owners[0] if len(owners) == 1 else None
 
 
 async def theme_autocomplete(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
@@ -48,17 +61,22 @@ class Create(commands.Cog):
     @app_commands.command(name=_("poem"), description=_("Write a short poem"))
     @app_commands.describe(lang=_("English or Chinese"), theme=_("A few words to write about"),
                            temperature=_("Lower is calmer, higher is wilder (0.2-1.5)"),
-                           seed=_("The same seed writes the same poem; empty = random"))
-    @app_commands.rename(lang=_("lang"), theme=_("theme"), temperature=_("temperature"), seed=_("seed"))
+                           seed=_("The same seed writes the same poem; empty = random"),
+                           form=_("A verse form (sets the number of lines)"))
+    @app_commands.rename(lang=_("lang"), theme=_("theme"), temperature=_("temperature"), seed=_("seed"),
+                         form=_("form"))
     @app_commands.choices(lang=[app_commands.Choice(name=_("English"), value="en"),
-                                app_commands.Choice(name=_("Chinese"), value="zh")])
+                                app_commands.Choice(name=_("Chinese"), value="zh")],
+                          form=[app_commands.Choice(name=_(label), value=value) for value, label in FORM_CHOICES])
     async def poem(self, interaction: discord.Interaction, lang: Optional[str] = None, theme: Optional[str] = None,
                    temperature: app_commands.Range[float, 0.2, 1.5] = 0.9,
-                   seed: Optional[app_commands.Range[int, 0, MAX_SEED]] = None) -> None:
-        lang = lang or ("zh" if lang_of(interaction.locale) == "zh" else "en")
+                   seed: Optional[app_commands.Range[int, 0, MAX_SEED]] = None,
+                   form: Optional[str] = None) -> None:
+        lang = lang or form_lang(form) or ("zh" if lang_of(interaction.locale) == "zh" else "en")
         if lang not in ("en", "zh"):
             raise UserError("range", name="lang", lo="en", hi="zh", value=lang)
+        form = checks.check_form(form, lang)
         theme = checks.check_text("theme", theme, self.bot.settings.limits.max_text_chars, optional=True)
         checks.check_range("temperature", temperature, 0.2, 1.5)
         seed = checks.check_seed(seed)
-        await flows.post_poem(interaction, lang, theme, float(temperature), seed)
+        await flows.post_poem(interaction, lang, theme, float(temperature), seed, form=form)

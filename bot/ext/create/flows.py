@@ -25,6 +25,7 @@ import discord
 
 from genmodels import registry
 from genmodels.latents import Generation
+from genmodels.verse import FORMS, FormNotMet
 
 from ... import render
 from ...render import MAX_LINEAGE
@@ -89,12 +90,18 @@ async def post_image(interaction: discord.Interaction, theme: str | int, lineage
 
 
 async def post_poem(interaction: discord.Interaction, lang: str, theme: str | None, temperature: float, seed: int,
-                    *, parent: int | None = None, signal: str | None = None) -> None:
-    """``parent``: the seed of the poem this one varies; ``signal`` as in `post_image`."""
+                    *, parent: int | None = None, signal: str | None = None, form: str = "free") -> None:
+    """``parent``: the seed of the poem this one varies; ``signal`` as in `post_image`; ``form``: a verse form of
+    ``lang`` (`genmodels.verse.FORMS`), which sets the number of lines itself."""
     poet = registry.poem_model(lang).name
     with await begin(interaction) as slot:
-        job = slot.call(poet, lambda m: m.sample(seed, lines=4, temperature=temperature, theme=theme))
-    out = await wait(interaction, job)
+        job = slot.call(poet, lambda m: m.sample(seed, lines=4, temperature=temperature, theme=theme, form=form))
+    try:
+        out = await wait(interaction, job)
+    except UserError as e:
+        if isinstance(e.__cause__, FormNotMet):  # the form's constraints were not met within the tries
+            raise UserError("form_not_met", form=form, detail=str(e.__cause__).split(";")[0]) from e.__cause__
+        raise
     text, version = out.text, out.version
     loc = interaction.locale
     embed = discord.Embed(title=t(loc, "poem_var_title" if parent is not None else "poem_title"),
@@ -103,6 +110,8 @@ async def post_poem(interaction: discord.Interaction, lang: str, theme: str | No
         embed.add_field(name=t(loc, "f_theme"), value=theme, inline=False)
     embed.add_field(name=t(loc, "f_seed"), value=str(seed))
     embed.add_field(name=t(loc, "f_temperature"), value=f"{temperature:g}")
+    if form != "free":
+        embed.add_field(name=t(loc, "f_form"), value=form)
     embed.add_field(name=t(loc, "f_model"), value=version)
     if parent is not None:
         embed.add_field(name=t(loc, "f_parents"), value=str(parent))
@@ -112,10 +121,12 @@ async def post_poem(interaction: discord.Interaction, lang: str, theme: str | No
         fields["parent"] = parent
     if theme:
         fields["theme"] = theme
+    if form != "free":
+        fields["form"] = form
     embed.set_footer(text=render.footer(**fields))
     msg = await finish(interaction, embed=embed, files=[], view=poem_view(loc, lang, temperature, seed))
     # The latent has one row per line the text VAE decoded; seed + parameters also reproduce the poem exactly.
-    params = {"lang": lang, "theme": theme, "temperature": temperature, "lines": 4}
+    params = {"lang": lang, "theme": theme, "temperature": temperature, "lines": len(out.lines), "form": form}
     if parent is not None:
         params["parent_seed"] = parent
     await record(interaction, msg, kind="poem", model=poet, version=version, seed=seed,
@@ -173,6 +184,12 @@ def _poem_state(interaction: discord.Interaction) -> tuple[dict[str, str], str]:
     return meta, (emb.description or "")
 
 
+def _form_of(meta: dict[str, str], lang: str) -> str:
+    """The verse form a poem result was written in (its footer's ``form``), so a reroll or a variation keeps it."""
+    form = meta.get("form", "free")
+    return form if form in FORMS[lang] else "free"
+
+
 class PoemReroll(SafeItem, discord.ui.DynamicItem[discord.ui.Button], template=r"muse:pr:(?P<lang>en|zh):(?P<temp>\d{1,3})"):
     def __init__(self, lang: str, temp: int, label: str | None = None):
         self.lang, self.temp = lang, temp
@@ -185,7 +202,8 @@ class PoemReroll(SafeItem, discord.ui.DynamicItem[discord.ui.Button], template=r
 
     async def run(self, interaction: discord.Interaction) -> None:
         meta, _ = _poem_state(interaction)
-        await post_poem(interaction, self.lang, meta.get("theme"), self.temp / 100, random_seed(), signal="reroll")
+        await post_poem(interaction, self.lang, meta.get("theme"), self.temp / 100, random_seed(), signal="reroll",
+                        form=_form_of(meta, self.lang))
 
 
 class PoemVariation(SafeItem, discord.ui.DynamicItem[discord.ui.Button],
@@ -200,11 +218,11 @@ class PoemVariation(SafeItem, discord.ui.DynamicItem[discord.ui.Button],
         return cls(match["lang"], int(match["temp"]), match["seed"])
 
     async def run(self, interaction: discord.Interaction) -> None:
-        _, text = _poem_state(interaction)
+        meta, text = _poem_state(interaction)
         first = next((line.strip() for line in text.splitlines() if line.strip()), None)
         theme = first.rstrip("，。,.!?;:")[:200] if first else None
         await post_poem(interaction, self.lang, theme or None, self.temp / 100, random_seed(),
-                        parent=int(self.seed, 36), signal="variation")
+                        parent=int(self.seed, 36), signal="variation", form=_form_of(meta, self.lang))
 
 
 BUTTONS = (ImageReroll, ImageVariation, PoemReroll, PoemVariation)

@@ -17,7 +17,7 @@ async def details(interaction: discord.Interaction, message: discord.Message) ->
     loc = interaction.locale
     names = {"kind": "f_kind", "theme": "f_theme", "seed": "f_seed", "count": "f_count", "model": "f_model",
              "lang": "f_lang", "temperature": "f_temperature", "frames": "f_frames", "steps": "f_steps",
-             "from": "f_from", "to": "f_to", "parent": "f_parents"}
+             "from": "f_from", "to": "f_to", "parent": "f_parents", "form": "f_form"}
     embed = discord.Embed(title=t(loc, "details_title"), colour=discord.Colour.dark_grey(), url=message.jump_url)
     for key, value in meta.items():
         if key in names:
@@ -34,8 +34,10 @@ async def details(interaction: discord.Interaction, message: discord.Message) ->
         embed.add_field(name=t(loc, "f_reproduce"), value=f"`{repro}`", inline=False)
     elif kind == "poem":
         theme = f" theme:{meta['theme']}" if meta.get("theme") else ""
+        form = f" form:{meta['form']}" if meta.get("form") else ""
         embed.add_field(name=t(loc, "f_reproduce"), inline=False,
-                        value=f"`/poem lang:{meta['lang']}{theme} temperature:{meta['temperature']} seed:{meta['seed']}`")
+                        value=f"`/poem lang:{meta['lang']}{theme} temperature:{meta['temperature']} seed:{meta['seed']}"
+                              f"{form}`")
     if meta.get("by"):
         embed.add_field(name="👤", value=f"<@{meta['by']}>")
     await interaction.response.send_message(embed=embed, ephemeral=True)
