@@ -144,9 +144,10 @@ def test_images_from_a_seed_a_generator_or_latents(tiny_models):
 @pytest.mark.parametrize("lang", ["en", "zh"])
 def test_a_poem_carries_its_latents(tmp_path, lang):
     from genmodels.poetry import PoemModel
-    from tests.e2e.conftest import EN_LINES, ZH_LINES, _save_text_model
+    from tests.e2e.conftest import EN_LINES, ZH_LINES
+    from textmodels import save_text_model
 
-    _save_text_model(tmp_path, lang, EN_LINES if lang == "en" else ZH_LINES)
+    save_text_model(tmp_path, lang, EN_LINES if lang == "en" else ZH_LINES)
     m = PoemModel.load(lang, root=tmp_path)
     out = m.sample(5, lines=3)
     per_line = 2 if lang == "zh" else 1  # a Chinese line is a couplet of two decoded clauses

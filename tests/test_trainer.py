@@ -194,10 +194,11 @@ def test_enough_feedback_wakes_the_trainer(world):
 
 def test_text_finetune_promotes(world, tmp_path):
     from genmodels.data.poems import build_poem_dataset
-    from tests.e2e.conftest import EN_LINES, _save_text_model
+    from tests.e2e.conftest import EN_LINES
+    from textmodels import save_text_model
 
     models, data_dir, db = world
-    _save_text_model(models, "en", EN_LINES)  # (the e2e fixtures may have saved one before: take the newest)
+    save_text_model(models, "en", EN_LINES)  # (the e2e fixtures may have saved one before: take the newest)
     parent = checkpoints.list_versions(models, "textvae-en")[-1]
     text = tmp_path / "poems.txt"
     text.write_text("\n\n".join("\n".join(EN_LINES[i:i + 3]) for i in range(0, len(EN_LINES), 3)), "utf-8")

@@ -103,7 +103,7 @@ def test_every_posted_result_is_stored_with_its_message(bot_models: Path, tmp_pa
     assert r_poem.kind == "poem" and r_poem.model == "textvae-en" and r_poem.model_version == "v0001"
     assert r_poem.seed == 5 and r_poem.latent.dtype == np.float32 and r_poem.latent.shape == (4, dim)  # (lines, D)
     assert np.array_equal(r_poem.latent, again.latents.numpy()) and r_poem.content == again.text
-    assert r_poem.params == {"lang": "en", "theme": "the moon", "temperature": 0.9, "lines": 4}
+    assert r_poem.params == {"lang": "en", "theme": "the moon", "temperature": 0.9, "lines": 4, "form": "free"}
     assert r_poem.content == poem.json["embeds"][0]["description"]
     assert r_morph.kind == "morph" and r_morph.model == "vae"
     assert r_morph.params == {"from": {"emoji": "🐱"}, "to": {"emoji": "🐶"}, "frames": 3}
