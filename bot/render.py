@@ -35,25 +35,32 @@ def upscale(im: Image.Image, cell_px: int) -> Image.Image:
     return im if im.width == cell_px else im.resize((cell_px, cell_px * im.height // im.width), Image.NEAREST)
 
 
-def grid_png(images: list[Image.Image], cell_px: int = 256, cols: int | None = None) -> bytes:
-    """A transparent grid PNG (2×2 for four images), each cell upscaled crisply to ``cell_px``."""
-    n = len(images)
-    cols = cols or (2 if n == 4 else n if n <= 3 else math.ceil(math.sqrt(n)))
-    rows = math.ceil(n / cols)
+def _columns(n: int) -> int:
+    return 2 if n == 4 else n if n <= 3 else math.ceil(math.sqrt(n))
+
+
+def grid_image(images: list[Image.Image], cell_px: int = 256, cols: int | None = None) -> Image.Image:
+    """A transparent grid (2×2 for four images), each cell upscaled crisply to ``cell_px``."""
+    cols = cols or _columns(len(images))
+    rows = math.ceil(len(images) / cols)
     out = Image.new("RGBA", (cols * cell_px, rows * cell_px), (0, 0, 0, 0))
     for i, im in enumerate(images):
         out.paste(upscale(im, cell_px), ((i % cols) * cell_px, (i // cols) * cell_px))
-    return _png(out)
+    return out
+
+
+def grid_png(images: list[Image.Image], cell_px: int = 256, cols: int | None = None) -> bytes:
+    """`grid_image` as PNG bytes."""
+    return _png(grid_image(images, cell_px, cols))
 
 
 def numbered_grid_png(images: list[Image.Image], cell_px: int = 256, cols: int | None = None,
                       labels: list[str] | None = None) -> bytes:
     """A grid like `grid_png` with a number badge in each cell's top-left corner ("1", "2", ... by default): what a
     group session's members vote on by number."""
-    n = len(images)
-    cols = cols or (2 if n == 4 else n if n <= 3 else math.ceil(math.sqrt(n)))
-    labels = labels or [str(i + 1) for i in range(n)]
-    canvas = Image.open(io.BytesIO(grid_png(images, cell_px, cols))).convert("RGBA")
+    cols = cols or _columns(len(images))
+    labels = labels or [str(i + 1) for i in range(len(images))]
+    canvas = grid_image(images, cell_px, cols)
     draw = ImageDraw.Draw(canvas)
     size = max(12, cell_px // 8)
     font = ImageFont.load_default(size=size)
