@@ -29,7 +29,6 @@ from genmodels.images import MAX_SEED
 from ... import checks
 from ...errors import UserError
 from ...i18n import lang_of, t
-from ...recording import version_tag
 from ..create.cog import theme_autocomplete
 from ..create.flows import resolve_theme
 from . import present
@@ -151,10 +150,7 @@ class Sessions(commands.Cog):
                             limit=cfg.per_guild) from None
         s = await store.get_session(session_id)
         try:
-            bred = await self.runner._engine_call(s, lambda m: first_round(m, s))
-            await store.add_round(session_id, 1, deadline=time.time() + self.runner.seconds(round_seconds),
-                                  model_version=version_tag(bred.version), candidates=bred.rows,
-                                  result=self.runner._result_spec(s))
+            await self.runner.store_round(s, 1, lambda m: first_round(m, s))
         except BaseException as e:
             await store.end_session(session_id, "failed", "the first round could not be made")
             if isinstance(e, ValueError):  # the model cannot use the member's text (words it does not know)

@@ -335,14 +335,7 @@ class SessionRunner:
             cands = await self.store.candidates(prev.id)
             seeds = await self.store.seeds(s.id, number)
             cfg = self.bot.settings.breeding
-            bred: Bred | None = await self._engine_call(
-                s, lambda m: next_round(m, s, number, cands, tally, seeds, cfg))
-            if bred is None:
-                return
-            round_id, _ = await self.store.add_round(
-                s.id, number, deadline=time.time() + self.seconds(s.round_seconds),
-                model_version=version_tag(bred.version), candidates=bred.rows, result=self._result_spec(s))
-            r = await self.store.get_round(round_id)
+            r = await self.store_round(s, number, lambda m: next_round(m, s, number, cands, tally, seeds, cfg))
         if r.status == "open" and r.message_id is None and not await self._post_round(s, r):
             return
         if r.status == "open":
@@ -380,6 +373,16 @@ class SessionRunner:
                         "lines": POEM_LINES})
         return {"kind": s.kind, "model": s.model, "guild_id": s.guild_id, "channel_id": s.thread_id or s.channel_id,
                 "params": params}
+
+    async def store_round(self, s: "SessionRow", number: int, make: Callable[[Any], Bred]) -> "RoundRow":
+        """Make round ``number`` in the engine's worker (``make(model)``: `first_round` or `next_round`) and store it,
+        open, with its deadline and its candidates as results. A round already stored under that number is kept
+        (`FeedbackStore.add_round`), so making it twice stores it once."""
+        bred = await self._engine_call(s, make)
+        round_id, _ = await self.store.add_round(
+            s.id, number, deadline=time.time() + self.seconds(s.round_seconds),
+            model_version=version_tag(bred.version), candidates=bred.rows, result=self._result_spec(s))
+        return await self.store.get_round(round_id)
 
     async def _engine_call(self, s: "SessionRow", fn: Callable[[Any], Any]) -> Any:
         """Run ``fn(model)`` in the engine's worker; a full queue is waited out (the session has time)."""
