@@ -26,7 +26,7 @@ from genmodels.breeding import (
     round_generator,
 )
 from genmodels.latents import slerp
-from textmodels import save_text_model
+from textmodels import save_text_models
 
 D = 16
 
@@ -320,12 +320,8 @@ ZH_LINES = ["床前明月光", "疑是地上霜", "举头望明月", "低头思�
 
 @pytest.fixture(scope="module")
 def poem_models(tmp_path_factory) -> Path:
-    """Untrained tiny English and Chinese text VAEs saved as real versions (as tests/e2e/conftest.py does)."""
-
-    root = tmp_path_factory.mktemp("poem-models")
-    for lang, lines in (("en", EN_LINES), ("zh", ZH_LINES)):
-        save_text_model(root, lang, lines, max_len=10)
-    return root
+    """Untrained tiny English and Chinese text VAEs saved as real versions (`textmodels`)."""
+    return save_text_models(tmp_path_factory.mktemp("poem-models"), EN_LINES, ZH_LINES, max_len=10)
 
 
 def _load(lang: str, root: Path):

@@ -23,3 +23,10 @@ def save_text_model(root: Path, lang: str, lines: list[str], max_len: int = 10) 
                                     {"config": dataclasses.asdict(cfg), "steps": 0})
     save_tokenizer(tok, vdir)
     return vdir
+
+
+def save_text_models(root: Path, en: list[str], zh: list[str], max_len: int = 10) -> Path:
+    """Both languages' tiny text VAEs under ``root``, fitted on ``en`` and ``zh``; returns ``root``."""
+    for lang, lines in (("en", en), ("zh", zh)):
+        save_text_model(root, lang, lines, max_len)
+    return root
