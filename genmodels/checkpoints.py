@@ -1,6 +1,7 @@
 """Checkpoints: safetensors weights plus a JSON model card, versioned on disk.
 
-Muse never unpickles anything. Weights are safetensors; everything else (configs, metrics, optimizer
+Muse never unpickles a checkpoint (the one pickle it reads is a third-party corpus file, through the allow-list
+unpickler of `genmodels.data.gutenberg`). Weights are safetensors; everything else (configs, metrics, optimizer
 hyper-parameters, RNG bookkeeping) is JSON. Anything that is not a well-formed safetensors file, or whose
 bytes do not match the SHA-256 recorded in its card, is refused with a `CheckpointError` whose message says
 what to do.

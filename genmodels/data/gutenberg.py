@@ -60,6 +60,8 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+# Only for `_RestrictedUnpickler`, which reads a third-party data file through an allow-list of inert stand-ins.
+# No checkpoint is ever unpickled: weights are safetensors (`genmodels.checkpoints`).
 import pickle
 import re
 import subprocess
