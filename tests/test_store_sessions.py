@@ -230,7 +230,10 @@ async def test_toggle_votes_and_tally(tmp_path):
         sid = await start(store)
         rid = await opened(store, sid)
 
-        assert await store.toggle_vote(rid, 1, 0, "Ann") == VoteResult("ok", [0], 1, "running")
+        first = await store.toggle_vote(rid, 1, 0, "Ann")
+        assert first == VoteResult("ok", [0], 1, "running")
+        rnd = await store.get_round(rid)  # where the vote went comes back with it, for the confirmation
+        assert (first.session_id, first.round_number, first.deadline) == (sid, rnd.number, rnd.deadline)
         assert await store.toggle_vote(rid, 1, 2, "Ann") == VoteResult("ok", [0, 2], 1, "running")
         assert await store.toggle_vote(rid, 1, 0) == VoteResult("ok", [2], 1, "running")  # toggled off
         assert await store.toggle_vote(rid, 2, 2, "Bob") == VoteResult("ok", [2], 2, "running")

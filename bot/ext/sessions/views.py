@@ -50,21 +50,19 @@ class VoteButton(SafeItem, discord.ui.DynamicItem[discord.ui.Button],
             raise UserError("stale", detail=f"round {render.b36(self.round_id)} has no candidate {self.choice + 1}")
         if result.status != "ok":
             raise UserError("session_closed")
-        loc = interaction.locale
-        rnd = await store.get_round(self.round_id)
-        number = rnd.number if rnd is not None else "?"
+        loc, number = interaction.locale, result.round_number
         if not result.choices:
             text = t(loc, "session_vote_empty", round=number)
         elif result.choices == [NONE]:
             text = t(loc, "session_vote_none", round=number)
         else:
-            deadline = f" ({ts(rnd.deadline)})" if rnd is not None and result.session_status == "running" else ""
+            deadline = f" ({ts(result.deadline)})" if result.session_status == "running" else ""
             text = t(loc, "session_vote_ok", round=number, choices=", ".join(str(c + 1) for c in result.choices),
                      deadline=deadline)
         await interaction.response.send_message(text, ephemeral=True)
         runner: SessionRunner | None = getattr(bot_of(interaction), "sessions", None)
-        if runner is not None and rnd is not None:
-            runner.after_vote(rnd.session_id, rnd.id, result)
+        if runner is not None:
+            runner.after_vote(result.session_id, self.round_id, result)
 
 
 def round_view(locale: str, round_id: int, count: int) -> discord.ui.View:

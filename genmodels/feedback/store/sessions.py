@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import aiosqlite
 import numpy as np
@@ -136,6 +136,10 @@ class VoteResult:
     choices: list[int]  # the user's choices after the toggle, sorted; -1 is "none of these"
     voters: int  # distinct users with any choice in the round
     session_status: str | None  # None when there is no such round
+    # where the vote went, so that the confirmation needs no second query (not part of equality)
+    session_id: int | None = field(default=None, compare=False)
+    round_number: int | None = field(default=None, compare=False)
+    deadline: float | None = field(default=None, compare=False)
 
 
 _SESSION_FIELDS = (
@@ -517,7 +521,7 @@ class SessionsMixin(StoreBase):
         """
         async with self._write() as db:
             rows = await db.execute_fetchall(
-                "SELECT r.status, s.status AS session_status,"
+                "SELECT r.status, r.session_id, r.number, r.deadline, s.status AS session_status,"
                 " (SELECT COUNT(*) FROM session_candidates AS c WHERE c.round_id = r.id) AS n"
                 " FROM session_rounds AS r JOIN sessions AS s ON s.id = r.session_id WHERE r.id = ?",
                 (round_id,),
@@ -561,6 +565,9 @@ class SessionsMixin(StoreBase):
                 await self._choices(db, round_id, user_id),
                 await self._voters(db, round_id),
                 row["session_status"],
+                row["session_id"],
+                row["number"],
+                row["deadline"],
             )
 
     async def tally(self, round_id: int) -> Tally:
