@@ -28,7 +28,7 @@ import io
 import logging
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 import discord
 import numpy as np
@@ -54,7 +54,8 @@ log = logging.getLogger("muse.sessions")
 ACTIVE = ("running", "paused")
 POEM_LINES = 4  # lines per poem candidate, as /poem writes them (so a /poem result can be brought in)
 GIF_MAX_FRAMES = 48
-ENGINE_RETRY_S = 3.0  # a full engine queue: try the round again this much later
+ENGINE_RETRY_S = 3.0  # a full engine queue: try the round again this much later ...
+ENGINE_TRIES = 20  # ... this many times (a minute), then leave the session for the next start
 
 
 # ---- the work done in the engine's worker (pure functions of the stored state) -------------------------------
@@ -384,25 +385,25 @@ class SessionRunner:
             model_version=version_tag(bred.version), candidates=bred.rows, result=self._result_spec(s))
         return await self.store.get_round(round_id)
 
-    async def _engine_call(self, s: "SessionRow", fn: Callable[[Any], Any]) -> Any:
-        """Run ``fn(model)`` in the engine's worker; a full queue is waited out (the session has time)."""
-        for _ in range(20):
+    async def _engine(self, s: "SessionRow", submit: Callable[[Any], Awaitable[Any]]) -> Any:
+        """``submit(user)``, an engine request on behalf of the session; a full queue is waited out (the session
+        has time), at most `ENGINE_TRIES` times."""
+        for _ in range(ENGINE_TRIES):
             try:
-                return await self.bot.engine.call(s.model, fn, user=("session", s.id))
+                return await submit(("session", s.id))
             except EngineBusy:
                 await asyncio.sleep(ENGINE_RETRY_S)
         raise RuntimeError(f"the engine stayed busy; session {s.id} will continue at the next start")
 
+    async def _engine_call(self, s: "SessionRow", fn: Callable[[Any], Any]) -> Any:
+        """Run ``fn(model)`` in the engine's worker."""
+        return await self._engine(s, lambda user: self.bot.engine.call(s.model, fn, user=user))
+
     async def _render(self, s: "SessionRow", latents: torch.Tensor) -> list:
         """Images of the session's theme from latents (N, nz): one batch through the engine."""
-        for _ in range(20):
-            try:
-                out = await self.bot.engine.image_from_latents(s.params["theme_index"], latents,
-                                                               user=("session", s.id))
-                return out.images
-            except EngineBusy:
-                await asyncio.sleep(ENGINE_RETRY_S)
-        raise RuntimeError(f"the engine stayed busy; session {s.id} will continue at the next start")
+        out = await self._engine(s, lambda user: self.bot.engine.image_from_latents(s.params["theme_index"],
+                                                                                    latents, user=user))
+        return out.images
 
     async def _encode(self, fn, *args) -> bytes:
         return await asyncio.get_running_loop().run_in_executor(self.bot.encoder, fn, *args)
