@@ -80,7 +80,7 @@ class Sessions(commands.Cog):
     async def cog_unload(self) -> None:
         await self.runner.close()
 
-    def _active(self, interaction: discord.Interaction):
+    def _guild_store(self, interaction: discord.Interaction):
         if interaction.guild_id is None:
             raise UserError("session_dm")
         return checks.need_store(interaction)
@@ -108,7 +108,7 @@ class Sessions(commands.Cog):
         bot, cfg = self.bot, self.bot.settings.sessions
         if not cfg.enabled:
             raise UserError("session_off")
-        store = self._active(interaction)
+        store = self._guild_store(interaction)
         if kind not in KINDS:
             raise UserError("range", name="kind", lo="image", hi="poem", value=kind)
         checks.check_range("rounds", rounds, 2, 12)
@@ -196,7 +196,7 @@ class Sessions(commands.Cog):
     # ---- /session status, stop, seed -------------------------------------------------------------------------
 
     async def _session_here(self, interaction: discord.Interaction):
-        store = self._active(interaction)
+        store = self._guild_store(interaction)
         s = await store.active_session(interaction.channel_id)
         if s is None:
             raise UserError("session_none")
