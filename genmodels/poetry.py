@@ -42,6 +42,7 @@ LINE_SPREAD = 0.5  # a in z_i = sqrt(1 - a) c + sqrt(a) e_i: how far lines of on
 THEME_SPREAD = 0.5  # how far lines wander from a theme's posterior mean
 ZH_FORMS = (5, 7)  # characters per clause: 五言 / 七言
 ZH_SEVEN_P = 0.6  # share of 七言 poems (about the corpus's share of 7-character clauses)
+MAX_REPEAT = {"zh": 2}  # no token more often than this in one decoded line (zh: no character thrice a clause)
 
 
 def load_text_model(name: str, root: str | os.PathLike | None = None, device: str = "cpu",
@@ -102,6 +103,13 @@ class PoemModel:
 
     def _text(self, ids: list[int]) -> str:
         return detokenize(self.tok, ids, self.lang)
+
+    def _decode(self, z: torch.Tensor, g: torch.Generator, temperature: float, top_p: float,
+                length: int | None) -> list[str]:
+        """Sample one line from each latent row of z (N, D), as text; every sampler of this class decodes here."""
+        ids = self.model.sample(z.to(self.device), temperature=temperature, top_p=top_p, generator=g, length=length,
+                                max_repeat=MAX_REPEAT.get(self.lang, 0))
+        return [self._text(row).strip() for row in ids]
 
     # ---- the pieces of a poem's draw, shared by `sample` and the group sessions' `fresh_latents` ----
 
@@ -167,15 +175,11 @@ class PoemModel:
                              f"got {tuple(latents.shape)}.")
         N, L, _ = latents.shape
         flat = latents.reshape(N * L, D)  # (N·L, D), poem-major
-        texts = [self._text(ids).strip() for ids in
-                 self.model.sample(flat.to(self.device), temperature=temperature, top_p=top_p, generator=generator,
-                                   length=form)]
+        texts = self._decode(flat, generator, temperature, top_p, form)
         empty = [i for i, text in enumerate(texts) if not text]
         if empty:
-            again = self.model.sample(flat[empty].to(self.device), temperature=temperature, top_p=top_p,
-                                      generator=generator, length=form)
-            for i, ids in zip(empty, again):
-                texts[i] = self._text(ids).strip()
+            for i, text in zip(empty, self._decode(flat[empty], generator, temperature, top_p, form)):
+                texts[i] = text
         outputs = []
         for k in range(N):
             rows = texts[k * L:(k + 1) * L]
@@ -220,10 +224,7 @@ class PoemModel:
         seen: set[str] = set()
         for attempt in range(4):  # resample lines that are empty or repeat an earlier line
             z = self._spread(centre, spread, n, g)  # (n, D)
-            decoded = self.model.sample(z.to(self.device), temperature=temperature, top_p=top_p, generator=g,
-                                        length=length)
-            for ids, zi in zip(decoded, z):
-                text = self._text(ids).strip()
+            for text, zi in zip(self._decode(z, g, temperature, top_p, length), z):
                 if text and (text not in seen or attempt == 3) and len(out) < n:
                     seen.add(text)
                     out.append(text)
@@ -256,9 +257,7 @@ class PoemModel:
         def draw(n: int) -> list[str]:
             z = self._spread(centre, spread, n, g)  # (n, D)
             drawn.append(z)
-            decoded = self.model.sample(z.to(self.device), temperature=temperature, top_p=top_p, generator=g,
-                                        length=length)
-            return [self._text(ids).strip() for ids in decoded]
+            return self._decode(z, g, temperature, top_p, length)
 
         verse = compose(form, draw, self.verse, length=length, scheme=scheme)
         latents = torch.cat(drawn)[torch.tensor(verse.picks, dtype=torch.long)]  # (L, D): the rows kept, in order
@@ -284,6 +283,7 @@ class PoemModel:
         self._check(a, "first line"), self._check(b, "second line")
         za, zb = self.encode(a), self.encode(b)
         zs = slerp(za, zb, torch.linspace(0, 1, steps))  # (steps, D)
-        decoded = [self._text(ids) for ids in self.model.greedy(zs.to(self.device))]
+        decoded = [self._text(ids) for ids in self.model.greedy(zs.to(self.device),
+                                                                 max_repeat=MAX_REPEAT.get(self.lang, 0))]
         decoded[0], decoded[-1] = " ".join(a.split()), " ".join(b.split())
         return MorphOutput(decoded, zs, self.version)

@@ -268,8 +268,15 @@ class PoemDataset:
     stats: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
 
-    def lines(self, split: str) -> list[str]:
-        return [line for poem in self.poems[split] for line in poem]
+    def lines(self, split: str, limit: int = 0) -> list[str]:
+        """The lines of ``split`` in corpus order; ``limit`` > 0 keeps a fixed sample of at most that many (the
+        same for every caller: the big corpora's dev and held-out splits have 180k-240k lines, far more than an
+        evaluation or a fine-tune's replay needs)."""
+        lines = [line for poem in self.poems[split] for line in poem]
+        if 0 < limit < len(lines):
+            keep = sorted(random.Random(f"{self.sha256}:{split}").sample(range(len(lines)), limit))
+            lines = [lines[i] for i in keep]
+        return lines
 
 
 def load_poem_dataset(path: Path) -> PoemDataset:

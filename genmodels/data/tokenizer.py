@@ -47,10 +47,14 @@ def _build(lang: str) -> Tokenizer:
     return tok
 
 
-def train_tokenizer(lang: str, lines: Iterable[str], min_frequency: int = 2) -> PreTrainedTokenizerFast:
-    """Train a word-level (en) or character-level (zh) tokenizer on ``lines``."""
+def train_tokenizer(lang: str, lines: Iterable[str], min_frequency: int = 2,
+                    vocab_size: int = 0) -> PreTrainedTokenizerFast:
+    """Train a word-level (en) or character-level (zh) tokenizer on ``lines``; ``vocab_size`` > 0 keeps only that
+    many tokens (specials included), the most frequent."""
     tok = _build(lang)
-    trainer = trainers.WordLevelTrainer(min_frequency=min_frequency, special_tokens=SPECIALS, show_progress=False)
+    cap = {"vocab_size": vocab_size} if vocab_size > 0 else {}
+    trainer = trainers.WordLevelTrainer(min_frequency=min_frequency, special_tokens=SPECIALS, show_progress=False,
+                                        **cap)
     tok.train_from_iterator(list(lines), trainer=trainer)
     return wrap(tok)
 

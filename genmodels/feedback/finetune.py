@@ -63,6 +63,7 @@ class FinetuneConfig:
     pull: float = 0.01  # DCGAN: after each step, move G this fraction of the way back to the parent (decoupled L2-SP)
     batch: int = 32
     seed: int = 0
+    replay_lines: int = 20_000  # text: the fixed sample of training lines replayed (60 steps read under 2,000)
     # At mix 0.5 / spread 0.6 most themes collapsed to copies of one liked image (bench sample sheet).
     image_preference: PreferenceConfig = field(default_factory=lambda: PreferenceConfig(mix=0.25, spread=0.7))
     # Poems drawn near a few liked poems repeat their lines (distinct-2 fell 17% at mix 0.5, and the gate
@@ -247,7 +248,7 @@ def finetune_textvae(parent: tuple[dict, dict], items: list[dict], data_dir: Pat
         build_poem_dataset(lang, None, Path(data_dir))
     ds = load_poem_dataset(data_path)
     L = model.cfg.max_len
-    xr, lr_ = (t.to(device) for t in lines_to_tensor(poem.tok, ds.lines("train"), L))
+    xr, lr_ = (t.to(device) for t in lines_to_tensor(poem.tok, ds.lines("train", cfg.replay_lines), L))
     recipe = RECIPES[lang][1]  # the from-scratch recipe's word dropout, KL threshold and bag-of-words weight
 
     def elbo(x, ln):  # per line (B,): the training objective of `training.textvae`, at beta = 1

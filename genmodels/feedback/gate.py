@@ -86,8 +86,9 @@ def image_metrics(model: ImageGenerator | Morpher, fnet: FeatureNet, data: Image
 
 
 @torch.no_grad()
-def text_metrics(poem: PoemModel, ds: PoemDataset, n_poems: int = 64, seed: int = 10_000) -> dict:
-    x, ln = lines_to_tensor(poem.tok, ds.lines("heldout"), poem.model.cfg.max_len)
+def text_metrics(poem: PoemModel, ds: PoemDataset, n_poems: int = 64, seed: int = 10_000,
+                 n_lines: int = 2000) -> dict:
+    x, ln = lines_to_tensor(poem.tok, ds.lines("heldout", n_lines), poem.model.cfg.max_len)  # a fixed sample
     scores = dev_scores(poem.model, x.to(poem.device), ln.to(poem.device))
     poems = [poem.sample(seed + i, lines=4).text for i in range(n_poems)]
     return {"neg_elbo": scores["nelbo"], "kl": scores["kl"], "distinct2": poem_distinct2(poems, poem.lang)}

@@ -113,12 +113,10 @@ class TextVAE(nn.Module):
         w = self.embed.weight if self.cfg.tie_embeddings else self.out_embed  # (V, E)
         return self.out_proj(self.drop(out)) @ w.t() + self.out_bias
 
-    def decode(self, inp: torch.Tensor, z: torch.Tensor | None, h0: torch.Tensor | None = None, start: int = 0):
-        """Teacher-forced decoder. inp: (B, T) ids starting with BOS (or continuing at time step ``start``);
-        z: (B, D) or None.
-
-        Returns logits (B, T, V) and the last hidden state (1, B, H).
-        """
+    def decoder_states(self, inp: torch.Tensor, z: torch.Tensor | None, h0: torch.Tensor | None = None,
+                       start: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+        """Teacher-forced decoder GRU. inp: (B, T) ids starting with BOS (or continuing at time step ``start``);
+        z: (B, D) or None. Returns the outputs (B, T, H) and the last hidden state (1, B, H)."""
         B, T = inp.shape
         e = self.embed(inp)  # (B, T, E)
         if self.cfg.pos_embed:
@@ -128,7 +126,11 @@ class TextVAE(nn.Module):
         if z is not None:
             e = torch.cat([e, z.unsqueeze(1).expand(B, T, z.shape[-1])], dim=-1)  # (B, T, E + D)
         h = self._init_hidden(z, B, inp.device) if h0 is None else h0
-        out, h = self.decoder(e, h)  # (B, T, H)
+        return self.decoder(e, h)  # (B, T, H), (1, B, H)
+
+    def decode(self, inp: torch.Tensor, z: torch.Tensor | None, h0: torch.Tensor | None = None, start: int = 0):
+        """``decoder_states`` followed by the output layer: logits (B, T, V) and the last hidden state (1, B, H)."""
+        out, h = self.decoder_states(inp, z, h0, start)
         return self._logits(out), h
 
     def log_px_z(self, x: torch.Tensor, lengths: torch.Tensor, z: torch.Tensor | None, word_dropout: float = 0.0,
@@ -143,9 +145,13 @@ class TextVAE(nn.Module):
             drop = torch.rand(inp.shape, device=x.device, generator=generator) < word_dropout
             drop[:, 0] = False  # keep BOS
             inp = inp.masked_fill(drop & (inp != PAD_ID), UNK_ID)
-        logits, _ = self.decode(inp, z)  # (B, T + 1, V)
-        nll = F.cross_entropy(logits.float().transpose(1, 2), target, ignore_index=PAD_ID, reduction="none")  # (B, T+1)
-        return -nll.sum(dim=1)  # (B,)
+        out, _ = self.decoder_states(inp, z)  # (B, T + 1, H)
+        # The output layer sees the N real (non-PAD) target positions only: with a vocabulary of 20k words it is
+        # most of a step's work, and a batch is about half padding.
+        real = target != PAD_ID  # (B, T + 1)
+        logits = self._logits(out[real])  # (N, V)
+        nll = F.cross_entropy(logits.float(), target[real], reduction="none")  # (N,)
+        return torch.zeros(B, device=x.device, dtype=nll.dtype).index_add_(0, real.nonzero()[:, 0], nll).neg()  # (B,)
 
     # ----------------------------------------------------------------------------------------------------
     # Objective and likelihood estimates
@@ -257,8 +263,9 @@ class TextVAE(nn.Module):
 
     @torch.no_grad()
     def _generate(self, z: torch.Tensor | None, n: int, pick, max_len: int | None,
-                  length: int | None = None) -> list[list[int]]:
-        """Shared decoding loop. ``length`` forces lines of exactly that many tokens (a verse form)."""
+                  length: int | None = None, max_repeat: int = 0) -> list[list[int]]:
+        """Shared decoding loop. ``length`` forces lines of exactly that many tokens (a verse form); ``max_repeat``
+        > 0 never lets one token occur more than that many times in a line (for zh: no character thrice)."""
         max_len = length or max_len or self.cfg.max_len
         device = self.embed.weight.device
         B = z.shape[0] if z is not None else n
@@ -266,11 +273,16 @@ class TextVAE(nn.Module):
         tok = torch.full((B, 1), BOS_ID, dtype=torch.long, device=device)  # (B, 1)
         out = torch.zeros(B, max_len, dtype=torch.long, device=device)  # (B, L)
         done = torch.zeros(B, dtype=torch.bool, device=device)
+        counts = torch.zeros(B, self.cfg.vocab_size, dtype=torch.int16, device=device) if max_repeat > 0 else None
         for t in range(max_len):
             logits, h = self.decode(tok, z, h, start=t)  # (B, 1, V)
             logits = self._banned(logits[:, -1].float(), t, length)  # (B, V)
+            if counts is not None:
+                logits = logits.masked_fill(counts >= max_repeat, -float("inf"))
             nxt = pick(logits)  # (B,)
             nxt = nxt.masked_fill(done, PAD_ID)
+            if counts is not None:
+                counts[torch.arange(B, device=device), nxt] += 1
             out[:, t] = nxt
             done |= nxt == EOS_ID
             if bool(done.all()):
@@ -288,18 +300,19 @@ class TextVAE(nn.Module):
 
     @torch.no_grad()
     def greedy(self, z: torch.Tensor | None, n: int = 1, max_len: int | None = None,
-               length: int | None = None) -> list[list[int]]:
+               length: int | None = None, max_repeat: int = 0) -> list[list[int]]:
         """Greedy decode from z (B, D) (or n lines from the LM when z is None). Returns token ids, no specials."""
-        return self._generate(z, n, lambda logits: logits.argmax(-1), max_len, length)
+        return self._generate(z, n, lambda logits: logits.argmax(-1), max_len, length, max_repeat)
 
     @torch.no_grad()
     def sample(self, z: torch.Tensor | None, n: int = 1, temperature: float = 1.0, top_p: float = 0.9,
                generator: torch.Generator | None = None, max_len: int | None = None,
-               length: int | None = None) -> list[list[int]]:
+               length: int | None = None, max_repeat: int = 0) -> list[list[int]]:
         """Nucleus (top-p) sampling (Holtzman et al. 2020) from z (B, D), with temperature; deterministic given
-        ``generator``. ``length`` forces exactly that many tokens. Returns token ids without specials."""
+        ``generator``. ``length`` forces exactly that many tokens, ``max_repeat`` caps any token's count in a line
+        (see `_generate`). Returns token ids without specials."""
         if temperature <= 0:
-            return self.greedy(z, n, max_len, length)
+            return self.greedy(z, n, max_len, length, max_repeat)
 
         def pick(logits: torch.Tensor) -> torch.Tensor:
             probs = torch.softmax(logits / temperature, dim=-1)  # (B, V)
@@ -309,4 +322,4 @@ class TextVAE(nn.Module):
             choice = torch.multinomial(sorted_p.cpu(), 1, generator=generator).to(logits.device)  # (B, 1)
             return order.gather(-1, choice).squeeze(-1)
 
-        return self._generate(z, n, pick, max_len, length)
+        return self._generate(z, n, pick, max_len, length, max_repeat)

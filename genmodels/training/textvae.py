@@ -52,17 +52,21 @@ class TextRecipe:
     ramp: float = 0.5
     min_frequency: int = 2
     bow_weight: float = 0.0  # weight of the bag-of-words loss (needs TextVAEConfig.bow_dim > 0)
+    vocab_size: int = 0  # > 0: the tokenizer keeps only the most frequent tokens (the rest read as [UNK])
+    dev_lines: int = 4000  # the fixed sample of dev lines each evaluation scores (`PoemDataset.lines(limit=...)`)
 
 
 RECIPES = {
-    # The shipped recipes (the sweep behind them: docs/MODELS.md). For en, a bag-of-words loss at weight 0.5
-    # lifts recon F1 from 0.39-0.41 to 0.43 and kept IW-NLL within 1 nat of the LM; at weight 1 it cost the fit.
-    # For zh, F1 0.4 needs a KL of 22+ nats. With q itself as the proposal (K = 100) such models read 4-8 nats
-    # worse than the LM, but the evaluation's widened proposal shows the fit stays within 1 nat (MODELS.md,
-    # "Which proposal"): lambda 32 with BoW weight 1 gives F1 0.429 at +0.69 nats.
-    "en": (TextVAEConfig(vocab_size=0, max_len=24, bow_dim=256), TextRecipe(kl_target=16.5, bow_weight=0.5)),
-    "zh": (TextVAEConfig(vocab_size=0, max_len=12, dropout=0.5, pos_embed=True, bow_dim=256),
-           TextRecipe(kl_target=32.0, bow_weight=1.0)),
+    # The shipped recipes, for the big corpora (`muse prepare poems`; measurements in docs/MODELS.md). The corpora
+    # hold 2.3M (en) and 1.9M (zh) training lines, far more than a CPU run reads once, so dropout is light and
+    # the vocabulary is capped: the output layer over the vocabulary is most of a step's work. A bag-of-words
+    # loss keeps z carrying the line's content (recon F1), and the KL threshold is set below the earlier
+    # small-corpus recipes', so that more of each line is the decoder's language model.
+    "en": (TextVAEConfig(vocab_size=0, enc_hidden=256, dec_hidden=512, dropout=0.1, max_len=24, bow_dim=256),
+           TextRecipe(lm_steps=2500, vae_steps=4000, kl_target=15.0, bow_weight=0.5, vocab_size=16000)),
+    "zh": (TextVAEConfig(vocab_size=0, enc_hidden=256, dec_hidden=512, dropout=0.1, max_len=12, pos_embed=True,
+                         bow_dim=256),
+           TextRecipe(lm_steps=3000, vae_steps=8000, kl_target=24.0, bow_weight=1.0, vocab_size=6000)),
 }
 
 
@@ -240,7 +244,8 @@ def train(
     ``steps`` caps the steps of each phase (VAE and LM; both may stop earlier on dev). Uses
     ``data_dir/poems-{lang}.json`` (built from the built-in corpus when missing).
     """
-    from ..eval_text import IW_K, text_metrics  # late import: eval_text imports this module's helpers
+    from ..eval_text import IW_K, add_readability, text_metrics  # late: eval_text imports this module's helpers
+    from ..poetry import PoemModel
 
     if lang not in RECIPES:
         raise DataError(f"Unknown poem language '{lang}'; choose one of: {', '.join(RECIPES)}.")
@@ -269,10 +274,11 @@ def train(
     if tok_path.exists():
         tok = load_tokenizer(tok_path)
     else:
-        tok = train_tokenizer(lang, ds.lines("train"), recipe.min_frequency)
+        tok = train_tokenizer(lang, ds.lines("train"), recipe.min_frequency, recipe.vocab_size)
         save_tokenizer(tok, tok_path)
     cfg = replace(base_cfg, vocab_size=len(tok))
-    data = {s: lines_to_tensor(tok, ds.lines(s), cfg.max_len) for s in ("train", "dev", "heldout")}
+    data = {"train": lines_to_tensor(tok, ds.lines("train"), cfg.max_len),
+            "dev": lines_to_tensor(tok, ds.lines("dev", recipe.dev_lines), cfg.max_len)}
     data_dev = {s: (x.to(dev), l.to(dev)) for s, (x, l) in data.items()}  # resident on the device
 
     torch.manual_seed(seed)
@@ -313,4 +319,9 @@ def train(
          "metrics": metrics},
     )
     shutil.copy(tok_path, vae_dir / TOKENIZER_FILE)
+    # the readability yardsticks read the poems `/poem` writes, so they run on the saved version
+    t_eval = time.time()
+    poem = PoemModel.load(lang, models_dir, device=str(dev), version=checkpoints.read_card(vae_dir)["version"])
+    add_readability(metrics, poem, ds, seed=seed)
+    checkpoints.update_card(vae_dir, metrics=metrics, readability_seconds=round(time.time() - t_eval, 1))
     return vae_dir
