@@ -16,7 +16,7 @@
 - **Coherence**: whether a poem's lines share a theme and images, by latent semantic analysis (Foltz, Kintsch &
   Landauer 1998, "The measurement of textual coherence with latent semantic analysis"): word vectors from a
   truncated SVD of the tf-idf content-word-by-poem matrix of training poems, a line's vector the sum of its
-  words', and a poem's score the mean cosine between its lines. Real held-out poems and poems assembled from
+  words' (to unit length, centred on the mean line), and a poem's score the mean cosine between its lines. Real held-out poems and poems assembled from
   lines of different random poems bracket the scale.
 - **Copies and repeats**: the share of sampled lines found verbatim in the training split (after the
   yardstick's normalisation), and for zh the share of clauses with one character three or more times.
@@ -158,11 +158,14 @@ class Coherence:
 
     A is the (V, N) matrix of content words by poems, A[w, p] = log(1 + tf) · log(N / df); the rank-``dim``
     truncated SVD A ~= U S V^T gives each word the vector U[w] S. The most frequent ``stop`` words and words in
-    fewer than ``min_df`` poems have none.
+    fewer than ``min_df`` poems have none. A line's vector is the sum of its words', scaled to unit length, less
+    the mean of those unit vectors over the poems' lines: every sum of many words leans the same common way
+    (raw cosines read 0.74 for real zh poems and for lines mixed from different ones, 0.094 against 0.040 once
+    centred), and the centring takes that shared part out.
     """
 
     def __init__(self, poems: Sequence[Sequence[str]], lang: str, stop: int, dim: int = 100, min_df: int = 5,
-                 seed: int = 0):
+                 seed: int = 0, centre_poems: int = 5000):
         self.lang = lang
         docs = [Counter(u for line in p for u in content_units(line, lang)) for p in poems]
         df = Counter(u for d in docs for u in d)
@@ -180,6 +183,7 @@ class Coherence:
         q = min(dim, len(words), n)
         if q == 0:  # a corpus too small to have any word in min_df poems: no line has a vector
             self.vectors = torch.zeros(len(words), 0)
+            self.centre = torch.zeros(0)
             return
         idx = torch.tensor([rows, cols], dtype=torch.long).reshape(2, -1)
         a = torch.sparse_coo_tensor(idx, torch.tensor(vals, dtype=torch.float32), (len(words), n),
@@ -187,10 +191,22 @@ class Coherence:
         torch.manual_seed(seed)
         u, sv, _ = torch.svd_lowrank(a.coalesce(), q=q)  # (V, q), (q,)
         self.vectors = u * sv  # (V, q)
+        lines = [line for p in poems[:centre_poems] for line in p]
+        units_ = [v for line in lines if (v := self._unit(line)) is not None]
+        self.centre = torch.stack(units_).mean(0) if units_ else torch.zeros(q)  # (q,)
+
+    def _unit(self, line: str) -> torch.Tensor | None:
+        ids = [i for u in content_units(line, self.lang) if (i := self.index.get(u)) is not None]
+        if not ids:
+            return None
+        v = self.vectors[ids].sum(0)  # (q,)
+        n = float(v.norm())
+        return v / n if n > 1e-12 else None
 
     def line_vector(self, line: str) -> torch.Tensor | None:
-        ids = [i for u in content_units(line, self.lang) if (i := self.index.get(u)) is not None]
-        return self.vectors[ids].sum(0) if ids else None
+        """The line's centred unit vector (q,), or None when none of its words has a vector."""
+        v = self._unit(line)
+        return None if v is None else v - self.centre
 
     def poem_score(self, lines: Sequence[str]) -> float | None:
         """Mean cosine between the vectors of every two lines that have one; None when fewer than two do."""
