@@ -123,7 +123,11 @@ def _sniff(path: Path) -> None:
     size = path.stat().st_size
     with open(path, "rb") as f:
         head = f.read(16)
-    if head[:4] == b"PK\x03\x04" or head[:1] == b"\x80":
+    looks_safetensors = len(head) >= 9 and head[8:9] == b"{"  # a header length, then its JSON
+    # A pickle starts with the PROTO opcode 0x80 then its protocol (2-5), a torch zip with PK; a safetensors
+    # header length may begin with 0x80 too (a 9,600-byte header is 80 25 00 ...), so that alone proves nothing.
+    if head[:4] == b"PK\x03\x04" or (head[:1] == b"\x80" and head[1:2] in b"\x02\x03\x04\x05"
+                                      and not looks_safetensors):
         raise CheckpointError(
             f"{path} looks like a PyTorch pickle (.pt/.pth/.bin). Muse loads only safetensors files, because "
             "unpickling a file can run arbitrary code. Convert it on a machine you trust with "

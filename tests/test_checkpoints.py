@@ -31,6 +31,19 @@ def test_pickle_is_refused(tmp_path):
         checkpoints.load_weights(tmp_path / "raw.pkl")
 
 
+def test_safetensors_whose_header_length_starts_like_a_pickle_loads(tmp_path):
+    """A header of 0x..80 bytes begins with the byte a pickle's PROTO opcode has; it is still safetensors."""
+    import struct
+
+    for n in range(1, 400):  # grow the key until the header length's low byte is 0x80
+        path = tmp_path / "state.safetensors"
+        checkpoints.save_weights(path, {"k" * n: torch.zeros(2)})
+        if path.read_bytes()[0] == 0x80:
+            break
+    assert path.read_bytes()[0] == 0x80 and struct.unpack("<Q", path.read_bytes()[:8])[0] < 1000
+    assert torch.equal(checkpoints.load_weights(path)["k" * n], torch.zeros(2))
+
+
 def test_truncated_and_corrupt_files_are_refused(tmp_path):
     vdir = checkpoints.save_version(tmp_path, "m", {"w": torch.randn(64, 64)}, {})
     f = vdir / checkpoints.MODEL_FILE
