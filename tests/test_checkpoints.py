@@ -171,3 +171,14 @@ def test_fallback_across_roots_to_the_shipped_weights(tmp_path, monkeypatch, cap
     # explicit versions are still found wherever they are
     assert paths.find_model("dcgan", version=shipped_v + 1) == models
     assert ImageGenerator.load(version=shipped_v + 1).version == f"dcgan/v{shipped_v + 1:04d}"
+
+
+def test_shipped_weights_stay_small_and_keep_one_rollback_version():
+    """All shipped weights together stay within 100 MB, with at most the served version and one earlier."""
+    from pathlib import Path
+
+    root = Path(checkpoints.__file__).parent / "weights"
+    total = sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
+    assert total <= 100 * 1000 * 1000, f"{total / 1e6:.1f} MB"
+    for model in (p for p in root.iterdir() if p.is_dir()):
+        assert 1 <= len(checkpoints.list_versions(root, model.name)) <= 2, model.name
