@@ -428,8 +428,10 @@ GOLDEN = {
         "常情天时繁，天如却下卧。\n如此若来有，多生声龙没。\n如去天阔旧，天来平同时。\n簟生天断合，生后天此生。",
         "bae95fbb21ad08a0315559f3ccbf20fb20d6565acb6c8c697f857dd62a730abb"),
     ("zh", 4, 7, "明月"): (
-        "月月自上月春月，题可明峰无往欢。\n明帘院月金光正，明月月花理自月。\n明月明山月木处，月生明言云有情。\n"
-        "月门明闭望天月，雪月月明沙良各。",
+        # re-recorded when the zh sampler stopped writing a character thrice in a clause (`poetry.MAX_REPEAT`): the
+        # clauses that had 月 three or four times changed after their second 月, the latents did not
+        "月月青外与烟寒，题可明峰无往欢。\n明帘院月金光正，明月月花对自来。\n明月明山月木地，月生明言云有情。\n"
+        "月门明闭望天月，雪月月明眠低雨。",
         "5194d74e5cfbb69189dd2a99d36161d484da5b82618ac93f241eaeb10c614591"),
 }
 
