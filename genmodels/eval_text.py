@@ -119,8 +119,8 @@ def text_metrics(vae, lm, tok, ds: PoemDataset, lang: str, *, k: int = IW_K, n_s
     x, lengths = _sorted_lines(tok, held, vae.cfg.max_len, dev)
     n_tokens = float((lengths + 1).sum())  # EOS included
     # The proposal's width is chosen on the dev split, never on the held-out lines it is then used on.
-    scale, scale_table = choose_proposal_scale(vae, *_sorted_lines(tok, ds.lines("dev", n_heldout // 2), vae.cfg.max_len, dev),
-                                               k=min(k, PROPOSAL_K), seed=seed)
+    dev_lines = _sorted_lines(tok, ds.lines("dev", n_heldout // 2), vae.cfg.max_len, dev)
+    scale, scale_table = choose_proposal_scale(vae, *dev_lines, k=min(k, PROPOSAL_K), seed=seed)
     g = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
 

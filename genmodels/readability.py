@@ -16,8 +16,8 @@
 - **Coherence**: whether a poem's lines share a theme and images, by latent semantic analysis (Foltz, Kintsch &
   Landauer 1998, "The measurement of textual coherence with latent semantic analysis"): word vectors from a
   truncated SVD of the tf-idf content-word-by-poem matrix of training poems, a line's vector the sum of its
-  words' (to unit length, centred on the mean line), and a poem's score the mean cosine between its lines. Real held-out poems and poems assembled from
-  lines of different random poems bracket the scale.
+  words' (to unit length, centred on the mean line), and a poem's score the mean cosine between its lines.
+  Real held-out poems and poems assembled from lines of different random poems bracket the scale.
 - **Copies and repeats**: the share of sampled lines found verbatim in the training split (after the
   yardstick's normalisation), and for zh the share of clauses with one character three or more times.
 
@@ -40,7 +40,7 @@ import torch
 from .data.poems import PoemDataset
 
 KN_DISCOUNT = 0.75
-FIT_LINES = {"en": 250_000, "zh": 400_000}  # the training sample the trigram model and co-occurrences use
+FIT_LINES = {"en": 250_000, "zh": 400_000}  # training lines the trigram model is fitted on (LSA: as many lines in whole poems)
 STOP_UNITS = {"en": 100, "zh": 20}  # the most frequent content units, left out of coherence (no theme in them)
 _EN_UNIT = re.compile(r"[a-z]+(?:'[a-z]+)*|[^\sa-z]")
 _ZH_CLAUSE = re.compile(r"[，。、；：？！,.;:?!\s]+")
@@ -237,7 +237,7 @@ class Yardsticks:
         lang = ds.lang
         limit = fit_lines if fit_lines is not None else FIT_LINES.get(lang, 400_000)
         kn = KneserNey.fit(units(l, lang) for l in ds.lines("train", limit))
-        # co-occurrence over whole training poems, as many as hold about `limit` lines
+        # LSA over whole training poems, as many as hold about `limit` lines
         poems = ds.poems["train"]
         per = max(1.0, sum(map(len, poems)) / max(1, len(poems)))
         keep = min(len(poems), int(limit / per) or 1)
