@@ -40,7 +40,8 @@ import torch
 from .data.poems import PoemDataset
 
 KN_DISCOUNT = 0.75
-FIT_LINES = {"en": 250_000, "zh": 400_000}  # training lines the trigram model is fitted on (LSA: as many lines in whole poems)
+# training lines the trigram model is fitted on (LSA: whole poems holding about as many lines)
+FIT_LINES = {"en": 250_000, "zh": 400_000}
 STOP_UNITS = {"en": 100, "zh": 20}  # the most frequent content units, left out of coherence (no theme in them)
 _EN_UNIT = re.compile(r"[a-z]+(?:'[a-z]+)*|[^\sa-z]")
 _ZH_CLAUSE = re.compile(r"[，。、；：？！,.;:?!\s]+")
