@@ -32,7 +32,7 @@ import torch
 
 from .. import checkpoints
 from ..data.emoji import load_image_dataset, to_model
-from ..data.poems import build_poem_dataset, load_poem_dataset
+from ..data.poems import PoemDataset
 from ..images import ImageGenerator, Morpher
 from ..nets.dcgan import DCGANConfig, Generator
 from ..nets.textvae import TextVAE
@@ -231,8 +231,9 @@ def _minibatch(b: tuple[torch.Tensor, ...], n: int, gen: torch.Generator, device
     return tuple(t[idx] for t in b)
 
 
-def finetune_textvae(parent: tuple[dict, dict], items: list[dict], data_dir: Path, cfg: FinetuneConfig,
+def finetune_textvae(parent: tuple[dict, dict], items: list[dict], ds: PoemDataset, cfg: FinetuneConfig,
                      device: torch.device, *, poem: PoemModel) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """``ds``: the poem dataset of the model's language, whose training lines are replayed (a fixed sample)."""
     tensors, card = parent
     lang = poem.lang
     model = copy.deepcopy(poem.model).to(device).train()
@@ -243,10 +244,6 @@ def finetune_textvae(parent: tuple[dict, dict], items: list[dict], data_dir: Pat
     liked = [(ln, float(it["value"])) for it in voted if it["value"] > 0 for ln in poem_lines(it["content"], lang)]
     disliked = [(ln, -float(it["value"])) for it in voted if it["value"] < 0 for ln in poem_lines(it["content"], lang)]
 
-    data_path = Path(data_dir) / f"poems-{lang}.json"
-    if not data_path.exists():
-        build_poem_dataset(lang, None, Path(data_dir))
-    ds = load_poem_dataset(data_path)
     L = model.cfg.max_len
     xr, lr_ = (t.to(device) for t in lines_to_tensor(poem.tok, ds.lines("train", cfg.replay_lines), L))
     recipe = RECIPES[lang][1]  # the from-scratch recipe's word dropout, KL threshold and bag-of-words weight

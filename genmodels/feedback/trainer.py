@@ -142,8 +142,13 @@ def run_job(spec: dict) -> dict:
             build_emoji_dataset(data_path)
         fn = finetune.finetune_dcgan if model == "dcgan" else finetune.finetune_vae
         new_tensors, extra = fn((tensors, card), spec["items"], data_path, cfg, device)
-    else:
-        new_tensors, extra = finetune.finetune_textvae((tensors, card), spec["items"], data_dir, cfg, device,
+    else:  # one read of the poem dataset (2M lines for the big corpora) serves the replay and the gate
+        lang = spec_of.lang
+        path = data_dir / f"poems-{lang}.json"
+        if not path.exists():
+            build_poem_dataset(lang, None, data_dir)
+        ds = load_poem_dataset(path)
+        new_tensors, extra = finetune.finetune_textvae((tensors, card), spec["items"], ds, cfg, device,
                                                        poem=parent_obj)
 
     keep = {k: v for k, v in card.items() if k not in ("name", "version", "created", "sha256", "metrics", "gate",
@@ -162,11 +167,6 @@ def run_job(spec: dict) -> dict:
         m_parent, m_cand = gate.image_metrics(parent_obj, fnet, data), gate.image_metrics(cand, fnet, data)
         kind = model
     else:
-        lang = spec_of.lang
-        path = data_dir / f"poems-{lang}.json"
-        if not path.exists():
-            build_poem_dataset(lang, None, data_dir)
-        ds = load_poem_dataset(path)
         m_parent, m_cand = gate.text_metrics(parent_obj, ds), gate.text_metrics(cand, ds)
         kind = "textvae"
     # The base: the first version of this chain of fine-tunes, with the metrics it had when the chain started.
