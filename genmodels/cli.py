@@ -119,6 +119,12 @@ def cmd_train(args) -> int:
     from .training import dcgan, features, vae
 
     module = {"dcgan": dcgan, "vae": vae, "features": features}[args.model]
+    if args.init_from is not None:
+        if args.model == "features":
+            raise SystemExit("muse: --init-from is for dcgan and vae")
+        from .training.image_run import load_init
+
+        common["init_from"] = load_init(args.model, args.models, args.init_from)
     vdir = module.train(data_path=data_dir / "images.npz", **common)
     print(f"saved {vdir}")
     return 0
@@ -134,14 +140,17 @@ def cmd_generate(args) -> int:
         from .images import grid, png_bytes
 
         gen = registry.load("dcgan", root)
-        res = gen.generate(args.theme, count=args.count, seed=args.seed)
+        res = gen.generate(args.theme, count=args.count, seed=args.seed, style=args.style)
         cols = 2 if args.count == 4 else None
         Path(args.out).write_bytes(png_bytes(grid(res.images, cols=cols, scale=args.scale)))
-        print(f"wrote {args.out} ({args.count} × {res.themes[0]}, seed {args.seed}, {res.version})")
+        print(f"wrote {args.out} ({args.count} × {res.themes[0]} in {res.style}, seed {args.seed}, {res.version})")
     elif args.what == "morph":
         from .images import gif_bytes
 
-        frames = registry.load("vae", root).morph(args.from_, args.to, frames=args.frames).frames
+        morpher = registry.load("vae", root)
+        if args.data:
+            morpher.data_path = Path(args.data) / "images.npz"
+        frames = morpher.morph(args.from_, args.to, frames=args.frames, styles=(args.from_style, args.to_style)).frames
         Path(args.out).write_bytes(gif_bytes(frames, scale=args.scale))
         print(f"wrote {args.out} ({len(frames)} frames)")
     elif args.what == "poem":
@@ -245,6 +254,8 @@ def add_commands(sub) -> None:
     sp.add_argument("--steps", type=int, help="optimizer steps (default: the recipe's)")
     sp.add_argument("--device", default="auto", help="auto (CUDA if present), cpu or cuda")
     sp.add_argument("--fresh", action="store_true", help="ignore an interrupted run and start over")
+    sp.add_argument("--init-from", type=int, metavar="VERSION",
+                    help="dcgan, vae: start from this version of the model (e.g. 2 for dcgan/v0002), not from scratch")
     sp.add_argument("--runs", help="folder for resumable run state (default: $MUSE_RUNS_DIR or ./runs)")
     sp.add_argument("--models", help="where to write the new version (default: $MUSE_MODELS_DIR or ./models)")
     sp.add_argument("--data", help="dataset folder (default: $MUSE_DATA_DIR or ./data)")
@@ -259,6 +270,8 @@ def add_commands(sub) -> None:
     g.add_argument("--count", type=int, default=4)
     g.add_argument("--seed", type=_int_seed, default=0)
     g.add_argument("--scale", type=int, default=1, help="upscale each 64 px cell by this factor (crisp)")
+    g.add_argument("--style", help="the emoji set to draw like: noto (default), twemoji, emojione, openmoji, or any "
+                                   "(drawn from the seed); the model must have learned it")
     g.add_argument("--out", default="grid.png")
     common(g, data=False)
     g = gsub.add_parser("poem", help="a poem of several lines")
@@ -273,10 +286,13 @@ def add_commands(sub) -> None:
     g = gsub.add_parser("morph", help="an animated GIF morphing one image (or emoji) into another")
     g.add_argument("--from", dest="from_", required=True, help="an emoji or an image path")
     g.add_argument("--to", required=True, help="an emoji or an image path")
+    g.add_argument("--from-style", help="the emoji set --from is drawn from: noto (default, the font), twemoji, "
+                                        "emojione or openmoji (from the prepared image dataset)")
+    g.add_argument("--to-style", help="the emoji set --to is drawn from (as --from-style)")
     g.add_argument("--frames", type=int, default=8)
     g.add_argument("--scale", type=int, default=1)
     g.add_argument("--out", default="morph.gif")
-    common(g, data=False)
+    common(g, data=True)
     g = gsub.add_parser("morph-poem", help="the homotopy between two lines of verse")
     g.add_argument("--from", dest="from_", required=True)
     g.add_argument("--to", required=True)

@@ -64,3 +64,40 @@ def tiny_models(tmp_path_factory, shapes_npz) -> Path:
     vae.train(steps=4, model=TINY_VAE, tcfg=vae.VAETrainConfig(batch=8), **kw)
     features.train(steps=4, model=TINY_FEATURES, tcfg=features.FeatureTrainConfig(batch=8), **kw)
     return models
+
+
+@pytest.fixture(scope="session")
+def styled_npz(tmp_path_factory, shapes_npz) -> Path:
+    """The shapes in two emoji "styles": as drawn ("noto") and colour-inverted ("openmoji"), as `muse prepare images`
+    writes a dataset of several sets (style arrays and names beside the images)."""
+    with np.load(shapes_npz, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    out = {"stats": arrays["stats"], "style_names": np.array(["noto", "openmoji"])}
+    for split in ("train", "heldout"):
+        im = arrays[f"{split}_images"]
+        inverted = im.copy()
+        inverted[..., :3] = im[..., 3:] - im[..., :3]  # premultiplied: colour within the alpha
+        out[f"{split}_images"] = np.concatenate([im, inverted])
+        for what in ("labels", "chars"):
+            out[f"{split}_{what}"] = np.concatenate([arrays[f"{split}_{what}"]] * 2)
+        n = len(im)
+        out[f"{split}_styles"] = np.repeat(np.array([0, 1], dtype=np.int64), n)
+    path = tmp_path_factory.mktemp("styled") / "images.npz"
+    np.savez(path, **out)
+    return path
+
+
+@pytest.fixture(scope="session")
+def styled_models(tmp_path_factory, tiny_models, styled_npz) -> Path:
+    """A copy of `tiny_models` whose newest dcgan (v0002) is theme × style conditioned, warm-started from v0001."""
+    import shutil
+
+    from genmodels.training import dcgan
+    from genmodels.training.image_run import load_init
+
+    models = tmp_path_factory.mktemp("styled_models") / "models"
+    shutil.copytree(tiny_models, models)
+    dcgan.train(steps=4, tcfg=dcgan.DCGANTrainConfig(batch=8, r1_every=2), init_from=load_init("dcgan", models, 1),
+                data_path=styled_npz, runs_dir=tmp_path_factory.mktemp("styled_runs"), models_dir=models,
+                device="cpu", progress=False)
+    return models

@@ -1,5 +1,6 @@
 import io
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -71,6 +72,79 @@ def test_generation_is_deterministic(tiny_models):
         gen.generate("dinosaurs")
     with pytest.raises(ValueError, match="count"):
         gen.generate("circles", count=0)
+
+
+def test_style_is_a_condition(tiny_models, styled_models, styled_npz):
+    old, gen = ImageGenerator.load(tiny_models), ImageGenerator.load(styled_models)
+    assert old.styles == ["folder"] and old.cfg.n_styles == 1  # a version trained before styles
+    assert gen.styles == ["noto", "openmoji"] and gen.cfg.n_styles == 2 and gen.version == "dcgan/v0002"
+    with np.load(styled_npz) as z:  # trained on both styles
+        assert gen.card["warm_start"] == "dcgan/v0001" and gen.card["data"]["n_train_used"] == len(z["train_labels"])
+    noto = gen.generate("circles", count=2, seed=5)
+    outlined = gen.generate("circles", count=2, seed=5, style="openmoji")
+    assert (noto.style, noto.style_index, outlined.style, outlined.style_index) == ("noto", 0, "openmoji", 1)
+    assert torch.equal(noto.latents, outlined.latents)  # the same seed, the same latents: only the style differs
+    assert png_bytes(grid(noto.images)) != png_bytes(grid(outlined.images))
+    again = ImageGenerator.load(styled_models).generate("circles", count=2, seed=5, style=1)
+    assert png_bytes(grid(again.images)) == png_bytes(grid(outlined.images))  # same seed, same style: same bytes
+    assert png_bytes(grid(gen.generate("circles", count=2, seed=5, style=None).images)) == png_bytes(grid(noto.images))
+    # "any" is drawn from the seed: the same seed always gets the same style, and every style is reachable
+    assert {gen.style_index("any", seed) for seed in range(6)} == {0, 1}
+    assert gen.generate("circles", 1, seed=3, style="any").style == gen.generate("circles", 1, seed=3, style="any").style
+    kids = gen.variations(outlined.latents[0], "circles", count=2, seed=1, style="openmoji")
+    assert kids.style == "openmoji"
+    assert gen.from_latents(outlined.latents, "circles", style="openmoji").style_index == 1
+    for model, bad in ((gen, "twemoji"), (old, "noto")):
+        with pytest.raises(ValueError, match="does not draw the style"):
+            model.generate("circles", style=bad)
+
+
+def test_morph_across_styles_reads_the_prepared_emoji(tiny_models, tmp_path):
+    from genmodels.data import DataError
+
+    # a prepared dataset of two emoji in two styles: Twemoji's 🐶 is blue here, so it can be told apart
+    ims = np.zeros((4, 64, 64, 4), np.uint8)
+    for i, colour in enumerate([(255, 128, 0), (255, 255, 0), (0, 0, 255), (0, 255, 0)]):
+        ims[i, 16:48, 16:48] = (*colour, 255)
+    np.savez(tmp_path / "images.npz", train_images=ims[:3], train_labels=np.array([2, 2, 2]),
+             train_chars=np.array(["🐱", "🐶", "🐶"]), train_styles=np.array([0, 0, 1]),
+             heldout_images=ims[3:], heldout_labels=np.array([4]), heldout_chars=np.array(["❤️"]),
+             heldout_styles=np.array([1]), style_names=np.array(["noto", "twemoji"]), stats=np.array("{}"))
+    m = Morpher.load(tiny_models)
+    m.data_path = tmp_path / "images.npz"
+    dog = np.asarray(m.image_from("🐶", "twemoji"))
+    assert tuple(dog[32, 32]) == (0, 0, 255, 255)
+    assert tuple(np.asarray(m.image_from("❤", "twemoji"))[32, 32]) == (0, 255, 0, 255)  # with or without U+FE0F
+    out = m.morph("🐱", "🐶", frames=4, styles=("noto", "twemoji"))
+    assert len(out.frames) == 4
+    torch.testing.assert_close(out.latents[-1], m.encode([Image.fromarray(dog, "RGBA")])[0])
+    with pytest.raises(ValueError, match="not among the twemoji"):
+        m.image_from("🐱", "twemoji")
+    with pytest.raises(ValueError, match="no 'openmoji' style"):
+        m.image_from("🐱", "openmoji")
+    m2 = Morpher.load(tiny_models)
+    m2.data_path = tmp_path / "missing.npz"
+    with pytest.raises(DataError, match="muse prepare images"):
+        m2.image_from("🐶", "twemoji")
+
+
+def test_warm_start_tiles_each_theme_over_the_new_styles(tiny_models):
+    tensors, card = checkpoints.load_version(tiny_models, "dcgan", 1)
+    old_cfg = DCGANConfig(**{**card["config"]})
+    cfg = DCGANConfig(**{**card["config"], "n_styles": 3})
+    images = torch.zeros(6, 4, 64, 64)
+    tr = dcgan.DCGANTrainer(images, torch.tensor([0, 1, 2, 0, 1, 2]), cfg, dcgan.DCGANTrainConfig(batch=4),
+                            torch.device("cpu"), torch.tensor([0, 0, 1, 1, 2, 2]))
+    tr.warm_start(tensors, old_cfg)
+    z, y = torch.randn(3, cfg.nz), torch.tensor([0, 1, 2])
+    old = ImageGenerator.load(tiny_models).G
+    tr.G_ema.eval()
+    with torch.no_grad():
+        want = old(z, y)
+        for s in range(3):  # before any step, every style draws what the one-style parent drew
+            torch.testing.assert_close(tr.G_ema(z, y, torch.full((3,), s)), want)
+    with pytest.raises(ValueError, match="warm start"):
+        tr.warm_start(tensors, DCGANConfig(**{**card["config"], "nz": 32}))
 
 
 def test_morph_and_files(tiny_models, tmp_path):

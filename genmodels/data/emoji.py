@@ -153,6 +153,36 @@ class EmojiRenderer:
         return canvas.resize((SIZE, SIZE), Image.LANCZOS)
 
 
+class EmojiLibrary:
+    """Emoji of every prepared style, looked up by character: the images of a dataset `muse prepare images` wrote
+    (both splits). Noto's can also be drawn from the font (`EmojiRenderer`); the other sets exist on this machine
+    only as that dataset, so a morph from a Twemoji 🐶 reads it from here. Nothing is fetched."""
+
+    def __init__(self, path: Path):
+        path = Path(path)
+        if not path.exists():
+            raise DataError(f"Emoji in other styles than Noto come from the prepared image dataset, and there is none "
+                            f"at {path}. Build it with `muse prepare images`.")
+        with np.load(path, allow_pickle=False) as z:
+            names = [str(n) for n in z["style_names"]] if "style_names" in z.files else ["noto"]
+            self._images = {}
+            for split in ("train", "heldout"):
+                styles = z[f"{split}_styles"] if f"{split}_styles" in z.files else np.zeros(len(z[f"{split}_chars"]), int)
+                for im, ch, st in zip(z[f"{split}_images"], z[f"{split}_chars"], styles):
+                    self._images[(_plain(str(ch)), names[int(st)])] = im
+        self.styles = sorted({st for _, st in self._images}, key=lambda n: STYLES.index(n) if n in STYLES else 99)
+
+    def get(self, char: str, style: str) -> Image.Image | None:
+        """The emoji ``char`` as ``style`` draws it (64×64 RGBA), or None if that set has no such design."""
+        im = self._images.get((_plain(char), style))
+        return None if im is None else Image.fromarray(im, "RGBA")
+
+
+def _plain(char: str) -> str:
+    """An emoji without its presentation selector (U+FE0F), so "❤" and "❤️" name the same design."""
+    return char.replace("\ufe0f", "")
+
+
 def _split_bases(bases_by_group: dict[int, list[str]], heldout: float, seed: int) -> set[str]:
     """Held-out base emoji: the same fraction of every group, drawn with a fixed seed."""
     rng = np.random.default_rng(seed)
@@ -383,9 +413,21 @@ class ImageSet:
     def n_labels(self) -> int:
         return len(self.stats["label_names"])
 
+    @property
+    def styles_present(self) -> list[str]:
+        """The styles with training images, in the file's order: what a style-conditioned model learns."""
+        return [self.style_names[i] for i in sorted(set(self.train_styles.tolist()))]
 
-# The styles today's image models learn from and are measured on: Noto's (or a user's own folder). They take no
-# style condition, so a dataset of all four sets is read as its Noto part unless a caller asks for more.
+    def style_codes(self, split: str) -> np.ndarray:
+        """The style of each image of ``split`` ("train" or "heldout") as an index into `styles_present`."""
+        present = sorted(set(self.train_styles.tolist()))
+        lookup = np.full(len(self.style_names), -1, dtype=np.int64)
+        lookup[present] = np.arange(len(present))
+        return lookup[getattr(self, f"{split}_styles")]
+
+
+# The styles a caller reads unless it asks for more: Noto's (or a user's own folder). The evaluation measures on
+# these; the DCGAN (style-conditioned) and the conv VAE (which morphs across styles) train on every style.
 MODEL_STYLES = ("noto", FOLDER_STYLE)
 
 

@@ -1,4 +1,4 @@
-"""A theme-conditioned DCGAN for 64×64 RGBA emoji.
+"""A theme × style conditioned DCGAN for 64×64 RGBA emoji.
 
 References:
 - Radford, Metz & Chintala (2016), "Unsupervised Representation Learning with Deep Convolutional GANs";
@@ -11,6 +11,11 @@ References:
 Images are premultiplied RGBA in [-1, 1] (see ``genmodels.data.emoji``). The discriminator returns logits:
 the hinge loss (and, for the reference loop, BCE-with-logits) is computed outside, which is safe under
 autocast.
+
+Conditioning: each (theme, style) pair is one class, ``c = theme + n_classes · style`` (the 9 Unicode groups
+times the emoji sets the model was trained on, ``n_styles``). One joint class rather than two summed
+embeddings lets a style change a theme's look as much as it needs (OpenMoji's outlines, Noto's gloss). With
+``n_styles = 1`` the class is the theme, so versions trained before styles load and draw as before.
 """
 
 from __future__ import annotations
@@ -29,9 +34,20 @@ class DCGANConfig:
     ndf: int = 32  # discriminator width
     channels: int = 4  # premultiplied RGBA
     n_classes: int = 9  # the 9 Unicode emoji groups; 1 means unconditional
+    n_styles: int = 1  # emoji sets (noto, twemoji, ...); the model's style names are in its card's data
     image_size: int = 64
     d_norm: str = "batch"  # "batch": the DCGAN D (BatchNorm; real and fake in separate calls) or "spectral"
     mbstd_group: int = 4  # D sees the spread of each group of 4 samples, so collapsed fakes stand out
+
+
+    @property
+    def n_conditions(self) -> int:
+        return self.n_classes * self.n_styles
+
+
+def condition(cfg: DCGANConfig, y: torch.Tensor, s: torch.Tensor | None) -> torch.Tensor:
+    """The joint class of themes ``y`` (B,) and styles ``s`` (B,) (None: style 0, the first the model knows)."""
+    return y if s is None else y + cfg.n_classes * s
 
 
 class CondBatchNorm2d(nn.Module):
@@ -56,18 +72,20 @@ class Generator(nn.Module):
         self.cfg = cfg
         g = cfg.ngf
         widths = [8 * g, 4 * g, 2 * g, g]
-        self.embed = nn.Embedding(cfg.n_classes, cfg.nz)  # theme → a latent offset
+        self.embed = nn.Embedding(cfg.n_conditions, cfg.nz)  # (theme, style) → a latent offset
         self.convs = nn.ModuleList(
             [nn.ConvTranspose2d(cfg.nz, widths[0], 4, 1, 0, bias=False)]  # (B, 8g, 4, 4)
             + [nn.ConvTranspose2d(a, b, 4, 2, 1, bias=False) for a, b in zip(widths, widths[1:])]  # → (B, g, 32, 32)
         )
-        self.norms = nn.ModuleList([CondBatchNorm2d(w, cfg.n_classes) for w in widths])
+        self.norms = nn.ModuleList([CondBatchNorm2d(w, cfg.n_conditions) for w in widths])
         self.out = nn.ConvTranspose2d(g, cfg.channels, 4, 2, 1, bias=False)  # (B, 4, 64, 64)
 
-    def forward(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:  # z (B, nz), y (B,)
-        h = (z + self.embed(y))[:, :, None, None]  # (B, nz, 1, 1)
+    def forward(self, z: torch.Tensor, y: torch.Tensor, s: torch.Tensor | None = None) -> torch.Tensor:
+        # z (B, nz), y (B,) themes, s (B,) styles or None (style 0)
+        c = condition(self.cfg, y, s)
+        h = (z + self.embed(c))[:, :, None, None]  # (B, nz, 1, 1)
         for conv, norm in zip(self.convs, self.norms):
-            h = torch.relu(norm(conv(h), y))
+            h = torch.relu(norm(conv(h), c))
         return torch.tanh(self.out(h))  # (B, 4, 64, 64) in [-1, 1]
 
 
@@ -92,17 +110,19 @@ class Discriminator(nn.Module):
         self.mbstd_group = cfg.mbstd_group
         extra = 1 if cfg.mbstd_group > 1 else 0
         self.out = sn(nn.Conv2d(8 * d + extra, 1, 4, 1, 0))  # (B, 1, 1, 1); +1: the minibatch-stddev map
-        self.embed = sn(nn.Embedding(cfg.n_classes, 8 * d))  # projection term
+        self.cfg = cfg
+        self.embed = sn(nn.Embedding(cfg.n_conditions, 8 * d))  # projection term, per (theme, style)
         if cfg.d_norm != "spectral":
             nn.init.normal_(self.embed.weight, 0.0, 0.02)
 
-    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:  # x (B, 4, 64, 64), y (B,)
+    def forward(self, x: torch.Tensor, y: torch.Tensor, s: torch.Tensor | None = None) -> torch.Tensor:
+        # x (B, 4, 64, 64), y (B,) themes, s (B,) styles or None (style 0)
         h = x
         for conv, norm in zip(self.convs, self.norms):
             h = nn.functional.leaky_relu(norm(conv(h)), 0.2)  # ends at (B, 8d, 4, 4)
         feats = minibatch_stddev(h, self.mbstd_group) if self.mbstd_group > 1 else h
         logit = self.out(feats).flatten(1).squeeze(1)  # (B,)
-        proj = (self.embed(y) * h.sum(dim=(2, 3))).sum(1)  # (B,)
+        proj = (self.embed(condition(self.cfg, y, s)) * h.sum(dim=(2, 3))).sum(1)  # (B,)
         return logit + proj
 
 

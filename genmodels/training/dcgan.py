@@ -14,7 +14,7 @@ the step runs in bf16 autocast on CUDA and on CPUs with native bf16 instructions
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +22,11 @@ import torch
 import torch.nn.functional as F
 
 from ..data.emoji import to_model
+from ..nets import dataclass_from_dict
 from ..nets.dcgan import DCGANConfig, Discriminator, Generator, init_weights
 from . import common
 from .diffaug import diff_augment
-from .image_run import fit_image_model
+from .image_run import fit_image_model, init_tag
 
 NAME = "dcgan"
 
@@ -55,16 +56,18 @@ class DCGANTrainer:
     def __init__(
         self,
         images: torch.Tensor,  # (N, 4, 64, 64) float in [-1, 1]
-        labels: torch.Tensor,  # (N,)
+        labels: torch.Tensor,  # (N,) themes
         cfg: DCGANConfig,
         tcfg: DCGANTrainConfig,
         device: torch.device,
+        styles: torch.Tensor | None = None,  # (N,) style indices (None: all style 0)
     ):
         self.cfg, self.tcfg, self.device = cfg, tcfg, device
         common.seed_all(tcfg.seed)
         self.fmt = torch.channels_last  # faster on CUDA, and ~15% faster on CPU with oneDNN (measured)
         self.images = images.to(device).contiguous(memory_format=self.fmt)
         self.labels = labels.to(device)
+        self.styles = (torch.zeros_like(labels) if styles is None else styles).to(device)
         self.G = Generator(cfg).to(device, memory_format=self.fmt)
         self.D = Discriminator(cfg).to(device, memory_format=self.fmt)
         self.G.apply(init_weights)
@@ -86,18 +89,19 @@ class DCGANTrainer:
     def step(self, i: int) -> dict[str, float]:
         t, dev, b = self.tcfg, self.device, self.tcfg.batch
         idx = common.batch_indices(len(self.images), b, self.gen, dev)
-        real, y = self.images[idx], self.labels[idx]
+        real, y, s = self.images[idx], self.labels[idx], self.styles[idx]
         z = torch.randn(b, self.cfg.nz, generator=self.gen).to(dev)
-        yf = torch.cat([y[: b // 2], y[: b // 2]])  # fakes come in pairs (i, i + B/2) of the same theme
+        yf = torch.cat([y[: b // 2], y[: b // 2]])  # fakes come in pairs (i, i + B/2) of the same theme...
+        sf = torch.cat([s[: b // 2], s[: b // 2]])  # ... and style
 
         # --- D step: hinge loss on augmented real and fake, in one forward pass ---
         with common.autocast(dev, t.cpu_bf16):
-            fake = self.G(z, yf)  # (B, 4, 64, 64)
+            fake = self.G(z, yf, sf)  # (B, 4, 64, 64)
             if self.cfg.d_norm == "batch":  # BatchNorm statistics must not mix real and fake
-                d_real = self.D(self._aug(real), y).float()
-                d_fake = self.D(self._aug(fake.detach()), yf).float()
+                d_real = self.D(self._aug(real), y, s).float()
+                d_fake = self.D(self._aug(fake.detach()), yf, sf).float()
             else:
-                logits = self.D(self._aug(torch.cat([real, fake.detach()])), torch.cat([y, yf]))
+                logits = self.D(self._aug(torch.cat([real, fake.detach()])), torch.cat([y, yf]), torch.cat([s, sf]))
                 d_real, d_fake = logits[:b].float(), logits[b:].float()
             loss_d = self._d_loss(d_real, d_fake)
         self.opt_d.zero_grad(set_to_none=True)
@@ -106,7 +110,7 @@ class DCGANTrainer:
         if t.r1_gamma > 0 and i % t.r1_every == 0:
             # Lazy R1 on a half batch of reals, scaled by the interval.
             x = self._aug(real[: b // 2]).detach().requires_grad_(True)
-            out = self.D(x, y[: b // 2]).float().sum()
+            out = self.D(x, y[: b // 2], s[: b // 2]).float().sum()
             (grad,) = torch.autograd.grad(out, x, create_graph=True)
             r1 = grad.pow(2).flatten(1).sum(1).mean()
             (0.5 * t.r1_gamma * t.r1_every * r1).backward()
@@ -115,7 +119,7 @@ class DCGANTrainer:
         # --- G step: D frozen, so backward computes only what G needs ---
         self.D.requires_grad_(False)
         with common.autocast(dev, t.cpu_bf16):
-            g_out = self.D(self._aug(fake), yf).float()
+            g_out = self.D(self._aug(fake), yf, sf).float()
             loss_g = -g_out.mean() if t.loss == "hinge" else F.softplus(-g_out).mean()
             ms = torch.zeros((), device=dev)
             if t.mode_seeking > 0:
@@ -154,6 +158,32 @@ class DCGANTrainer:
         self.opt_d.load_state_dict(s["opt_d"])
         common.set_rng_state(s["rng"], self.gen)
 
+    def warm_start(self, tensors: dict[str, torch.Tensor], old: DCGANConfig) -> None:
+        """Start from a released version (its EMA G for G and G_ema, and its D) instead of the DCGAN init.
+
+        The version may know fewer styles: its per-class rows (embeddings, conditional norms, projection) are
+        tiled over the new styles, so every style starts from its theme's look and learns its own from there
+        (transfer as in Wang et al. 2018, "Transferring GANs"). The optimizers start fresh."""
+        if (old.nz, old.ngf, old.ndf, old.n_classes) != (self.cfg.nz, self.cfg.ngf, self.cfg.ndf, self.cfg.n_classes):
+            raise ValueError("warm start needs the same latent size, widths and themes")
+        if old.n_styles not in (1, self.cfg.n_styles):
+            raise ValueError(f"warm start from {old.n_styles} styles to {self.cfg.n_styles} is not defined")
+        reps = self.cfg.n_conditions // old.n_conditions
+
+        def fit(prefix: str, module: torch.nn.Module) -> None:
+            own = module.state_dict()
+            state = {}
+            for k, v in own.items():
+                w = tensors[prefix + k].float()
+                if w.shape != v.shape and w.ndim >= 1 and w.shape[0] * reps == v.shape[0]:
+                    w = w.repeat(reps, *([1] * (w.ndim - 1)))  # rows c = theme + n_classes · style
+                state[k] = w
+            module.load_state_dict(state)
+
+        fit("G.", self.G)
+        fit("G.", self.G_ema)
+        fit("D.", self.D)
+
     def release_tensors(self) -> dict[str, torch.Tensor]:
         """What a model version holds: the EMA generator (served) and D (for fine-tuning from feedback)."""
         out = {f"G.{k}": v for k, v in self.G_ema.state_dict().items()}
@@ -161,14 +191,24 @@ class DCGANTrainer:
         return out
 
 
-def train(*, model: DCGANConfig | None = None, tcfg: DCGANTrainConfig | None = None, **run) -> Path:
+def train(*, model: DCGANConfig | None = None, tcfg: DCGANTrainConfig | None = None,
+          init_from: tuple[dict[str, torch.Tensor], dict] | None = None, **run) -> Path:
     """Train from scratch (or resume) and write a new `dcgan` version; returns its folder.
 
+    ``init_from``: (tensors, card) of a released version to warm-start from (`DCGANTrainer.warm_start`).
     ``run``: ``data_path``, ``runs_dir``, ``models_dir`` and the options of `image_run.fit_image_model`."""
     tcfg = tcfg or DCGANTrainConfig()
 
     def build(data, dev):
-        cfg = model or DCGANConfig(n_classes=data.n_labels)
-        return DCGANTrainer(to_model(data.train_images), torch.as_tensor(data.train_labels), cfg, tcfg, dev)
+        n_styles = len(data.styles_present)
+        old = dataclass_from_dict(DCGANConfig, init_from[1]["config"]) if init_from else None
+        cfg = model or (replace(old, n_styles=n_styles) if old else DCGANConfig(n_classes=data.n_labels,
+                                                                               n_styles=n_styles))
+        trainer = DCGANTrainer(to_model(data.train_images), torch.as_tensor(data.train_labels), cfg, tcfg, dev,
+                               torch.as_tensor(data.style_codes("train")))
+        if old is not None:
+            trainer.warm_start(init_from[0], old)
+        return trainer
 
-    return fit_image_model(NAME, build, tcfg, **run)
+    extra = {"warm_start": init_tag(init_from)} if init_from else None
+    return fit_image_model(NAME, build, tcfg, styles=None, card_extra=extra, **run)  # every emoji set: style is a condition

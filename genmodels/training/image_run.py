@@ -14,7 +14,7 @@ from typing import Any, Callable
 import torch
 
 from .. import checkpoints
-from ..data.emoji import ImageSet, load_image_dataset
+from ..data.emoji import MODEL_STYLES, ImageSet, load_image_dataset
 from . import common
 
 
@@ -31,10 +31,14 @@ def fit_image_model(
     resume: bool = True,
     progress: bool = True,
     save_every: int = 500,
+    styles: tuple[str, ...] | None = MODEL_STYLES,
+    card_extra: dict | None = None,
 ) -> Path:
-    """Train (or resume) and write a new version of ``name`` under ``models_dir``; returns its folder."""
+    """Train (or resume) and write a new version of ``name`` under ``models_dir``; returns its folder.
+
+    ``styles``: the emoji sets the model learns from (None: every set in the dataset)."""
     dev = common.pick_device(device)
-    data = load_image_dataset(data_path)
+    data = load_image_dataset(data_path, styles)
     if steps is not None:
         tcfg.steps = steps
     trainer = build(data, dev)
@@ -43,6 +47,25 @@ def fit_image_model(
         run_dir=Path(runs_dir) / name, resume=resume, save_every=save_every, desc=name, progress=progress,
     )
     card = common.base_card(name, trainer.cfg, tcfg, data_path, data.stats, result, tcfg.batch, dev)
+    card["data"]["style_names"] = data.styles_present
+    card["data"]["n_train_used"] = len(data.train_images)
+    card.update(card_extra or {})
     if hasattr(trainer, "metrics"):
         card["metrics"] = trainer.metrics(data)
     return checkpoints.save_version(models_dir, name, trainer.release_tensors(), card)
+
+
+def load_init(name: str, models_dir: Path | None, version: int) -> tuple[dict[str, torch.Tensor], dict]:
+    """(tensors, card) of version ``version`` of ``name``, from ``models_dir`` or else the shipped weights: what
+    ``muse train --init-from`` starts from."""
+    from .. import paths
+
+    for root in ([Path(models_dir)] if models_dir else []) + paths.model_roots():
+        if version in checkpoints.list_versions(root, name):
+            return checkpoints.load_version(root, name, version)
+    return checkpoints.load_version(paths.find_model(name, models_dir, version), name, version)  # says where it looked
+
+
+def init_tag(init_from: tuple[dict, dict] | None) -> str | None:
+    """The ``name/vNNNN`` a warm start began from, for the card."""
+    return checkpoints.full_tag(init_from[1]["name"], init_from[1]["version"]) if init_from else None

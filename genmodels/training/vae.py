@@ -13,9 +13,10 @@ from typing import Any
 import torch
 
 from ..data.emoji import to_model
+from ..nets import dataclass_from_dict
 from ..nets.vae import ConvVAE, VAEConfig
 from . import common
-from .image_run import fit_image_model
+from .image_run import fit_image_model, init_tag
 
 NAME = "vae"
 
@@ -73,13 +74,22 @@ class VAETrainer:
         return self.model.state_dict()
 
 
-def train(*, model: VAEConfig | None = None, tcfg: VAETrainConfig | None = None, **run) -> Path:
+def train(*, model: VAEConfig | None = None, tcfg: VAETrainConfig | None = None,
+          init_from: tuple[dict[str, torch.Tensor], dict] | None = None, **run) -> Path:
     """Train from scratch (or resume) and write a new `vae` version; returns its folder.
 
+    ``init_from``: (tensors, card) of a released version to start from (same architecture; fresh optimizer).
     ``run``: ``data_path``, ``runs_dir``, ``models_dir`` and the options of `image_run.fit_image_model`."""
     tcfg = tcfg or VAETrainConfig()
+    if init_from is not None:
+        tcfg.warmup = 0  # the KL term is already balanced; a warm-up from 0 would let the posterior drift off
 
     def build(data, dev):
-        return VAETrainer(to_model(data.train_images), model or VAEConfig(), tcfg, dev)
+        cfg = model or (dataclass_from_dict(VAEConfig, init_from[1]["config"]) if init_from else VAEConfig())
+        trainer = VAETrainer(to_model(data.train_images), cfg, tcfg, dev)
+        if init_from is not None:
+            trainer.model.load_state_dict({k: v.float() for k, v in init_from[0].items()})
+        return trainer
 
-    return fit_image_model(NAME, build, tcfg, **run)
+    extra = {"warm_start": init_tag(init_from)} if init_from else None
+    return fit_image_model(NAME, build, tcfg, styles=None, card_extra=extra, **run)  # every emoji set, so morphs cross styles
