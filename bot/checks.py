@@ -91,6 +91,12 @@ def check_form(form: str | None, lang: str) -> str:
     raise UserError("form_lang", form=form, other=other, lang=names[lang], forms=", ".join(FORMS[lang]))
 
 
+# The emoji sets /image draws like (`genmodels.data.emoji_sets.STYLES`) and "any" (one drawn from the seed), with the
+# labels the choices show. A model trained before styles draws Noto alone and answers another choice politely.
+STYLE_CHOICES = (("noto", "Noto (Google)"), ("twemoji", "Twemoji (Twitter)"), ("emojione", "EmojiOne 2"),
+                 ("openmoji", "OpenMoji (outlined)"), ("any", "Any: drawn from the seed"))
+
+
 def check_emoji(text: str) -> str:
     s = text.strip()
     if not s or len(s) > 16 or any(c.isascii() and (c.isalnum() or c in "/.\\~") for c in s):

@@ -24,7 +24,21 @@ from genmodels.latents import Generation
 MAX_LINEAGE = 7
 
 FOOTER_SEP = " · "
+
+# An image grid's condition inside a custom_id: the theme index, then "s" and the style index when the style is not
+# the model's default ("3", "3s1"). Ids written before styles carry the theme alone and still parse.
+COND_PATTERN = r"\d{1,3}(?:s\d)?"
 _B36 = "0123456789abcdefghijklmnopqrstuvwxyz"
+
+
+def encode_cond(theme: int, style: int = 0) -> str:
+    return f"{theme}s{style}" if style else str(theme)
+
+
+def decode_cond(text: str) -> tuple[int, int]:
+    """(theme, style) from `encode_cond`'s text."""
+    theme, _, style = text.partition("s")
+    return int(theme), int(style or 0)
 
 
 # ---- images -----------------------------------------------------------------------------------------------

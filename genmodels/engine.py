@@ -99,6 +99,7 @@ class Job:
     fn: Callable[..., Any] | None = None  # "call": fn(engine_models) -> result, run in the worker
     model_key: str = ""  # the model the job needs (loaded before it runs)
     theme: Any = None  # "image": theme name or index
+    style: Any = None  # "image": style name, index, "any" (drawn from the lineage's first seed) or None (default)
     lineage: tuple[Generation, ...] = ()  # "image": the seeds its latents are derived from...
     latents: torch.Tensor | None = None  # ... or the latents themselves (count, nz), on the CPU
     submitted: float = field(default_factory=time.perf_counter)
@@ -136,13 +137,14 @@ class Slot:
             raise RuntimeError("a slot takes one job")
         self._used = True
 
-    def image(self, theme: str | int, lineage: Sequence[Generation]) -> Job:
-        """Render the last grid of ``lineage``; the job's result is an `ImageOutput`."""
+    def image(self, theme: str | int, lineage: Sequence[Generation], style: str | int | None = None) -> Job:
+        """Render the last grid of ``lineage`` in ``style``; the job's result is an `ImageOutput`."""
         self._take()
         return self.engine._enqueue(Job("image", self.user, self.engine._loop().create_future(),
-                                        model_key=IMAGE_MODEL, theme=theme, lineage=tuple(lineage)), self)
+                                        model_key=IMAGE_MODEL, theme=theme, style=style, lineage=tuple(lineage)),
+                                    self)
 
-    def image_from_latents(self, theme: str | int, latents: Any) -> Job:
+    def image_from_latents(self, theme: str | int, latents: Any, style: str | int | None = None) -> Job:
         """Render explicit latents (count, nz) (a tensor or an array: crossovers, mutations, stored rows), batched
         with the seed jobs through the same forward pass. The result's ``lineage`` is empty and ``seed`` None."""
         z = torch.as_tensor(latents, dtype=torch.float32).detach().cpu().clone()  # the caller may reuse theirs
@@ -151,7 +153,7 @@ class Slot:
                              f"got {tuple(z.shape)}")
         self._take()
         return self.engine._enqueue(Job("image", self.user, self.engine._loop().create_future(),
-                                        model_key=IMAGE_MODEL, theme=theme, latents=z), self)
+                                        model_key=IMAGE_MODEL, theme=theme, style=style, latents=z), self)
 
     def call(self, model_key: str, fn: Callable[[Any], Any]) -> Job:
         """Run ``fn(model)`` in the worker with the model named ``model_key`` ("dcgan", "vae", "textvae-en"...)."""
@@ -325,14 +327,15 @@ class Engine:
     # ---- convenience: reserve + submit + await --------------------------------------------------------------
 
     async def image(self, theme: str | int, count: int = 4, seed: int = 0, *, user: Any = None,
-                    lineage: Sequence[Generation] | None = None) -> ImageOutput:
+                    lineage: Sequence[Generation] | None = None, style: str | int | None = None) -> ImageOutput:
         lineage = lineage or [Generation(seed, count)]
         with self.reserve(user) as slot:
-            return await slot.image(theme, lineage).future
+            return await slot.image(theme, lineage, style).future
 
-    async def image_from_latents(self, theme: str | int, latents: Any, *, user: Any = None) -> ImageOutput:
+    async def image_from_latents(self, theme: str | int, latents: Any, *, user: Any = None,
+                                 style: str | int | None = None) -> ImageOutput:
         with self.reserve(user) as slot:
-            return await slot.image_from_latents(theme, latents).future
+            return await slot.image_from_latents(theme, latents, style).future
 
     async def call(self, model_key: str, fn: Callable[[Any], Any], *, user: Any = None) -> Any:
         with self.reserve(user) as slot:
@@ -402,10 +405,11 @@ class Engine:
     def _render_batch(self, batch: list[Job]) -> list[Any]:
         """Runs in the worker: one DCGAN forward pass for every job of the batch; per-job errors stay per job."""
         gen = self.model(IMAGE_MODEL)  # read once: a swap during this batch affects only the next one
-        zs, ys, ok, outs = [], [], [], []
+        zs, ys, ss, ok, outs = [], [], [], [], []
         for job in batch:
             try:
                 y = gen.theme_index(job.theme)
+                s = gen.style_index(job.style, job.lineage[0].seed if job.lineage else None)
                 if job.latents is None:
                     z = gen.lineage_latents(job.lineage)
                 elif job.latents.shape[1] != gen.cfg.nz:
@@ -414,13 +418,14 @@ class Engine:
                     z = job.latents
                 zs.append(z)
                 ys.extend([y] * len(z))
-                ok.append((job, y, len(z)))
+                ss.extend([s] * len(z))
+                ok.append((job, y, s, len(z)))
                 outs.append(None)
             except BaseException as e:
                 outs.append(e)
         if zs:
             t0 = time.perf_counter()
-            images = gen.render(torch.cat(zs), ys)
+            images = gen.render(torch.cat(zs), ys, ss)
             self.stats["inference_s"] += time.perf_counter() - t0
             total = len(images)
             self.stats["images"] += total
@@ -430,10 +435,10 @@ class Engine:
             for k, out in enumerate(outs):
                 if out is not None:
                     continue
-                job, y, n = next(it)
+                job, y, s, n = next(it)
                 seed = job.lineage[-1].seed if job.latents is None else None
                 outs[k] = ImageOutput(images[i:i + n], next(zi), gen.themes[y], y, gen.version, seed=seed,
-                                      lineage=job.lineage, batch_images=total)
+                                      lineage=job.lineage, batch_images=total, style=gen.styles[s], style_index=s)
                 i += n
         return outs
 

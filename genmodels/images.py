@@ -19,7 +19,7 @@ from PIL import Image
 
 from . import checkpoints, paths
 from .data import DataError
-from .data.emoji import GROUPS, THEMES, EmojiRenderer, from_model, theme_index, to_model
+from .data.emoji import GROUPS, THEMES, EmojiLibrary, EmojiRenderer, from_model, theme_index, to_model
 from .data.imagefile import fit_square, load_image_rgba
 from .nets.preference import LatentPreference
 from .nets import dataclass_from_dict
@@ -29,6 +29,7 @@ from .latents import VARIATION_STRENGTH, Generation, generator_for, lineage_late
 from .outputs import ImageOutput, MorphOutput
 
 MAX_SEED = 2**32 - 1
+ANY_STYLE = "any"  # a style drawn from the seed among those the model knows
 MAX_COUNT = 16
 MAX_FRAMES = 48
 
@@ -72,6 +73,32 @@ class ImageGenerator:
     def themes(self) -> list[str]:
         return THEMES[: self.cfg.n_classes] if self.label_names == GROUPS else self.label_names
 
+    @property
+    def styles(self) -> list[str]:
+        """The emoji sets this version draws in; the first is the default. Versions trained before styles draw
+        Noto's alone (or the user's own folder's)."""
+        names = self.card.get("data", {}).get("style_names")
+        if names:
+            return list(names)
+        return ["noto"] if self.card.get("data", {}).get("source", "emoji") == "emoji" else ["folder"]
+
+    def style_index(self, style: str | int | None = None, seed: int | None = None) -> int:
+        """The index of ``style`` (a name, an index, None for the default, or "any": one drawn from ``seed``, the
+        same for the same seed). Raises ValueError for a style this version does not draw."""
+        if style is None:
+            return 0
+        if isinstance(style, int):
+            if not 0 <= style < len(self.styles):
+                raise ValueError(f"Unknown style {style}.")
+            return style
+        name = style.strip().lower()
+        if name == ANY_STYLE:
+            return (seed or 0) % len(self.styles)
+        if name in self.styles:
+            return self.styles.index(name)
+        raise ValueError(f"This model does not draw the style '{style}'. Choose one of: "
+                         f"{', '.join(self.styles + [ANY_STYLE])}.")
+
     def theme_index(self, theme: str | int) -> int:
         if isinstance(theme, int):
             if not 0 <= theme < self.cfg.n_classes:
@@ -113,39 +140,45 @@ class ImageGenerator:
         return self._draw(generator_for(seed, generator), count)
 
     @torch.no_grad()
-    def render(self, z: torch.Tensor, labels: torch.Tensor | list[int]) -> list[Image.Image]:
-        """Decode a batch of latents (N, nz) with their theme indices; the engine batches through this."""
+    def render(self, z: torch.Tensor, labels: torch.Tensor | list[int],
+               styles: torch.Tensor | list[int] | None = None) -> list[Image.Image]:
+        """Decode a batch of latents (N, nz) with their theme and style indices (None: the default style); the
+        engine batches through this."""
         y = torch.as_tensor(labels, dtype=torch.long, device=self.device)
-        x = self.G(z.to(self.device, torch.float32), y)  # (N, 4, 64, 64)
+        s = None if styles is None else torch.as_tensor(styles, dtype=torch.long, device=self.device)
+        x = self.G(z.to(self.device, torch.float32), y, s)  # (N, 4, 64, 64)
         return [Image.fromarray(a, "RGBA") for a in from_model(x)]
 
-    def _output(self, z: torch.Tensor, y: int, seed: int | None) -> ImageOutput:
-        return ImageOutput(self.render(z, [y] * len(z)), z, self.themes[y], y, self.version, seed=seed)
+    def _output(self, z: torch.Tensor, y: int, s: int, seed: int | None) -> ImageOutput:
+        return ImageOutput(self.render(z, [y] * len(z), [s] * len(z)), z, self.themes[y], y, self.version,
+                           seed=seed, style=self.styles[s], style_index=s)
 
-    def generate(self, theme: str | int, count: int = 4, seed: int | None = None, *,
+    def generate(self, theme: str | int, count: int = 4, seed: int | None = None, *, style: str | int | None = None,
                  generator: torch.Generator | None = None) -> ImageOutput:
-        """``count`` images of ``theme`` from ``seed`` or ``generator`` (at most one; neither means seed 0)."""
+        """``count`` images of ``theme`` in ``style`` (None: the default) from ``seed`` or ``generator`` (at most
+        one; neither means seed 0)."""
         if not 1 <= count <= MAX_COUNT:
             raise ValueError(f"count must be between 1 and {MAX_COUNT}.")
-        y = self.theme_index(theme)
+        y, s = self.theme_index(theme), self.style_index(style, seed)
         z = self._noise(seed, generator, count)
-        return self._output(z, y, None if generator is not None else (seed or 0))
+        return self._output(z, y, s, None if generator is not None else (seed or 0))
 
-    def from_latents(self, z: torch.Tensor, theme: str | int) -> ImageOutput:
+    def from_latents(self, z: torch.Tensor, theme: str | int, style: str | int | None = None) -> ImageOutput:
         """Images of ``theme`` decoded from explicit latents ``z`` (N, nz) (crossovers, mutations, stored rows)."""
         z = torch.as_tensor(z, dtype=torch.float32).detach().cpu()
         if z.ndim != 2 or z.shape[1] != self.cfg.nz or not 1 <= len(z) <= MAX_COUNT:
             raise ValueError(f"latents must have shape (1 to {MAX_COUNT}, {self.cfg.nz}); got {tuple(z.shape)}.")
-        return self._output(z, self.theme_index(theme), None)
+        return self._output(z, self.theme_index(theme), self.style_index(style), None)
 
     def variations(self, parent: torch.Tensor, theme: str | int, count: int = 4, seed: int | None = None,
-                   strength: float = VARIATION_STRENGTH, *, generator: torch.Generator | None = None) -> ImageOutput:
+                   strength: float = VARIATION_STRENGTH, *, style: str | int | None = None,
+                   generator: torch.Generator | None = None) -> ImageOutput:
         """Children near a parent latent (nz,): `latents.variation` keeps them on the prior's shell. The noise is
         drawn as `generate` draws its latents (``seed`` or ``generator``; neither means seed 0)."""
-        y = self.theme_index(theme)
+        y, s = self.theme_index(theme), self.style_index(style, seed)
         eps = self._noise(seed, generator, count)
         z = variation(parent.reshape(1, -1).float(), eps, strength)
-        return self._output(z, y, None if generator is not None else (seed or 0))
+        return self._output(z, y, s, None if generator is not None else (seed or 0))
 
 
 class Morpher:
@@ -157,6 +190,8 @@ class Morpher:
         self.device = torch.device(device)
         self.version = _version_tag(card)
         self._renderer: EmojiRenderer | None = None
+        self._library: EmojiLibrary | None = None
+        self.data_path: Path | None = None  # the prepared dataset emoji of other styles come from (None: the default)
 
     @classmethod
     def load(cls, root=None, version: int | None = None, device: str = "cpu") -> "Morpher":
@@ -168,8 +203,9 @@ class Morpher:
         vae = checkpoints.load_into(ConvVAE(dataclass_from_dict(VAEConfig, card["config"])), tensors, "vae")
         return cls(vae, card, device)
 
-    def image_from(self, spec: str | Path | bytes | Image.Image) -> Image.Image:
-        """An input image (64×64 RGBA) from a path, raw bytes, a PIL image, or a single emoji character.
+    def image_from(self, spec: str | Path | bytes | Image.Image, style: str | None = None) -> Image.Image:
+        """An input image (64×64 RGBA) from a path, raw bytes, a PIL image, or a single emoji character drawn in
+        ``style`` (None or "noto": the emoji font; another set: `emoji_in_style`).
 
         Bytes and files are decoded by `genmodels.data.imagefile.load_image_rgba`, which reads only PNG,
         JPEG, GIF, WebP and BMP and refuses images too large to decode cheaply: it raises `NotAnImage` or
@@ -185,11 +221,25 @@ class Morpher:
             return load_image_rgba(s)
         if not s or len(s) > 16 or any(c.isascii() and c.isalnum() for c in s):
             raise ValueError(f"'{s[:40]}' is neither an image file nor a single emoji.")
+        if style not in (None, "noto"):
+            return self.emoji_in_style(s, style)
         if self._renderer is None:
             self._renderer = EmojiRenderer()
         im = self._renderer.render(s)
         if im is None:
             raise ValueError(f"'{s}' is not an emoji the emoji font can draw.")
+        return im
+
+    def emoji_in_style(self, char: str, style: str) -> Image.Image:
+        """``char`` as the emoji set ``style`` draws it, read from the prepared image dataset (``data_path``, by
+        default ``$MUSE_DATA_DIR/images.npz``). Raises `DataError` without a dataset, ValueError without the design."""
+        if self._library is None:
+            self._library = EmojiLibrary(self.data_path or paths.data_dir() / "images.npz")
+        if style not in self._library.styles:
+            raise ValueError(f"The prepared emoji hold no '{style}' style; they have: {', '.join(self._library.styles)}.")
+        im = self._library.get(char, style)
+        if im is None:
+            raise ValueError(f"'{char}' is not among the {style} emoji.")
         return im
 
     @torch.no_grad()
@@ -202,13 +252,14 @@ class Morpher:
     def decode(self, z: torch.Tensor) -> list[Image.Image]:
         return [Image.fromarray(a, "RGBA") for a in from_model(self.vae.decode(z.to(self.device)))]
 
-    def morph(self, a, b, frames: int = 8) -> MorphOutput:
+    def morph(self, a, b, frames: int = 8, styles: tuple[str | None, str | None] = (None, None)) -> MorphOutput:
         """``frames`` images from a to b (both ends included), decoded along the slerp between their codes, with
-        those codes (frames, latent): what the feedback store keeps of a morph. Deterministic: the ends are
-        posterior means, so there is nothing to seed."""
+        those codes (frames, latent): what the feedback store keeps of a morph. ``styles``: the emoji set each end
+        is drawn from when it is an emoji (a Noto 🐱 into a Twemoji 🐶). Deterministic: the ends are posterior
+        means, so there is nothing to seed."""
         if not 2 <= frames <= MAX_FRAMES:
             raise ValueError(f"frames must be between 2 and {MAX_FRAMES}.")
-        za, zb = self.encode([self.image_from(a), self.image_from(b)])
+        za, zb = self.encode([self.image_from(a, styles[0]), self.image_from(b, styles[1])])
         z = slerp(za, zb, torch.linspace(0, 1, frames))
         return MorphOutput(self.decode(z), z, self.version)
 
@@ -253,6 +304,6 @@ def gif_bytes(frames: list[Image.Image], duration_ms: int = 120, scale: int = 1,
 
 
 __all__ = [
-    "DataError", "Generation", "ImageGenerator", "ImageOutput", "MAX_SEED", "MorphOutput", "Morpher", "check_seed",
+    "ANY_STYLE", "DataError", "Generation", "ImageGenerator", "ImageOutput", "MAX_SEED", "MorphOutput", "Morpher", "check_seed",
     "gif_bytes", "grid", "png_bytes",
 ]

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 @dataclass(eq=False)
 class ImageOutput:
-    """Themed images and everything needed to reproduce them (`ImageGenerator.generate`, the engine's image jobs).
+    """Themed images in one style, and everything needed to reproduce them (`ImageGenerator.generate`, the engine's image jobs).
 
     ``latents`` (N, nz) has one row per image. ``seed`` is the seed the latents were drawn from, None when they
     came from a caller's generator or were given explicitly. ``lineage`` and ``batch_images`` are filled by the
@@ -34,6 +34,8 @@ class ImageOutput:
     seed: int | None = None
     lineage: tuple = ()
     batch_images: int = 0
+    style: str = "noto"  # the emoji set drawn in (`ImageGenerator.styles`)
+    style_index: int = 0
 
     @property
     def labels(self) -> list[int]:

@@ -89,6 +89,29 @@ PACKAGES = {
     ),
 }
 
+
+
+@dataclass(frozen=True)
+class Credit:
+    """Whose designs a style is, under what licence, and the licence images drawn in that style are offered under."""
+
+    title: str
+    licence: str  # of the designs
+    credit: str  # the attribution line
+    image_licence: str  # of images Muse draws in this style: CC BY-SA 4.0 for share-alike sets
+
+
+CREDITS = {
+    "noto": Credit("Noto Color Emoji", "SIL OFL 1.1",
+                   "Noto Color Emoji © Google LLC, under the SIL Open Font License 1.1 (Debian fonts-noto-color-emoji)",
+                   "free to use; credit Noto Color Emoji"),
+    **{style: Credit(p.title, p.licence, p.credit,
+                     "CC BY-SA 4.0" if p.licence.startswith("CC BY-SA") else f"{p.licence}; credit {p.title}")
+       for style, p in PACKAGES.items()},
+}
+"""Every style's credit (README and docs/MODELS.md carry the same; the bot's details card shows it per image)."""
+SHARE_ALIKE = tuple(s for s, c in CREDITS.items() if c.image_licence == "CC BY-SA 4.0")
+
 # Inside the unpacked .deb: usr/share/rubygems-integration/all/gems/gemojione-<version>/assets/png/*.png
 _GEMOJIONE_PNG = "usr/share/rubygems-integration/all/gems/gemojione-*/assets/png"
 

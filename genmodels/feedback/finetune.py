@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from .. import checkpoints
-from ..data.emoji import load_image_dataset, to_model
+from ..data.emoji import MODEL_STYLES, load_image_dataset, to_model
 from ..data.poems import PoemDataset
 from ..images import ImageGenerator, Morpher
 from ..nets.dcgan import DCGANConfig, Generator
@@ -84,6 +84,17 @@ def _labels_of(item: dict, n: int, gen: ImageGenerator) -> list[int]:
     return [y] * n
 
 
+def _styles_of(item: dict, n: int, gen: ImageGenerator) -> list[int]:
+    """The style index of each latent row of an image result (results stored before styles: the default)."""
+    p = item.get("params") or {}
+    style = p.get("style_index", p.get("style"))
+    try:
+        s = gen.style_index(int(style) if str(style).isdigit() else style)
+    except ValueError:
+        s = 0
+    return [s] * n
+
+
 def _votes(items: list[dict]) -> list[dict]:
     return [it for it in items if it.get("value") and it.get("latent") is not None and np.size(it["latent"])]
 
@@ -134,22 +145,32 @@ def finetune_dcgan(parent: tuple[dict, dict], items: list[dict], data_path: Path
         raise NothingToLearn("no votes with latents to learn from")
     liked = [it for it in votes if it["value"] > 0]
 
-    data = load_image_dataset(data_path)
+    # The parent's own styles (a model trained before styles: the Noto or folder part, as style 0).
+    data = load_image_dataset(data_path, parent_gen.styles if mcfg.n_styles > 1 else MODEL_STYLES)
+    if mcfg.n_styles > 1:
+        keep = [parent_gen.styles.index(n) if n in parent_gen.styles else -1 for n in data.style_names]
+        style_codes = np.asarray(keep, dtype=np.int64)[data.train_styles]
+    else:
+        style_codes = np.zeros(len(data.train_labels), dtype=np.int64)
     real = to_model(data.train_images)  # (N, 4, 64, 64)
     labels = torch.as_tensor(data.train_labels)
+    styles = torch.as_tensor(style_codes)
     if liked:
         z = torch.cat([torch.as_tensor(np.asarray(it["latent"], np.float32).reshape(-1, mcfg.nz)) for it in liked])
-        y = sum((_labels_of(it, len(np.asarray(it["latent"]).reshape(-1, mcfg.nz)), parent_gen) for it in liked), [])
+        rows = [len(np.asarray(it["latent"]).reshape(-1, mcfg.nz)) for it in liked]
+        y = sum((_labels_of(it, n, parent_gen) for it, n in zip(liked, rows)), [])
+        st = sum((_styles_of(it, n, parent_gen) for it, n in zip(liked, rows)), [])
         with torch.no_grad():
-            liked_x = parent_gen.G(z, torch.tensor(y)).float()  # (L, 4, 64, 64)
+            liked_x = parent_gen.G(z, torch.tensor(y), torch.tensor(st)).float()  # (L, 4, 64, 64)
         # Repeat the liked images so they make up about `liked_share` of the pool D's real batches come from.
         reps = max(1, round(cfg.liked_share / (1 - cfg.liked_share) * len(real) / len(liked_x)))
         real = torch.cat([real, liked_x.repeat(reps, 1, 1, 1)])
         labels = torch.cat([labels, torch.tensor(y).repeat(reps)])
+        styles = torch.cat([styles, torch.tensor(st).repeat(reps)])
 
     tcfg = replace(pcfg, steps=cfg.steps, lr_g=pcfg.lr_g * cfg.lr_scale, lr_d=pcfg.lr_d * cfg.lr_scale,
                    batch=min(pcfg.batch, 2 * cfg.batch), ema_start=0, ema_decay=0.9, seed=cfg.seed)
-    tr = DCGANTrainer(real, labels, mcfg, tcfg, device)
+    tr = DCGANTrainer(real, labels, mcfg, tcfg, device, styles)
     tr.G.load_state_dict(G.state_dict())
     tr.G_ema.load_state_dict(G.state_dict())
     checkpoints.load_into(tr.D, tensors, "dcgan", prefix="D.")
@@ -189,7 +210,8 @@ def finetune_vae(parent: tuple[dict, dict], items: list[dict], data_path: Path, 
         vae.eval()
         liked_x = vae.decode(z.to(device)).float()  # the frames people liked, as the parent drew them
         vae.train()
-    real = to_model(load_image_dataset(data_path).train_images).to(device)
+    styles = card.get("data", {}).get("style_names") or MODEL_STYLES  # replay what the parent learned from
+    real = to_model(load_image_dataset(data_path, styles).train_images).to(device)
     anchor = {k: v.detach().clone() for k, v in vae.named_parameters()}
     opt = torch.optim.Adam(vae.parameters(), lr=5e-4 * cfg.lr_scale)
     gen = torch.Generator().manual_seed(cfg.seed)

@@ -26,3 +26,11 @@ def bot_models(tiny_models: Path) -> Path:
     save_text_model(tiny_models, "en", EN_LINES)
     save_text_model(tiny_models, "zh", ZH_LINES)
     return tiny_models
+
+
+@pytest.fixture(scope="session")
+def styled_bot_models(styled_models: Path) -> Path:
+    """`bot_models` whose newest dcgan draws two styles (see `styled_models`)."""
+    save_text_model(styled_models, "en", EN_LINES)
+    save_text_model(styled_models, "zh", ZH_LINES)
+    return styled_models

@@ -53,6 +53,80 @@ def test_reroll_and_variations_are_tied_to_their_parent(bot_models: Path):
     assert _fields(grand)["Parents"] == f"7·V2 → {lineage[1].seed}·V4"
 
 
+def test_style_travels_with_the_grid(styled_bot_models: Path, bot_models: Path):
+    async def main():
+        async with harness(styled_bot_models) as (fake, bot, P):
+            noto = await invoke(fake, bot, P.command("image", {"theme": "circles", "count": 2, "seed": 9}))
+            first = await invoke(fake, bot, P.command("image", {"theme": "circles", "count": 2, "seed": 9,
+                                                                "style": "openmoji"}))
+            msg = message_from(fake, first)
+            rer = await invoke(fake, bot, P.button("muse:ir:0s1:2", msg))
+            var = await invoke(fake, bot, P.button("muse:iv:1:0s1:9.2", msg))
+            old = with_buttons(msg, "muse:ir:0:2")  # an id posted before styles: the default style
+            old_id = await invoke(fake, bot, P.button("muse:ir:0:2", old))
+            modal = await invoke(fake, bot, P.button("muse:im:0s1:9.2", msg))
+            morph = await invoke(fake, bot, P.modal_submit(modal.json["data"], {"Which cell (1-4)": "1",
+                                                                              "Morph to (an emoji)": "🐶"}))
+            details = await invoke(fake, bot, P.message_menu("Muse: details", msg))
+            anyone = await invoke(fake, bot, P.command("image", {"theme": "circles", "count": 1, "seed": 4,
+                                                                 "style": "any"}))
+            gen = bot.engine.loaded("image")
+            want = gen.generate("circles", count=2, seed=9, style="openmoji").images
+        async with harness(bot_models) as (fake, bot, P):  # a model trained before styles draws Noto alone
+            refused = await invoke(fake, bot, P.command("image", {"theme": "circles", "seed": 1,
+                                                                  "style": "twemoji"}))
+        return noto, first, rer, var, old_id, modal, morph, details, anyone, want, refused
+
+    noto, first, rer, var, old_id, modal, morph, details, anyone, want, refused = run(main())
+    assert _fields(noto)["Style"] == "noto" and _fields(first)["Style"] == "openmoji"
+    assert noto.files["files[0]"][1] != first.files["files[0]"][1]  # same seed, another style
+    cells = _grid(first)[::4, ::4]
+    assert np.abs(cells[:64, :64].astype(int) - np.asarray(want[0]).astype(int)).max() <= 2
+    assert "muse:ir:0s1:2" in custom_ids(first.json) and "muse:iv:1:0s1:9.2" in custom_ids(first.json)
+    assert "muse:ir:0:2" in custom_ids(noto.json)  # the default style keeps the short ids
+    assert _fields(rer)["Style"] == "openmoji" and _fields(var)["Style"] == "openmoji"
+    assert _fields(var)["Parents"] == "9·V2" and _fields(old_id)["Style"] == "noto"
+    assert modal.json["data"]["custom_id"].startswith("muse:mm:0s1:")
+    assert morph.files["files[0]"][0] == "morph.gif" and _fields(morph)["From"] == "Muse 9·V1"
+    meta = render.parse_footer(first.json["embeds"][0]["footer"]["text"])
+    assert meta["style"] == "openmoji" and meta["style_index"] == "1"
+    shown = {f["name"]: f["value"] for f in body(details)["embeds"][0]["fields"]}
+    assert shown["Style"] == "openmoji" and shown["Reproduce"] == "`/image theme:circles style:openmoji count:2 seed:9`"
+    assert shown["Licence"].startswith("This image: CC BY-SA 4.0.") and "OpenMoji" in shown["Licence"]
+    assert _fields(anyone)["Style"] == ["noto", "openmoji"][4 % 2]  # "any" is drawn from the seed
+    assert is_ephemeral(refused) and "twemoji" in body(refused)["content"] and "noto" not in body(refused)["content"]
+
+
+def test_interpolate_across_styles(bot_models: Path, tmp_path, monkeypatch):
+    ims = np.zeros((2, 64, 64, 4), np.uint8)
+    ims[:, 8:56, 8:56] = (0, 0, 255, 255)
+    np.savez(tmp_path / "images.npz", train_images=ims, train_labels=np.array([2, 2]),
+             train_chars=np.array(["🐶", "🐱"]), train_styles=np.array([1, 1]), heldout_images=ims[:0],
+             heldout_labels=np.array([], int), heldout_chars=np.array([], "<U2"), heldout_styles=np.array([], int),
+             style_names=np.array(["noto", "twemoji"]), stats=np.array("{}"))
+
+    async def main():
+        async with harness(bot_models) as (fake, bot, P):
+            monkeypatch.setenv("MUSE_DATA_DIR", str(tmp_path))
+            ok = await invoke(fake, bot, P.command("interpolate", {"from": "🐱", "to": "🐶", "frames": 4,
+                                                                   "to_style": "twemoji"}, sub="image"))
+            plain = await invoke(fake, bot, P.command("interpolate", {"from": "🐱", "to": "🐶", "frames": 4},
+                                                      sub="image"))
+            missing = await invoke(fake, bot, P.command("interpolate", {"from": "🐱", "to": "🍕",
+                                                                        "to_style": "twemoji"}, sub="image"))
+            monkeypatch.setenv("MUSE_DATA_DIR", str(tmp_path / "nothing here"))
+            bot.engine.loaded("vae")._library = None  # as on a host that never prepared the sets
+            unprepared = await invoke(fake, bot, P.command("interpolate", {"from": "🐱", "to": "🐶",
+                                                                           "from_style": "openmoji"}, sub="image"))
+            return ok, plain, missing, unprepared
+
+    ok, plain, missing, unprepared = run(main())
+    assert ok.files["files[0]"][0] == "morph.gif" and _fields(ok)["To"] == "🐶 (twemoji)"
+    assert _fields(plain)["To"] == "🐶" and plain.files["files[0]"][0] == "morph.gif"  # Noto's, from the font
+    assert is_ephemeral(missing) and "twemoji has no design for “🍕”" in body(missing)["content"]
+    assert is_ephemeral(unprepared) and "muse prepare images" in body(unprepared)["content"]
+
+
 def test_buttons_work_after_a_restart(bot_models: Path):
     async def main():
         fake = await FakeDiscord().start()

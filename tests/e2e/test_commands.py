@@ -37,9 +37,9 @@ def test_image_defers_first_then_posts_a_crisp_grid_with_provenance(bot_models: 
             starts: list[float] = []
             real_render = gen.render
 
-            def observed(z, labels):
+            def observed(z, labels, styles=None):
                 starts.append(time.perf_counter())
-                return real_render(z, labels)
+                return real_render(z, labels, styles)
 
             gen.render = observed
             p = P.command("image", {"theme": "circles", "count": 4, "seed": 7})
@@ -247,9 +247,9 @@ def test_cooldown_dm_policy_and_queue(bot_models: Path):
             gen = bot.engine.loaded("image")
             real = gen.render
 
-            def slow(z, labels):
+            def slow(z, labels, styles=None):
                 time.sleep(0.4)
-                return real(z, labels)
+                return real(z, labels, styles)
 
             gen.render = slow
             a = P.command("image", {"theme": "circles", "seed": 1})
@@ -281,7 +281,7 @@ def test_unexpected_errors_are_logged_with_an_id(bot_models: Path, caplog):
         async with harness(bot_models) as (fake, bot, P):
             gen = bot.engine.loaded("image")
 
-            def broken(z, labels):
+            def broken(z, labels, styles=None):
                 raise RuntimeError("the generator caught fire")
 
             gen.render = broken

@@ -29,10 +29,10 @@ class Slow:
     def __getattr__(self, name):
         return getattr(self.gen, name)
 
-    def render(self, z, labels):
+    def render(self, z, labels, styles=None):
         self.calls.append((len(z), threading.current_thread().name, time.perf_counter()))
         time.sleep(self.delay)
-        return self.gen.render(z, labels)
+        return self.gen.render(z, labels, styles)
 
 
 def test_micro_batching_matches_one_by_one(bot_models: Path):

@@ -47,16 +47,20 @@ class Create(commands.Cog):
 
     @app_commands.command(name=_("image"), description=_("Draw a grid of new images in a theme"))
     @app_commands.describe(theme=_("What to draw"), count=_("How many images (1-4)"),
-                           seed=_("The same seed draws the same images (0-4294967295); empty = random"))
-    @app_commands.rename(theme=_("theme"), count=_("count"), seed=_("seed"))
+                           seed=_("The same seed draws the same images (0-4294967295); empty = random"),
+                           style=_("Which emoji set to draw like (default: Noto)"))
+    @app_commands.rename(theme=_("theme"), count=_("count"), seed=_("seed"), style=_("style"))
     @app_commands.autocomplete(theme=theme_autocomplete)
+    @app_commands.choices(style=[app_commands.Choice(name=_(label), value=value)
+                                 for value, label in checks.STYLE_CHOICES])
     async def image(self, interaction: discord.Interaction, theme: str,
                     count: app_commands.Range[int, 1, 4] = 4,
-                    seed: Optional[app_commands.Range[int, 0, MAX_SEED]] = None) -> None:
+                    seed: Optional[app_commands.Range[int, 0, MAX_SEED]] = None,
+                    style: Optional[str] = None) -> None:
         theme = checks.check_text("theme", theme, self.bot.settings.limits.max_text_chars)
         checks.check_range("count", count, 1, 4)
         seed = checks.check_seed(seed)
-        await flows.post_image(interaction, theme, (Generation(seed, count),))
+        await flows.post_image(interaction, theme, (Generation(seed, count),), style=style)
 
     @app_commands.command(name=_("poem"), description=_("Write a short poem"))
     @app_commands.describe(lang=_("English or Chinese"), theme=_("A few words to write about"),

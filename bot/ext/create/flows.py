@@ -4,11 +4,13 @@ The buttons are `discord.ui.DynamicItem`s whose whole state is in the ``custom_i
 parsed by the template regex and rebuilt by ``from_custom_id``; no view has to be stored. Every ``custom_id``
 stays under Discord's 100 characters:
 
-    muse:ir:<theme>:<count>                     🔁 reroll an image grid (a fresh seed)
-    muse:iv:<cell>:<theme>:<lineage>            V1–V4: variations around one cell; lineage = seeds down to it
+    muse:ir:<cond>:<count>                      🔁 reroll an image grid (a fresh seed)
+    muse:iv:<cell>:<cond>:<lineage>             V1–V4: variations around one cell; lineage = seeds down to it
     muse:pr:<lang>:<temperature×100>            🔁 reroll a poem (theme read back from the message)
     muse:pv:<lang>:<temperature×100>:<seed>     🌱 a variation: a new poem that starts from this one's first line
 
+``<cond>`` is the grid's theme index, with ``s<style>`` after it for a style other than the model's default
+(`bot.render.encode_cond`); ids posted before styles hold the theme alone and draw the default style, Noto.
 (🌀, ``muse:im:``, morphs from a cell: it belongs to the interpolate extension.) A press on 🔁 or on V1–V4 / 🌱
 is also feedback on the result it was pressed on: a weak 'reroll' or 'variation' signal in the store (found by
 the message id), stored with the new result once it is posted.
@@ -24,6 +26,7 @@ import re
 import discord
 
 from genmodels import registry
+from genmodels.images import ANY_STYLE
 from genmodels.latents import Generation
 from genmodels.verse import FORMS, FormNotMet
 
@@ -50,15 +53,30 @@ def resolve_theme(interaction: discord.Interaction, theme: str | int) -> str | i
         raise UserError("unknown_theme", theme=theme, themes=", ".join(gen.themes)) from None
 
 
+def resolve_style(interaction: discord.Interaction, style: str | int | None, seed: int) -> str | int | None:
+    """Check a style against the loaded generator and draw "any" from ``seed`` (if the model is not loaded yet,
+    the worker does both, the same way)."""
+    gen = bot_of(interaction).engine.loaded("dcgan")
+    if gen is None or style is None:
+        return style
+    try:
+        return gen.style_index(style, seed)
+    except ValueError:
+        raise UserError("unknown_style", style=style, styles=", ".join(gen.styles + [ANY_STYLE])) from None
+
+
 async def post_image(interaction: discord.Interaction, theme: str | int, lineage: tuple[Generation, ...],
-                     *, parent_cell: int | None = None, signal: str | None = None) -> None:
-    """``signal``: the button that asked for this ('variation' | 'reroll'), pressed on the interaction's message."""
+                     *, style: str | int | None = None, parent_cell: int | None = None,
+                     signal: str | None = None) -> None:
+    """``style``: a name, an index, "any" or None (the model's default); ``signal``: the button that asked for
+    this ('variation' | 'reroll'), pressed on the interaction's message."""
     if len(lineage) > MAX_LINEAGE:
         raise UserError("too_deep", n=MAX_LINEAGE)
     theme = resolve_theme(interaction, theme)
+    style = resolve_style(interaction, style, lineage[0].seed)
     bot = bot_of(interaction)
     with await begin(interaction) as slot:
-        job = slot.image(theme, lineage)
+        job = slot.image(theme, lineage, style)
     out = await wait(interaction, job)  # an unknown theme found by the worker (model loaded late) is a UserError
     png = await asyncio.get_running_loop().run_in_executor(bot.encoder, render.grid_png, out.images,
                                                            bot.settings.limits.cell_px)
@@ -69,18 +87,20 @@ async def post_image(interaction: discord.Interaction, theme: str | int, lineage
     embed = discord.Embed(title=title, colour=discord.Colour.blurple())
     embed.set_image(url="attachment://muse.png")
     embed.add_field(name=t(loc, "f_theme"), value=out.theme)
+    embed.add_field(name=t(loc, "f_style"), value=out.style)
     embed.add_field(name=t(loc, "f_seed"), value=str(out.lineage[-1].seed))
     embed.add_field(name=t(loc, "f_model"), value=out.version)
     if len(out.lineage) > 1:
         chain = " → ".join(f"{g.seed}·V{g.cell + 1}" for g in out.lineage[:-1])
         embed.add_field(name=t(loc, "f_parents"), value=chain, inline=False)
     embed.set_footer(text=render.footer(kind="image", theme=out.theme, theme_index=out.theme_index,
-                                        count=out.lineage[-1].count, seed=out.lineage[-1].seed,
+                                        style=out.style, style_index=out.style_index, count=out.lineage[-1].count, seed=out.lineage[-1].seed,
                                         lineage=render.encode_lineage(out.lineage, base=10),
                                         model=out.version, by=requester(interaction), root_seed=root.seed))
     msg = await finish(interaction, embed=embed, files=[discord.File(io.BytesIO(png), "muse.png")],
-                       view=image_view(loc, out.theme_index, out.lineage))
-    params = {"theme": out.theme, "theme_index": out.theme_index, "count": out.lineage[-1].count,
+                       view=image_view(loc, out.theme_index, out.lineage, out.style_index))
+    params = {"theme": out.theme, "theme_index": out.theme_index, "style": out.style,
+              "style_index": out.style_index, "count": out.lineage[-1].count,
               "lineage": render.encode_lineage(out.lineage, base=10)}
     if parent_cell is not None:
         params["parent_cell"] = parent_cell
@@ -138,31 +158,36 @@ async def post_poem(interaction: discord.Interaction, lang: str, theme: str | No
 # ---- the buttons -------------------------------------------------------------------------------------------
 
 
-class ImageReroll(SafeItem, discord.ui.DynamicItem[discord.ui.Button], template=r"muse:ir:(?P<theme>\d{1,3}):(?P<count>\d{1,2})"):
-    def __init__(self, theme: int, count: int, label: str | None = None):
-        self.theme, self.count = theme, count
+class ImageReroll(SafeItem, discord.ui.DynamicItem[discord.ui.Button],
+                  template=r"muse:ir:(?P<cond>" + render.COND_PATTERN + r"):(?P<count>\d{1,2})"):
+    def __init__(self, theme: int, count: int, label: str | None = None, style: int = 0):
+        self.theme, self.count, self.style = theme, count, style
         super().__init__(discord.ui.Button(emoji="🔁", label=label, style=discord.ButtonStyle.secondary,
-                                           custom_id=f"muse:ir:{theme}:{count}"))
+                                           custom_id=f"muse:ir:{render.encode_cond(theme, style)}:{count}"))
 
     @classmethod
     async def from_custom_id(cls, interaction, item, match: re.Match[str]):
-        return cls(int(match["theme"]), int(match["count"]))
+        theme, style = render.decode_cond(match["cond"])
+        return cls(theme, int(match["count"]), style=style)
 
     async def run(self, interaction: discord.Interaction) -> None:
         count = check_range("count", self.count, 1, 4)
-        await post_image(interaction, self.theme, (Generation(random_seed(), count),), signal="reroll")
+        await post_image(interaction, self.theme, (Generation(random_seed(), count),), style=self.style,
+                         signal="reroll")
 
 
 class ImageVariation(SafeItem, discord.ui.DynamicItem[discord.ui.Button],
-                     template=r"muse:iv:(?P<cell>\d{1,2}):(?P<theme>\d{1,3}):(?P<lineage>[0-9a-z._]{3,90})"):
-    def __init__(self, cell: int, theme: int, lineage: str):
-        self.cell, self.theme, self.lineage = cell, theme, lineage
+                     template=r"muse:iv:(?P<cell>\d{1,2}):(?P<cond>" + render.COND_PATTERN
+                     + r"):(?P<lineage>[0-9a-z._]{3,90})"):
+    def __init__(self, cell: int, theme: int, lineage: str, style: int = 0):
+        self.cell, self.theme, self.lineage, self.style = cell, theme, lineage, style
         super().__init__(discord.ui.Button(label=f"V{cell + 1}", style=discord.ButtonStyle.primary,
-                                           custom_id=f"muse:iv:{cell}:{theme}:{lineage}"))
+                                           custom_id=f"muse:iv:{cell}:{render.encode_cond(theme, style)}:{lineage}"))
 
     @classmethod
     async def from_custom_id(cls, interaction, item, match: re.Match[str]):
-        return cls(int(match["cell"]), int(match["theme"]), match["lineage"])
+        theme, style = render.decode_cond(match["cond"])
+        return cls(int(match["cell"]), theme, match["lineage"], style)
 
     async def run(self, interaction: discord.Interaction) -> None:
         try:
@@ -172,7 +197,8 @@ class ImageVariation(SafeItem, discord.ui.DynamicItem[discord.ui.Button],
         if not 0 <= self.cell < parent[-1].count:
             raise UserError("stale", detail=f"V{self.cell + 1}")
         child = render.with_child(parent, self.cell, random_seed(), 4)
-        await post_image(interaction, self.theme, child, parent_cell=self.cell, signal="variation")
+        await post_image(interaction, self.theme, child, style=self.style, parent_cell=self.cell,
+                         signal="variation")
 
 
 def _poem_state(interaction: discord.Interaction) -> tuple[dict[str, str], str]:
@@ -228,16 +254,16 @@ class PoemVariation(SafeItem, discord.ui.DynamicItem[discord.ui.Button],
 BUTTONS = (ImageReroll, ImageVariation, PoemReroll, PoemVariation)
 
 
-def image_view(locale, theme: int, lineage: tuple[Generation, ...]) -> discord.ui.View:
+def image_view(locale, theme: int, lineage: tuple[Generation, ...], style: int = 0) -> discord.ui.View:
     view = discord.ui.View(timeout=None)
-    view.add_item(ImageReroll(theme, lineage[-1].count, t(locale, "b_reroll")))
+    view.add_item(ImageReroll(theme, lineage[-1].count, t(locale, "b_reroll"), style))
     enc = render.encode_lineage(lineage)
     if len(lineage) < MAX_LINEAGE:
         for cell in range(lineage[-1].count):
-            item = ImageVariation(cell, theme, enc)
+            item = ImageVariation(cell, theme, enc, style)
             if len(item.item.custom_id) <= CUSTOM_ID_MAX:
                 view.add_item(item)
-    morph = ImageMorph(theme, enc, t(locale, "b_morph"))
+    morph = ImageMorph(theme, enc, t(locale, "b_morph"), style)
     if len(morph.item.custom_id) <= CUSTOM_ID_MAX:
         view.add_item(morph)
     return view

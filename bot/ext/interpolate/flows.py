@@ -48,19 +48,20 @@ class Source:
 
     def __init__(self, label: str, emoji: str | None = None, attachment: discord.Attachment | None = None,
                  theme: int | None = None, lineage: tuple[Generation, ...] | None = None, cell: int = 0,
-                 message_id: int | None = None):
+                 message_id: int | None = None, style: int = 0, emoji_style: str | None = None):
         self.label, self.emoji, self.attachment = label, emoji, attachment
-        self.theme, self.lineage, self.cell = theme, lineage, cell
+        self.emoji_style = emoji_style  # the emoji set an emoji end is drawn from (None / "noto": the font)
+        self.theme, self.lineage, self.cell, self.style = theme, lineage, cell, style
         self.message_id = message_id
         self.data: bytes | None = None
 
     def describe(self) -> dict:
         """What the store keeps of this end (an attachment's bytes are not kept)."""
         if self.emoji is not None:
-            return {"emoji": self.emoji}
+            return {"emoji": self.emoji, "style": self.emoji_style or "noto"}
         if self.attachment is not None:
             return {"attachment": self.label}
-        return {"theme_index": self.theme, "cell": self.cell,
+        return {"theme_index": self.theme, "style_index": self.style, "cell": self.cell,
                 "lineage": render.encode_lineage(self.lineage, base=10) if self.lineage else None}
 
     async def fetch(self) -> None:
@@ -72,6 +73,13 @@ class Source:
                 raise UserError("attachment_gone", name=self.label) from None
 
     def image(self, engine, morpher):  # worker thread
+        if self.emoji is not None and self.emoji_style not in (None, "noto"):
+            try:
+                return morpher.emoji_in_style(self.emoji, self.emoji_style)
+            except DataError:
+                raise UserError("style_unprepared", style=self.emoji_style) from None
+            except ValueError:
+                raise UserError("not_in_style", text=self.emoji, style=self.emoji_style) from None
         if self.emoji is not None:
             return _emoji_image(self.emoji)
         if self.data is not None:
@@ -85,7 +93,7 @@ class Source:
                 raise UserError("not_image", name=self.label) from None
         gen = engine.model("dcgan")
         z = gen.lineage_latents(self.lineage)  # decoded by `render.decode_lineage`: at most MAX_LINEAGE deep
-        return gen.render(z[self.cell:self.cell + 1], [self.theme])[0]
+        return gen.render(z[self.cell:self.cell + 1], [self.theme], [gen.style_index(self.style)])[0]
 
 
 async def post_morph(interaction: discord.Interaction, a: Source, b: Source, frames: int) -> None:

@@ -1,4 +1,5 @@
-"""The 🌀 button (``muse:im:<theme>:<lineage>``: morph from a cell of this grid) and the form it opens."""
+"""The 🌀 button (``muse:im:<cond>:<lineage>``: morph from a cell of this grid; ``<cond>`` is the grid's theme
+and style, `bot.render.encode_cond`) and the form it opens."""
 
 from __future__ import annotations
 
@@ -17,40 +18,43 @@ from . import flows
 
 
 class ImageMorph(SafeItem, discord.ui.DynamicItem[discord.ui.Button],
-                 template=r"muse:im:(?P<theme>\d{1,3}):(?P<lineage>[0-9a-z._]{3,90})"):
-    def __init__(self, theme: int, lineage: str, label: str | None = None):
-        self.theme, self.lineage = theme, lineage
+                 template=r"muse:im:(?P<cond>" + render.COND_PATTERN + r"):(?P<lineage>[0-9a-z._]{3,90})"):
+    def __init__(self, theme: int, lineage: str, label: str | None = None, style: int = 0):
+        self.theme, self.lineage, self.style = theme, lineage, style
         super().__init__(discord.ui.Button(emoji="🌀", label=label, style=discord.ButtonStyle.secondary,
-                                           custom_id=f"muse:im:{theme}:{lineage}"))
+                                           custom_id=f"muse:im:{render.encode_cond(theme, style)}:{lineage}"))
 
     @classmethod
     async def from_custom_id(cls, interaction, item, match: re.Match[str]):
-        return cls(int(match["theme"]), match["lineage"])
+        theme, style = render.decode_cond(match["cond"])
+        return cls(theme, match["lineage"], style=style)
 
     async def run(self, interaction: discord.Interaction) -> None:
         try:
             lineage = render.decode_lineage(self.lineage)
         except ValueError as e:
             raise UserError("stale", detail=str(e)) from None
-        await MorphModal(interaction.locale, self.theme, lineage, message_id=parent_of(interaction)).send(
-            interaction)
+        await MorphModal(interaction.locale, self.theme, lineage, message_id=parent_of(interaction),
+                         style=self.style).send(interaction)
 
 
-MODAL_TEMPLATE = re.compile(r"muse:mm:(?P<theme>\d{1,3}):(?P<lineage>[0-9a-z._]{3,90})(?::(?P<message>[0-9a-z]{1,13}))?")
+MODAL_TEMPLATE = re.compile(r"muse:mm:(?P<cond>" + render.COND_PATTERN
+                            + r"):(?P<lineage>[0-9a-z._]{3,90})(?::(?P<message>[0-9a-z]{1,13}))?")
 
 
 class MorphModal(discord.ui.Modal):
     """Asks which cell to start from and which emoji to end at.
 
-    Like the buttons, the form keeps its whole state in its ``custom_id`` (``muse:mm:<theme>:<lineage>[:<message>]``)
+    Like the buttons, the form keeps its whole state in its ``custom_id`` (``muse:mm:<cond>:<lineage>[:<message>]``)
     and is never held in memory: `send` stops it before it is shown, so discord.py does not store it, and every
     submit, whether to this process or to one started after it, is handled by `bot.app.MuseBot.on_interaction` (the route this extension registers) through
     `submitted`. A form submitted after a restart, or after any time, still works.
     """
 
-    def __init__(self, locale, theme: int, lineage: tuple[Generation, ...], message_id: int | None = None):
+    def __init__(self, locale, theme: int, lineage: tuple[Generation, ...], message_id: int | None = None,
+                 style: int = 0):
         enc = render.encode_lineage(lineage)
-        custom_id = f"muse:mm:{theme}:{enc}"
+        custom_id = f"muse:mm:{render.encode_cond(theme, style)}:{enc}"
         if message_id is not None and len(custom_id) + 1 + len(render.b36(message_id)) <= CUSTOM_ID_MAX:
             custom_id += f":{render.b36(message_id)}"  # the grid's message: its stored result is the morph's parent
         super().__init__(title=t(locale, "morph_modal")[:45], custom_id=custom_id)
@@ -68,7 +72,7 @@ class MorphModal(discord.ui.Modal):
     async def submitted(interaction: discord.Interaction, match: re.Match[str]) -> None:
         try:
             try:
-                theme, lineage = int(match["theme"]), render.decode_lineage(match["lineage"])
+                (theme, style), lineage = render.decode_cond(match["cond"]), render.decode_lineage(match["lineage"])
             except ValueError as e:
                 raise UserError("stale", detail=str(e)) from None
             values = modal_values(interaction)
@@ -82,7 +86,7 @@ class MorphModal(discord.ui.Modal):
             emoji = check_emoji(values.get("to", ""))
             message_id = int(match["message"], 36) if match["message"] else parent_of(interaction)
             a = flows.Source(f"Muse {lineage[-1].seed}·V{cell + 1}", theme=theme, lineage=lineage, cell=cell,
-                               message_id=message_id)
+                             message_id=message_id, style=style)
             await flows.post_morph(interaction, a, flows.Source(emoji, emoji=emoji), frames=8)
         except Exception as e:  # noqa: BLE001
             await report(interaction, e)
