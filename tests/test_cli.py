@@ -87,3 +87,22 @@ def test_eval_images_reports_metrics(tiny_models, shapes_npz, capsys):
     assert code == 0, err
     d = json.loads(out)["dcgan"]
     assert 0 <= d["precision"] <= 1 and 0 <= d["recall"] <= 1 and set(d["theme_accuracy"]) == {"circles", "squares", "triangles"}
+    assert set(d["sheet_near_copies"]["pairs"]) == {"circles", "squares", "triangles"} and "styles" not in d
+    assert set(d["targets"]) == {"precision>=0.8", "recall>=0.65", "near_copy_rate<=0.05",
+                                 "theme_accuracy>=heldout_every_theme", "no_sheet_row_near_copies"}
+
+
+def test_eval_and_generate_in_each_style(styled_models, styled_npz, tmp_path, capsys):
+    code, out, err = run(capsys, "eval", "dcgan", "--json", "--models", str(styled_models), "--data",
+                         str(styled_npz.parent))
+    assert code == 0, err
+    d = json.loads(out)["dcgan"]
+    assert set(d["styles"]) == {"noto", "openmoji"} and d["version"] == "dcgan/v0002"
+    for m in d["styles"].values():  # each style against its own held-out images
+        assert 0 <= m["precision"] <= 1 and m["theme_diversity"] > 0 and m["sheet_near_copies"] >= 0
+    code, out, err = run(capsys, "generate", "image", "--theme", "circles", "--style", "openmoji", "--seed", "3",
+                         "--models", str(styled_models), "--out", str(tmp_path / "g.png"))
+    assert code == 0 and "in openmoji" in out and (tmp_path / "g.png").exists()
+    code, _, err = run(capsys, "generate", "image", "--theme", "circles", "--style", "twemoji",
+                       "--models", str(styled_models), "--out", str(tmp_path / "h.png"))
+    assert code == 2 and "does not draw the style 'twemoji'" in err

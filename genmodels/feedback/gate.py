@@ -23,7 +23,7 @@ import torch
 
 from ..data.emoji import ImageSet
 from ..data.poems import PoemDataset
-from ..eval_images import evaluate_dcgan, evaluate_vae
+from ..eval_images import evaluate_dcgan, evaluate_vae, theme_diversity
 from ..images import ImageGenerator, Morpher
 from ..nets.features import FeatureNet
 from ..poetry import PoemModel
@@ -62,25 +62,11 @@ def poem_distinct2(poems: list[str], lang: str) -> float:
 
 
 @torch.no_grad()
-def theme_diversity(gen: ImageGenerator, fnet: FeatureNet, per_theme: int = 16, seed: int = 20_000) -> float:
-    """Mean pairwise feature distance between samples of one theme, averaged over themes.
-
-    Recall looks at the whole sample set against the held-out set, so it barely moves when every theme
-    collapses to a few look-alikes that still cover the themes (seen in `muse bench feedback` runs); this does.
-    """
-    out = []
-    for y in range(len(gen.themes)):
-        f = fnet.features(gen.G(gen.latents(seed + y, per_theme), torch.full((per_theme,), y)))
-        out.append(float(torch.pdist(f.float()).mean()))
-    return sum(out) / len(out)
-
-
-@torch.no_grad()
 def image_metrics(model: ImageGenerator | Morpher, fnet: FeatureNet, data: ImageSet) -> dict:
     if isinstance(model, ImageGenerator):
         m = evaluate_dcgan(model, fnet, data, per_theme=16, draws=3)
-        out = {k: m[k] for k in ("precision", "recall", "kid", "near_copy_rate", "theme_accuracy_mean")}
-        return {**out, "theme_diversity": theme_diversity(model, fnet)}
+        return {k: m[k] for k in ("precision", "recall", "kid", "near_copy_rate", "theme_accuracy_mean",
+                                  "theme_diversity")}
     m = evaluate_vae(model, fnet, data, samples=2)
     return {k: m[k] for k in ("neg_elbo_nats", "classifier_accuracy_reconstructions", "accuracy_gap")}
 
