@@ -113,7 +113,8 @@ def test_emoji_dataset_holds_out_by_base(tmp_path):
 
 
 def test_image_models_read_the_noto_part_of_a_four_style_dataset(tmp_path):
-    """Today's image models take no style condition: loading keeps Noto's images unless asked for every style."""
+    """Loading keeps Noto's images (what the evaluation measures on) unless asked for every style, as the DCGAN and
+    the VAE ask; a style-conditioned model numbers the styles that have training images."""
     import numpy as np
 
     from genmodels.data.emoji import load_image_dataset
@@ -129,3 +130,6 @@ def test_image_models_read_the_noto_part_of_a_four_style_dataset(tmp_path):
     assert noto.train_chars.tolist() == ["a", "e"] and noto.heldout_labels.tolist() == [0, 4]
     every = load_image_dataset(tmp_path / "images.npz", styles=None)
     assert len(every.train_images) == 6 and every.train_styles.tolist() == styles.tolist()
+    assert every.styles_present == list(STYLES) and every.style_codes("heldout").tolist() == styles.tolist()
+    two = load_image_dataset(tmp_path / "images.npz", styles=("twemoji", "openmoji"))
+    assert two.styles_present == ["twemoji", "openmoji"] and two.style_codes("train").tolist() == [0, 1, 0]

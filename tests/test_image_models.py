@@ -128,6 +128,23 @@ def test_morph_across_styles_reads_the_prepared_emoji(tiny_models, tmp_path):
         m2.image_from("🐶", "twemoji")
 
 
+def test_a_styled_dcgan_fine_tunes_on_the_styles_people_liked(styled_models, styled_npz):
+    from genmodels.feedback.finetune import FinetuneConfig, _styles_of, finetune_dcgan
+
+    tensors, card = checkpoints.load_version(styled_models, "dcgan", 2)
+    gen = ImageGenerator.load(styled_models)
+    liked = gen.generate("circles", 2, seed=1, style="openmoji")
+    disliked = gen.generate("squares", 2, seed=2)
+    items = [{"value": 1.0, "latent": liked.latents.numpy(), "params": {"theme_index": 0, "style_index": 1}},
+             {"value": -1.0, "latent": disliked.latents.numpy(), "params": {"theme": "squares"}}]
+    assert _styles_of(items[0], 2, gen) == [1, 1] and _styles_of(items[1], 2, gen) == [0, 0]  # stored before styles
+    new, extra = finetune_dcgan((tensors, card), items, styled_npz, FinetuneConfig(steps=2, batch=4),
+                                torch.device("cpu"))
+    assert extra["finetune"]["liked"] == 1 and all(torch.isfinite(v).all() for v in new.values())
+    child = ImageGenerator.from_tensors(new, card)
+    assert child.styles == ["noto", "openmoji"] and len(child.generate("circles", 1, seed=1, style=1).images) == 1
+
+
 def test_warm_start_tiles_each_theme_over_the_new_styles(tiny_models):
     tensors, card = checkpoints.load_version(tiny_models, "dcgan", 1)
     old_cfg = DCGANConfig(**{**card["config"]})
