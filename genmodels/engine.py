@@ -411,7 +411,7 @@ class Engine:
                 y = gen.theme_index(job.theme)
                 s = gen.style_index(job.style, job.lineage[0].seed if job.lineage else None)
                 if job.latents is None:
-                    z = gen.lineage_latents(job.lineage)
+                    z = gen.lineage_latents(job.lineage, y, s)
                 elif job.latents.shape[1] != gen.cfg.nz:
                     raise ValueError(f"latents have {job.latents.shape[1]} dimensions; the model takes {gen.cfg.nz}")
                 else:

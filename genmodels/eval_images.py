@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from . import checkpoints, metrics, paths
-from .data.emoji import THEMES, load_image_dataset, to_model
+from .data.emoji import THEMES, coarse_pixels, load_image_dataset, to_model
 from .images import ImageGenerator, Morpher
 from .nets import dataclass_from_dict
 from .nets.features import FeatureNet, FeatureNetConfig
@@ -56,28 +56,23 @@ def _styles(style: int | None, n: int) -> torch.Tensor | None:
     return None if style is None else torch.full((n,), style, dtype=torch.long)
 
 
-def _pixels(x: torch.Tensor) -> np.ndarray:
-    """Images (N, 4, 64, 64) as 16×16 RGBA vectors: the coarse layout two near-copies share."""
-    return torch.nn.functional.avg_pool2d(x.float(), 4).flatten(1).numpy()
-
-
 @torch.no_grad()
 def sheet_near_copies(gen: ImageGenerator, fnet: FeatureNet, data, style: int | None = None,
-                      seed: int = SHEET_SEED, count: int = SHEET_COLUMNS) -> dict:
+                      seed: int = SHEET_SEED, count: int = SHEET_COLUMNS, percentile: float = 1.0) -> dict:
     """Near-copy pairs within each row of the model card's sheet (``count`` cells of one theme from ``seed``).
 
-    Two cells are near-copies when they are closer, in the feature net's space or in coarse pixels, than 95 % of
-    real held-out emoji are to their nearest training emoji (the threshold of `metrics.near_copy_rate`)."""
-    train, held = to_model(data.train_images), to_model(data.heldout_images)
-    f_thr = float(np.percentile(metrics.nearest_distance(_batched(fnet.features, held).numpy(),
-                                                         _batched(fnet.features, train).numpy()), 5))
-    p_thr = float(np.percentile(metrics.nearest_distance(_pixels(held), _pixels(train)), 5))
+    Two cells are near-copies when they are closer, in the feature net's space or in coarse pixels (16×16 RGBA),
+    than 99 % of the pairs of different real training emoji of one theme are (``percentile`` = 1). Ten real emoji
+    of one theme hold about one such pair in two rows (they include look-alikes: clock faces, flags)."""
+    train, labels = to_model(data.train_images), np.asarray(data.train_labels)
+    f_thr = metrics.within_class_percentile(_batched(fnet.features, train).numpy(), labels, percentile)
+    p_thr = metrics.within_class_percentile(coarse_pixels(train), labels, percentile)
     rows = {}
     iu = np.triu_indices(count, 1)
     for y, name in enumerate(gen.themes):
         x = gen.G(gen.latents(seed, count), torch.full((count,), y), _styles(style, count))
         pairs = []
-        for feats, thr in ((fnet.features(x).numpy(), f_thr), (_pixels(x), p_thr)):
+        for feats, thr in ((fnet.features(x).numpy(), f_thr), (coarse_pixels(x), p_thr)):
             dist = np.linalg.norm(feats[:, None] - feats[None], axis=-1)[iu]
             pairs += [(int(a), int(b)) for a, b, d in zip(*iu, dist) if d < thr]
         rows[name] = sorted(set(pairs))

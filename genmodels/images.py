@@ -19,7 +19,8 @@ from PIL import Image
 
 from . import checkpoints, paths
 from .data import DataError
-from .data.emoji import GROUPS, THEMES, EmojiLibrary, EmojiRenderer, from_model, theme_index, to_model
+from .data.emoji import (GROUPS, THEMES, EmojiLibrary, EmojiRenderer, coarse_pixels, from_model, theme_index,
+                         to_model)
 from .data.imagefile import fit_square, load_image_rgba
 from .nets.preference import LatentPreference
 from .nets import dataclass_from_dict
@@ -32,12 +33,32 @@ MAX_SEED = 2**32 - 1
 ANY_STYLE = "any"  # a style drawn from the seed among those the model knows
 MAX_COUNT = 16
 MAX_FRAMES = 48
+GRID_CANDIDATES = 4  # rows drawn per cell of a grid when a version keeps near-copies out (`distinct_grid`)
 
 
 def check_seed(seed: int) -> int:
     if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed <= MAX_SEED:
         raise ValueError(f"The seed must be a whole number from 0 to {MAX_SEED}; got {seed!r}.")
     return seed
+
+
+def _distinct_indices(vectors: np.ndarray, count: int, threshold: float) -> list[int]:
+    """``count`` indices into ``vectors`` (K, D), in order: greedily the first rows at least ``threshold`` from every
+    row already taken; if too few are, the rest are the rows farthest from those taken. Row 0 is always taken."""
+    taken: list[int] = []
+    nearest = np.full(len(vectors), np.inf)
+    for i in range(len(vectors)):
+        if len(taken) == count:
+            break
+        if nearest[i] >= threshold:
+            taken.append(i)
+            nearest = np.minimum(nearest, np.linalg.norm(vectors - vectors[i], axis=1))
+    while len(taken) < count:
+        nearest[taken] = -1.0
+        i = int(np.argmax(nearest))
+        taken.append(i)
+        nearest = np.minimum(nearest, np.linalg.norm(vectors - vectors[i], axis=1))
+    return taken
 
 
 def _version_tag(card: dict) -> str:
@@ -56,6 +77,8 @@ class ImageGenerator:
         self.device = torch.device(device)
         self.version = _version_tag(card)
         self.label_names: list[str] = card.get("data", {}).get("label_names") or GROUPS
+        # Grids without near-copies (`distinct_grid`): set in the cards of versions trained with it, else None.
+        self.near_copy_pixels: float | None = card.get("sampling", {}).get("near_copy_pixels")
 
     @classmethod
     def load(cls, root=None, version: int | None = None, device: str = "cpu") -> "ImageGenerator":
@@ -117,11 +140,33 @@ class ImageGenerator:
         the seed and the model version)."""
         return self._draw(torch.Generator().manual_seed(check_seed(seed)), count)
 
-    def lineage_latents(self, lineage: "list[Generation] | tuple[Generation, ...]") -> torch.Tensor:
+    def lineage_latents(self, lineage: "list[Generation] | tuple[Generation, ...]", theme: str | int | None = None,
+                        style: str | int | None = None) -> torch.Tensor:
         """The latents (count, nz) of the last grid of an image lineage, from its seeds alone: the first grid is
         ``latents(seed, count)``, each later one the `variations` of the cell its predecessor picked (see
-        `genmodels.latents.lineage_latents`). The engine renders seed jobs through this."""
-        return lineage_latents(self.latents, lineage, VARIATION_STRENGTH)
+        `genmodels.latents.lineage_latents`). The engine renders seed jobs through this.
+
+        With the grid's ``theme`` (and ``style``), a version whose card asks for distinct grids draws
+        `GRID_CANDIDATES` times as many rows for each grid and keeps the first that are no near-copies of each
+        other as drawn (`distinct_grid`); without, or for older versions, the rows are the plain draws."""
+        if theme is None or self.near_copy_pixels is None:
+            return lineage_latents(self.latents, lineage, VARIATION_STRENGTH)
+        y, s = self.theme_index(theme), self.style_index(style, lineage[0].seed)
+        return lineage_latents(self.latents, lineage, VARIATION_STRENGTH,
+                               pick=lambda rows, n: self.distinct_grid(rows, n, y, s), candidates=GRID_CANDIDATES)
+
+    @torch.no_grad()
+    def distinct_grid(self, rows: torch.Tensor, count: int, theme: int, style: int) -> torch.Tensor:
+        """``count`` of the latents ``rows`` (K, nz), in order, whose images in (theme, style) are no near-copies of
+        each other: their 16×16 pixels lie at least the card's ``sampling.near_copy_pixels`` apart (the 1st
+        percentile of the distances between two real training emoji of one theme). The generator can map distant
+        latents to one look; this keeps such repeats out of a grid (`_distinct_indices` for the rule)."""
+        if self.near_copy_pixels is None or len(rows) <= count:
+            return rows[:count]
+        k = len(rows)
+        x = self.G(rows.to(self.device, torch.float32), torch.full((k,), theme, device=self.device),
+                   torch.full((k,), style, device=self.device))
+        return rows[_distinct_indices(coarse_pixels(x), count, self.near_copy_pixels)]
 
     def _draw(self, gen: torch.Generator, count: int) -> torch.Tensor:
         if self.preference is not None:
@@ -160,7 +205,7 @@ class ImageGenerator:
         if not 1 <= count <= MAX_COUNT:
             raise ValueError(f"count must be between 1 and {MAX_COUNT}.")
         y, s = self.theme_index(theme), self.style_index(style, seed)
-        z = self._noise(seed, generator, count)
+        z = self._grid(self._noise(seed, generator, self._candidates(count)), count, y, s)
         return self._output(z, y, s, None if generator is not None else (seed or 0))
 
     def from_latents(self, z: torch.Tensor, theme: str | int, style: str | int | None = None) -> ImageOutput:
@@ -176,9 +221,16 @@ class ImageGenerator:
         """Children near a parent latent (nz,): `latents.variation` keeps them on the prior's shell. The noise is
         drawn as `generate` draws its latents (``seed`` or ``generator``; neither means seed 0)."""
         y, s = self.theme_index(theme), self.style_index(style, seed)
-        eps = self._noise(seed, generator, count)
-        z = variation(parent.reshape(1, -1).float(), eps, strength)
+        eps = self._noise(seed, generator, self._candidates(count))
+        z = self._grid(variation(parent.reshape(1, -1).float(), eps, strength), count, y, s)
         return self._output(z, y, s, None if generator is not None else (seed or 0))
+
+    def _candidates(self, count: int) -> int:
+        """Rows drawn for a grid of ``count``: `GRID_CANDIDATES` times as many when grids are kept distinct."""
+        return count if self.near_copy_pixels is None else GRID_CANDIDATES * count
+
+    def _grid(self, rows: torch.Tensor, count: int, y: int, s: int) -> torch.Tensor:
+        return rows if self.near_copy_pixels is None else self.distinct_grid(rows, count, y, s)
 
 
 class Morpher:

@@ -53,6 +53,15 @@ def nearest_distance(x: np.ndarray, ref: np.ndarray) -> np.ndarray:
     return _pairwise(torch.as_tensor(x), torch.as_tensor(ref)).min(dim=1).values.numpy()
 
 
+def within_class_percentile(feats: np.ndarray, labels: np.ndarray, q: float) -> float:
+    """The q-th percentile of the distances between two different items of one class (all classes pooled)."""
+    dists = []
+    for y in np.unique(labels):
+        f = feats[labels == y]
+        dists.append(np.linalg.norm(f[:, None] - f[None], axis=-1)[np.triu_indices(len(f), 1)])
+    return float(np.percentile(np.concatenate(dists), q))
+
+
 def near_copy_rate(train: np.ndarray, heldout: np.ndarray, fake: np.ndarray, percentile: float = 5.0) -> tuple[float, float]:
     """(rate, threshold): share of fakes nearer a training image than (100 − percentile)% of held-out images are."""
     threshold = float(np.percentile(nearest_distance(heldout, train), percentile))

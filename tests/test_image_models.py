@@ -9,7 +9,7 @@ from genmodels import checkpoints
 from genmodels.images import ImageGenerator, Morpher, check_seed, gif_bytes, grid, png_bytes
 from genmodels.nets.dcgan import DCGANConfig, Discriminator, Generator
 from genmodels.nets.features import FeatureNet, FeatureNetConfig
-from genmodels.latents import slerp
+from genmodels.latents import Generation, slerp
 from genmodels.nets.vae import ConvVAE, VAEConfig
 from genmodels.training import dcgan
 from genmodels.training.diffaug import diff_augment
@@ -143,6 +143,39 @@ def test_a_styled_dcgan_fine_tunes_on_the_styles_people_liked(styled_models, sty
     assert extra["finetune"]["liked"] == 1 and all(torch.isfinite(v).all() for v in new.values())
     child = ImageGenerator.from_tensors(new, card)
     assert child.styles == ["noto", "openmoji"] and len(child.generate("circles", 1, seed=1, style=1).images) == 1
+
+
+def test_grids_keep_near_copies_out():
+    from genmodels.images import _distinct_indices
+
+    v = np.array([[0.0, 0], [0.1, 0], [5, 0], [5.2, 0], [0, 7], [9, 9]])
+    assert _distinct_indices(v, 3, 1.0) == [0, 2, 4]  # the first rows at least 1 apart, in order
+    assert _distinct_indices(v, 5, 1.0) == [0, 2, 4, 5, 3]  # too few: then the farthest from those taken
+    assert _distinct_indices(v, 2, 0.0) == [0, 1]  # threshold 0: the plain draw
+
+
+def test_a_version_with_distinct_grids_draws_them_from_its_seeds(tiny_models):
+    from genmodels.data.emoji import coarse_pixels
+    from genmodels.images import GRID_CANDIDATES, _distinct_indices
+
+    plain = ImageGenerator.load(tiny_models)
+    card = {k: v for k, v in plain.card.items() if k != "sampling"}
+    plain = ImageGenerator(plain.G, card)
+    rows = plain.latents(5, GRID_CANDIDATES * 4)
+    with torch.no_grad():
+        px = coarse_pixels(plain.G(rows, torch.zeros(len(rows), dtype=torch.long)))
+    d = np.linalg.norm(px[:, None] - px[None], axis=-1)
+    thr = float(np.median(d[np.triu_indices(len(px), 1)]))  # strict: about half the pairs would be near-copies
+    gen = ImageGenerator(plain.G, {**card, "sampling": {"near_copy_pixels": thr}})
+    grid_ = gen.generate("circles", count=4, seed=5)
+    picked = [int(np.flatnonzero((rows == z).all(1))[0]) for z in grid_.latents]
+    assert picked == _distinct_indices(px, 4, thr) and picked != [0, 1, 2, 3]  # the seed's own rows, sifted
+    sub = d[np.ix_(picked, picked)][np.triu_indices(4, 1)]
+    assert (sub >= thr).sum() > (d[:4, :4][np.triu_indices(4, 1)] >= thr).sum()  # further apart than the plain draw
+    assert torch.equal(gen.generate("circles", count=4, seed=5).latents, grid_.latents)  # same seed, same grid
+    assert torch.equal(plain.generate("circles", count=4, seed=5).latents, rows[:4])  # older versions: as before
+    lineage = gen.lineage_latents([Generation(5, 4)], "circles")
+    assert torch.equal(lineage, grid_.latents)  # the engine's path and the library's agree
 
 
 def test_warm_start_tiles_each_theme_over_the_new_styles(tiny_models):

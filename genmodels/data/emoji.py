@@ -467,6 +467,12 @@ def to_model(images: np.ndarray | torch.Tensor) -> torch.Tensor:
     return torch.cat([rgb, a], 1).mul(2).sub(1).contiguous()
 
 
+def coarse_pixels(x: torch.Tensor) -> np.ndarray:
+    """Model-space images (N, 4, 64, 64) as 16×16 premultiplied RGBA vectors (N, 1024): the layout and colours two
+    near-copies share, without the fine detail in which they may differ."""
+    return torch.nn.functional.avg_pool2d(x.detach().float().cpu(), 4).flatten(1).numpy()
+
+
 def from_model(x: torch.Tensor) -> np.ndarray:
     """float (N, 4, H, W) premultiplied RGBA in [-1, 1] → uint8 (N, H, W, 4) straight RGBA."""
     x = x.detach().float().cpu().add(1).div(2).clamp(0, 1)

@@ -21,7 +21,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ..data.emoji import to_model
+from .. import metrics
+from ..data.emoji import coarse_pixels, to_model
 from ..nets import dataclass_from_dict
 from ..nets.dcgan import DCGANConfig, Discriminator, Generator, init_weights
 from . import common
@@ -210,5 +211,14 @@ def train(*, model: DCGANConfig | None = None, tcfg: DCGANTrainConfig | None = N
             trainer.warm_start(init_from[0], old)
         return trainer
 
-    extra = {"warm_start": init_tag(init_from)} if init_from else None
-    return fit_image_model(NAME, build, tcfg, styles=None, card_extra=extra, **run)  # every emoji set: style is a condition
+    extra = {"warm_start": init_tag(init_from)} if init_from else {}
+    return fit_image_model(NAME, build, tcfg, styles=None, card_extra=extra, card_data=sampling_card, **run)
+
+
+def sampling_card(data) -> dict:
+    """The card's ``sampling`` entry: grids keep near-copies out (`ImageGenerator.distinct_grid`), two cells being
+    near-copies when their 16×16 pixels are closer than the 1st percentile of the distances between two real
+    training emoji of one theme (all the model's styles pooled)."""
+    pixels = coarse_pixels(to_model(data.train_images))
+    return {"sampling": {"near_copy_pixels": round(metrics.within_class_percentile(pixels, data.train_labels, 1.0), 4),
+                         "percentile": 1.0}}  # every emoji set: style is a condition

@@ -33,10 +33,12 @@ def fit_image_model(
     save_every: int = 500,
     styles: tuple[str, ...] | None = MODEL_STYLES,
     card_extra: dict | None = None,
+    card_data: Callable[[ImageSet], dict] | None = None,
 ) -> Path:
     """Train (or resume) and write a new version of ``name`` under ``models_dir``; returns its folder.
 
-    ``styles``: the emoji sets the model learns from (None: every set in the dataset)."""
+    ``styles``: the emoji sets the model learns from (None: every set in the dataset). ``card_extra``: entries for
+    the card; ``card_data(data)``: more, computed from the training data."""
     dev = common.pick_device(device)
     data = load_image_dataset(data_path, styles)
     if steps is not None:
@@ -50,6 +52,7 @@ def fit_image_model(
     card["data"]["style_names"] = data.styles_present
     card["data"]["n_train_used"] = len(data.train_images)
     card.update(card_extra or {})
+    card.update(card_data(data) if card_data else {})  # entries measured on the training data
     if hasattr(trainer, "metrics"):
         card["metrics"] = trainer.metrics(data)
     return checkpoints.save_version(models_dir, name, trainer.release_tensors(), card)

@@ -10,7 +10,7 @@ from PIL import Image
 
 from bench.fakediscord import FakeDiscord, Payloads
 from bot import render
-from genmodels.engine import Generation, lineage_latents
+from genmodels.engine import Generation
 from museharness import body, custom_ids, harness, invoke, is_ephemeral, message_from, run, with_buttons
 
 
@@ -35,7 +35,7 @@ def test_reroll_and_variations_are_tied_to_their_parent(bot_models: Path):
             gen = bot.engine.loaded("image")
             meta = render.parse_footer(v2.json["embeds"][0]["footer"]["text"])
             lineage = render.decode_lineage(meta["lineage"], base=10)
-            expected = gen.render(lineage_latents(gen.latents, lineage), [1] * 4)
+            expected = gen.render(gen.lineage_latents(lineage, 1), [1] * 4)
             return first, reroll, v2, grand, lineage, expected
 
     first, reroll, v2, grand, lineage, expected = run(main())

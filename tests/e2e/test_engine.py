@@ -151,8 +151,13 @@ def test_lineage_rederives_variations(bot_models: Path):
     gen = ImageGenerator.load(bot_models)
     root = gen.generate("circles", count=4, seed=11)
     child = gen.variations(root.latents[2], "circles", count=4, seed=99)
-    z = lineage_latents(gen.latents, [Generation(11, 4, 2), Generation(99, 4)])
+    z = gen.lineage_latents([Generation(11, 4, 2), Generation(99, 4)], "circles")  # the engine's way, per theme
     assert torch.allclose(z, child.latents, atol=1e-6)
+    assert gen.near_copy_pixels is not None  # this version keeps near-copies out of its grids...
+    plain = ImageGenerator(gen.G, {k: v for k, v in gen.card.items() if k != "sampling"})  # ... as older ones do not
+    z = lineage_latents(plain.latents, [Generation(11, 4, 2), Generation(99, 4)])
+    assert torch.allclose(z, plain.variations(plain.generate("circles", 4, seed=11).latents[2], "circles", 4,
+                                              seed=99).latents, atol=1e-6)
     with pytest.raises(ValueError, match="generations deep"):
         lineage_latents(gen.latents, [Generation(1, 4, 0)] * 8)
 
@@ -166,7 +171,8 @@ def test_a_job_can_carry_latents_instead_of_seeds(bot_models: Path):
         await engine.start()
         try:
             by_seed = await engine.image("circles", 4, seed=11, user=1)  # each alone: one forward pass of 4
-            given = await engine.image_from_latents("circles", gen.latents(11, 4), user=1)
+            given = await engine.image_from_latents("circles", gen.lineage_latents([Generation(11, 4)], "circles"),
+                                                user=1)
             with pytest.raises(ValueError, match="latents must have shape"), engine.reserve(2) as slot:
                 slot.image_from_latents("circles", torch.zeros(16))
             assert engine.queued == 0  # the refused job gave its place back
@@ -174,7 +180,8 @@ def test_a_job_can_carry_latents_instead_of_seeds(bot_models: Path):
                 await engine.image_from_latents("circles", torch.zeros(2, gen.cfg.nz + 1), user=2)
             # queued together, seed and latent jobs share one forward pass
             both = await asyncio.gather(engine.image("squares", 2, seed=3, user=3),
-                                        engine.image_from_latents("squares", gen.latents(3, 2), user=4))
+                                        engine.image_from_latents("squares", gen.lineage_latents([Generation(3, 2)], "squares"),
+                                                                        user=4))
         finally:
             await engine.close()
         return by_seed, given, both

@@ -92,8 +92,9 @@ class Source:
             except (DataError, ValueError):
                 raise UserError("not_image", name=self.label) from None
         gen = engine.model("dcgan")
-        z = gen.lineage_latents(self.lineage)  # decoded by `render.decode_lineage`: at most MAX_LINEAGE deep
-        return gen.render(z[self.cell:self.cell + 1], [self.theme], [gen.style_index(self.style)])[0]
+        style = gen.style_index(self.style)
+        z = gen.lineage_latents(self.lineage, self.theme, style)  # `render.decode_lineage`: ≤ MAX_LINEAGE deep
+        return gen.render(z[self.cell:self.cell + 1], [self.theme], [style])[0]
 
 
 async def post_morph(interaction: discord.Interaction, a: Source, b: Source, frames: int) -> None:
