@@ -16,6 +16,7 @@ import torch
 from . import checkpoints, metrics, paths
 from .data.emoji import THEMES, coarse_pixels, load_image_dataset, to_model
 from .images import ImageGenerator, Morpher
+from .latents import Generation
 from .nets import dataclass_from_dict
 from .nets.features import FeatureNet, FeatureNetConfig
 
@@ -59,7 +60,8 @@ def _styles(style: int | None, n: int) -> torch.Tensor | None:
 @torch.no_grad()
 def sheet_near_copies(gen: ImageGenerator, fnet: FeatureNet, data, style: int | None = None,
                       seed: int = SHEET_SEED, count: int = SHEET_COLUMNS, percentile: float = 1.0) -> dict:
-    """Near-copy pairs within each row of the model card's sheet (``count`` cells of one theme from ``seed``).
+    """Near-copy pairs within each row of the model card's sheet (``count`` cells of one theme from ``seed``, drawn
+    as `ImageGenerator.generate` draws a grid: through `ImageGenerator.distinct_grid` where the version asks for it).
 
     Two cells are near-copies when they are closer, in the feature net's space or in coarse pixels (16×16 RGBA),
     than 99 % of the pairs of different real training emoji of one theme are (``percentile`` = 1). Ten real emoji
@@ -70,7 +72,8 @@ def sheet_near_copies(gen: ImageGenerator, fnet: FeatureNet, data, style: int | 
     rows = {}
     iu = np.triu_indices(count, 1)
     for y, name in enumerate(gen.themes):
-        x = gen.G(gen.latents(seed, count), torch.full((count,), y), _styles(style, count))
+        z = gen.lineage_latents([Generation(seed, count)], y, style)  # as the sheet and the bot draw a grid
+        x = gen.G(z, torch.full((count,), y), _styles(style, count))
         pairs = []
         for feats, thr in ((fnet.features(x).numpy(), f_thr), (coarse_pixels(x), p_thr)):
             dist = np.linalg.norm(feats[:, None] - feats[None], axis=-1)[iu]
