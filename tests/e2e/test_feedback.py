@@ -21,6 +21,7 @@ from bench.fakediscord import BOT_ID, CHANNEL_ID, DM_CHANNEL_ID, GUILD_ID, USER_
 from bot import render
 from bot.settings import SettingsError, load_settings
 from genmodels.engine import lineage_latents
+from genmodels.latents import Generation
 from museharness import body, harness, is_ephemeral, message_from, run
 from museharness import invoke as _invoke
 
@@ -89,7 +90,8 @@ def test_every_posted_result_is_stored_with_its_message(bot_models: Path, tmp_pa
             rows = [await bot.store.get_result(message_id=_mid(r)) for r in (img, poem, morph, verse, dm)]
             gen, poet = bot.engine.loaded("image"), bot.engine.loaded("poem-en")
             again = poet.sample(5, lines=4, temperature=0.9, theme="the moon")
-            return img, poem, verse, rows, gen.latents(7, 4).numpy(), again, poet.model.cfg.latent_dim
+            z = gen.lineage_latents([Generation(7, 4)], "squares").numpy()  # the grid the seed names
+            return img, poem, verse, rows, z, again, poet.model.cfg.latent_dim
 
     img, poem, verse, (r_img, r_poem, r_morph, r_verse, r_dm), z, again, dim = run(main())
     assert r_img.kind == "image" and r_img.model == "dcgan" and r_img.model_version == "v0001"
@@ -106,7 +108,8 @@ def test_every_posted_result_is_stored_with_its_message(bot_models: Path, tmp_pa
     assert r_poem.params == {"lang": "en", "theme": "the moon", "temperature": 0.9, "lines": 4, "form": "free"}
     assert r_poem.content == poem.json["embeds"][0]["description"]
     assert r_morph.kind == "morph" and r_morph.model == "vae"
-    assert r_morph.params == {"from": {"emoji": "🐱"}, "to": {"emoji": "🐶"}, "frames": 3}
+    assert r_morph.params == {"from": {"emoji": "🐱", "style": "noto"}, "to": {"emoji": "🐶", "style": "noto"},
+                              "frames": 3}
     assert r_morph.latent.shape == (3, 8)  # the frames' VAE latents: what the trainer fine-tunes the VAE on
     assert r_verse.kind == "morph-poem" and r_verse.model == "textvae-en" and len(r_verse.content.splitlines()) == 3
     assert r_dm.guild_id is None and r_dm.channel_id == DM_CHANNEL_ID
