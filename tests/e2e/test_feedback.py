@@ -20,7 +20,6 @@ import pytest
 from bench.fakediscord import BOT_ID, CHANNEL_ID, DM_CHANNEL_ID, GUILD_ID, USER_ID, FakeDiscord, Payloads
 from bot import render
 from bot.settings import SettingsError, load_settings
-from genmodels.engine import lineage_latents
 from genmodels.latents import Generation
 from museharness import body, harness, is_ephemeral, message_from, run
 from museharness import invoke as _invoke
@@ -242,7 +241,7 @@ def test_buttons_are_weak_signals_and_variations_keep_their_parent(bot_models: P
                                      preroll=preroll).items()}
             gen = bot.engine.loaded("image")
             meta = render.parse_footer(v2.json["embeds"][0]["footer"]["text"])
-            z_v2 = lineage_latents(gen.latents, render.decode_lineage(meta["lineage"], base=10)).numpy()
+            z_v2 = gen.lineage_latents(render.decode_lineage(meta["lineage"], base=10), meta["theme"]).numpy()
             return rows, await store.export_csv(GUILD_ID), z_v2
 
     rows, exported, z_v2 = run(main())
