@@ -42,9 +42,11 @@ def check_seed(seed: int) -> int:
     return seed
 
 
-def _distinct_indices(vectors: np.ndarray, count: int, threshold: float) -> list[int]:
+def _distinct_indices(vectors: np.ndarray, count: int, threshold: float, fill: bool = True) -> list[int]:
     """``count`` indices into ``vectors`` (K, D), in order: greedily the first rows at least ``threshold`` from every
-    row already taken; if too few are, the rest are the rows farthest from those taken. Row 0 is always taken."""
+    row already taken; if too few are, the rest are the rows farthest from those taken (``fill=False``: return the
+    fewer). Row 0 is always taken. Each choice depends only on the rows before it, so a prefix of ``vectors`` that
+    already yields ``count`` rows gives what all of them would."""
     taken: list[int] = []
     nearest = np.full(len(vectors), np.inf)
     for i in range(len(vectors)):
@@ -53,7 +55,7 @@ def _distinct_indices(vectors: np.ndarray, count: int, threshold: float) -> list
         if nearest[i] >= threshold:
             taken.append(i)
             nearest = np.minimum(nearest, np.linalg.norm(vectors - vectors[i], axis=1))
-    while len(taken) < count:
+    while fill and len(taken) < count:
         nearest[taken] = -1.0
         i = int(np.argmax(nearest))
         taken.append(i)
@@ -160,13 +162,22 @@ class ImageGenerator:
         """``count`` of the latents ``rows`` (K, nz), in order, whose images in (theme, style) are no near-copies of
         each other: their 16×16 pixels lie at least the card's ``sampling.near_copy_pixels`` apart (the 1st
         percentile of the distances between two real training emoji of one theme). The generator can map distant
-        latents to one look; this keeps such repeats out of a grid (`_distinct_indices` for the rule)."""
+        latents to one look; this keeps such repeats out of a grid (`_distinct_indices` for the rule). Rows are
+        rendered ``count`` at a time, so the rule sees each row's pixels as rendered in its chunk."""
         if self.near_copy_pixels is None or len(rows) <= count:
             return rows[:count]
-        k = len(rows)
-        x = self.G(rows.to(self.device, torch.float32), torch.full((k,), theme, device=self.device),
-                   torch.full((k,), style, device=self.device))
-        return rows[_distinct_indices(coarse_pixels(x), count, self.near_copy_pixels)]
+        # Render the candidates ``count`` at a time and stop once the rows so far give a full grid: usually the
+        # first ``count`` do, so a grid costs about one extra forward pass of its own size.
+        pixels = []
+        for start in range(0, len(rows), count):
+            chunk = rows[start:start + count].to(self.device, torch.float32)
+            y = torch.full((len(chunk),), theme, device=self.device)
+            pixels.append(coarse_pixels(self.G(chunk, y, torch.full_like(y, style))))
+            seen = np.concatenate(pixels)
+            picked = _distinct_indices(seen, count, self.near_copy_pixels, fill=start + count >= len(rows))
+            if len(picked) == count:
+                return rows[picked]
+        return rows[_distinct_indices(seen, count, self.near_copy_pixels)]
 
     def _draw(self, gen: torch.Generator, count: int) -> torch.Tensor:
         if self.preference is not None:
