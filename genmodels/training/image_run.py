@@ -63,10 +63,8 @@ def load_init(name: str, models_dir: Path | None, version: int) -> tuple[dict[st
     ``muse train --init-from`` starts from."""
     from .. import paths
 
-    for root in ([Path(models_dir)] if models_dir else []) + paths.model_roots():
-        if version in checkpoints.list_versions(root, name):
-            return checkpoints.load_version(root, name, version)
-    return checkpoints.load_version(paths.find_model(name, models_dir, version), name, version)  # says where it looked
+    own = models_dir is not None and version in checkpoints.list_versions(models_dir, name)
+    return checkpoints.load_version(paths.find_model(name, models_dir if own else None, version), name, version)
 
 
 def init_tag(init_from: tuple[dict, dict] | None) -> str | None:
