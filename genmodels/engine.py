@@ -410,8 +410,11 @@ class Engine:
             try:
                 y = gen.theme_index(job.theme)
                 s = gen.style_index(job.style, job.lineage[0].seed if job.lineage else None)
+                rows = None
                 if job.latents is None:
-                    z = gen.lineage_latents(job.lineage, y, s)
+                    # the plain grid goes into the batch; its other candidates wait in case it holds a near-copy
+                    rows = gen.grid_rows(job.lineage, y, s)
+                    z = rows[:job.lineage[-1].count]
                 elif job.latents.shape[1] != gen.cfg.nz:
                     raise ValueError(f"latents have {job.latents.shape[1]} dimensions; the model takes {gen.cfg.nz}")
                 else:
@@ -419,7 +422,7 @@ class Engine:
                 zs.append(z)
                 ys.extend([y] * len(z))
                 ss.extend([s] * len(z))
-                ok.append((job, y, s, len(z)))
+                ok.append((job, y, s, len(z), rows))
                 outs.append(None)
             except BaseException as e:
                 outs.append(e)
@@ -435,11 +438,19 @@ class Engine:
             for k, out in enumerate(outs):
                 if out is not None:
                     continue
-                job, y, s, n = next(it)
-                seed = job.lineage[-1].seed if job.latents is None else None
-                outs[k] = ImageOutput(images[i:i + n], next(zi), gen.themes[y], y, gen.version, seed=seed,
-                                      lineage=job.lineage, batch_images=total, style=gen.styles[s], style_index=s)
+                job, y, s, n, rows = next(it)
+                z, grid = next(zi), images[i:i + n]
                 i += n
+                if rows is not None and len(rows) > n and not gen.is_distinct(grid):
+                    try:  # the rare grid with a near-copy: choose among its candidates (`distinct_grid`), alone
+                        z = gen.distinct_grid(rows, n, y, s)
+                        grid = gen.render(z, [y] * n, [s] * n)
+                    except BaseException as e:
+                        outs[k] = e
+                        continue
+                seed = job.lineage[-1].seed if job.latents is None else None
+                outs[k] = ImageOutput(grid, z, gen.themes[y], y, gen.version, seed=seed,
+                                      lineage=job.lineage, batch_images=total, style=gen.styles[s], style_index=s)
         return outs
 
 

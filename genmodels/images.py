@@ -63,6 +63,11 @@ def _distinct_indices(vectors: np.ndarray, count: int, threshold: float, fill: b
     return taken
 
 
+def _grid_pixels(images: list[Image.Image]) -> np.ndarray:
+    """Rendered images as the near-copy rule compares them: 16×16 premultiplied RGBA (`coarse_pixels`)."""
+    return coarse_pixels(to_model(np.stack([np.asarray(im.convert("RGBA")) for im in images])))
+
+
 def _version_tag(card: dict) -> str:
     return checkpoints.full_tag(card["name"], card["version"])
 
@@ -151,11 +156,27 @@ class ImageGenerator:
         With the grid's ``theme`` (and ``style``), a version whose card asks for distinct grids draws
         `GRID_CANDIDATES` times as many rows for each grid and keeps the first that are no near-copies of each
         other as drawn (`distinct_grid`); without, or for older versions, the rows are the plain draws."""
+        rows = self.grid_rows(lineage, theme, style)
+        if len(rows) == lineage[-1].count:
+            return rows
+        return self.distinct_grid(rows, lineage[-1].count, self.theme_index(theme),
+                                  self.style_index(style, lineage[0].seed))
+
+    def grid_rows(self, lineage: "list[Generation] | tuple[Generation, ...]", theme: str | int | None = None,
+                  style: str | int | None = None) -> torch.Tensor:
+        """The rows the last grid of ``lineage`` is chosen from: for a version that keeps grids distinct (and a
+        ``theme`` given), its `GRID_CANDIDATES` × count candidates, the plain grid first; else the grid itself."""
         if theme is None or self.near_copy_pixels is None:
             return lineage_latents(self.latents, lineage, VARIATION_STRENGTH)
         y, s = self.theme_index(theme), self.style_index(style, lineage[0].seed)
-        return lineage_latents(self.latents, lineage, VARIATION_STRENGTH,
+        return lineage_latents(self.latents, lineage, VARIATION_STRENGTH, pick_last=False,
                                pick=lambda rows, n: self.distinct_grid(rows, n, y, s), candidates=GRID_CANDIDATES)
+
+    def is_distinct(self, images: list[Image.Image]) -> bool:
+        """Whether a rendered grid holds no near-copies by this version's rule (always, for versions without it)."""
+        if self.near_copy_pixels is None:
+            return True
+        return len(_distinct_indices(_grid_pixels(images), len(images), self.near_copy_pixels, fill=False)) == len(images)
 
     @torch.no_grad()
     def distinct_grid(self, rows: torch.Tensor, count: int, theme: int, style: int) -> torch.Tensor:
@@ -163,16 +184,16 @@ class ImageGenerator:
         each other: their 16×16 pixels lie at least the card's ``sampling.near_copy_pixels`` apart (the 1st
         percentile of the distances between two real training emoji of one theme). The generator can map distant
         latents to one look; this keeps such repeats out of a grid (`_distinct_indices` for the rule). Rows are
-        rendered ``count`` at a time, so the rule sees each row's pixels as rendered in its chunk."""
+        rendered ``count`` at a time and judged on the images as delivered (uint8 RGBA), so the engine, which
+        renders the plain grid in its batch and calls this only when `is_distinct` says no, chooses the same."""
         if self.near_copy_pixels is None or len(rows) <= count:
             return rows[:count]
         # Render the candidates ``count`` at a time and stop once the rows so far give a full grid: usually the
         # first ``count`` do, so a grid costs about one extra forward pass of its own size.
         pixels = []
         for start in range(0, len(rows), count):
-            chunk = rows[start:start + count].to(self.device, torch.float32)
-            y = torch.full((len(chunk),), theme, device=self.device)
-            pixels.append(coarse_pixels(self.G(chunk, y, torch.full_like(y, style))))
+            chunk = rows[start:start + count]
+            pixels.append(_grid_pixels(self.render(chunk, [theme] * len(chunk), [style] * len(chunk))))
             seen = np.concatenate(pixels)
             picked = _distinct_indices(seen, count, self.near_copy_pixels, fill=start + count >= len(rows))
             if len(picked) == count:

@@ -98,7 +98,8 @@ class Generation:
 
 def lineage_latents(latents: Callable[[int, int], torch.Tensor], lineage: Sequence[Generation],
                     strength: float = VARIATION_STRENGTH, max_depth: int | None = None,
-                    pick: Callable[[torch.Tensor, int], torch.Tensor] | None = None, candidates: int = 1) -> torch.Tensor:
+                    pick: Callable[[torch.Tensor, int], torch.Tensor] | None = None, candidates: int = 1,
+                    pick_last: bool = True) -> torch.Tensor:
     """The latents (count, D) of the last grid of a lineage, re-derived from seeds alone.
 
     The first grid is ``latents(seed, count)``; each later grid is `variation` (``√(1−s²)·parent + s·ε``) around
@@ -108,22 +109,24 @@ def lineage_latents(latents: Callable[[int, int], torch.Tensor], lineage: Sequen
 
     ``pick``: each grid is instead chosen by ``pick(rows, count)`` among ``candidates × count`` rows drawn the same
     way (`ImageGenerator` uses it to keep near-copies out of a grid); still a pure function of the seeds.
+    ``pick_last=False`` returns the last grid's ``candidates × count`` rows unpicked (the engine renders their first
+    ``count``, the plain grid, in its batch, and picks only when that grid holds a near-copy).
     """
     if not lineage:
         raise ValueError("an empty lineage")
     if max_depth is not None and len(lineage) > max_depth:
         raise ValueError(f"Variations go at most {max_depth} generations deep.")
 
-    def grid(rows: torch.Tensor, count: int) -> torch.Tensor:
-        return rows if pick is None else pick(rows, count)
+    def grid(rows: torch.Tensor, count: int, last: bool) -> torch.Tensor:
+        return rows if pick is None or (last and not pick_last) else pick(rows, count)
 
     k = candidates if pick is not None else 1
-    z = grid(latents(lineage[0].seed, k * lineage[0].count), lineage[0].count)
-    for prev, gen in zip(lineage, lineage[1:]):
+    z = grid(latents(lineage[0].seed, k * lineage[0].count), lineage[0].count, len(lineage) == 1)
+    for depth, (prev, gen) in enumerate(zip(lineage, lineage[1:]), start=2):
         if prev.cell is None or not 0 <= prev.cell < prev.count:
             raise ValueError("a lineage step must pick a cell of its grid")
         parent = z[prev.cell].reshape(1, -1)
-        z = grid(variation(parent, latents(gen.seed, k * gen.count), strength), gen.count)
+        z = grid(variation(parent, latents(gen.seed, k * gen.count), strength), gen.count, depth == len(lineage))
     return z
 
 

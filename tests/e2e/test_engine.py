@@ -209,3 +209,31 @@ def test_missing_model_is_reported(tmp_path: Path):
             await engine.close()
 
     run(main())
+
+
+def test_the_engine_batches_plain_grids_and_sifts_only_those_with_a_near_copy(bot_models: Path):
+    from genmodels.images import GRID_CANDIDATES, _grid_pixels
+
+    base = ImageGenerator.load(bot_models)
+    rows = base.latents(5, GRID_CANDIDATES * 4)
+    px = _grid_pixels(base.render(rows, [0] * len(rows)))
+    d = np.linalg.norm(px[:, None] - px[None], axis=-1)[np.triu_indices(len(px), 1)]
+    strict = ImageGenerator(base.G, {**base.card, "sampling": {"near_copy_pixels": float(np.median(d))}})
+    slow = Slow(strict)
+
+    async def main():
+        engine = Engine(EngineConfig(max_batch_images=64), models={"image": slow})
+        await engine.start()
+        try:
+            return await asyncio.gather(*(engine.image("circles", 4, seed=sd, user=sd) for sd in (5, 6, 7)))
+        finally:
+            await engine.close()
+
+    outs = run(main())
+    for sd, out in zip((5, 6, 7), outs):  # what the library draws for the seed, sifted or not
+        want = strict.generate("circles", 4, seed=sd)
+        assert torch.equal(out.latents, want.latents)
+        a = np.stack([np.asarray(im) for im in out.images]).astype(int)
+        assert np.abs(a - np.stack([np.asarray(im) for im in want.images]).astype(int)).max() <= 2
+    assert not torch.equal(outs[0].latents, rows[:4])  # seed 5's plain grid holds a near-copy: it was sifted
+    assert slow.calls[0][0] == 12  # the three plain grids went through one forward pass together
