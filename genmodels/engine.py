@@ -442,9 +442,8 @@ class Engine:
                 z, grid = next(zi), images[i:i + n]
                 i += n
                 if rows is not None and len(rows) > n and not gen.is_distinct(grid):
-                    try:  # the rare grid with a near-copy: choose among its candidates (`distinct_grid`), alone
-                        z = gen.distinct_grid(rows, n, y, s)
-                        grid = gen.render(z, [y] * n, [s] * n)
+                    try:  # a grid with a near-copy: choose among its candidates, reusing the images of this pass
+                        z, grid = gen.sift_grid(rows, n, y, s, first=grid)
                     except BaseException as e:
                         outs[k] = e
                         continue

@@ -178,27 +178,35 @@ class ImageGenerator:
             return True
         return len(_distinct_indices(_grid_pixels(images), len(images), self.near_copy_pixels, fill=False)) == len(images)
 
-    @torch.no_grad()
     def distinct_grid(self, rows: torch.Tensor, count: int, theme: int, style: int) -> torch.Tensor:
         """``count`` of the latents ``rows`` (K, nz), in order, whose images in (theme, style) are no near-copies of
         each other: their 16×16 pixels lie at least the card's ``sampling.near_copy_pixels`` apart (the 1st
         percentile of the distances between two real training emoji of one theme). The generator can map distant
-        latents to one look; this keeps such repeats out of a grid (`_distinct_indices` for the rule). Rows are
-        rendered ``count`` at a time and judged on the images as delivered (uint8 RGBA), so the engine, which
-        renders the plain grid in its batch and calls this only when `is_distinct` says no, chooses the same."""
+        latents to one look; this keeps such repeats out of a grid (`_distinct_indices` for the rule)."""
         if self.near_copy_pixels is None or len(rows) <= count:
             return rows[:count]
-        # Render the candidates ``count`` at a time and stop once the rows so far give a full grid: usually the
-        # first ``count`` do, so a grid costs about one extra forward pass of its own size.
+        return self.sift_grid(rows, count, theme, style)[0]
+
+    @torch.no_grad()
+    def sift_grid(self, rows: torch.Tensor, count: int, theme: int, style: int,
+                  first: list[Image.Image] | None = None) -> tuple[torch.Tensor, list[Image.Image]]:
+        """`distinct_grid`'s latents and their images. Rows are rendered ``count`` at a time (``first``: the first
+        chunk's images, already rendered) and judged on the images as delivered (uint8 RGBA), so the engine, which
+        renders the plain grid in its batch and sifts only when `is_distinct` says no, chooses as the library does.
+        Usually the first chunk or two give a full grid and the rest are never rendered."""
+        images: list[Image.Image] = []
         pixels = []
         for start in range(0, len(rows), count):
             chunk = rows[start:start + count]
-            pixels.append(_grid_pixels(self.render(chunk, [theme] * len(chunk), [style] * len(chunk))))
-            seen = np.concatenate(pixels)
-            picked = _distinct_indices(seen, count, self.near_copy_pixels, fill=start + count >= len(rows))
+            ims = first if start == 0 and first is not None else self.render(chunk, [theme] * len(chunk),
+                                                                             [style] * len(chunk))
+            images += ims
+            pixels.append(_grid_pixels(ims))
+            picked = _distinct_indices(np.concatenate(pixels), count, self.near_copy_pixels,
+                                       fill=start + count >= len(rows))
             if len(picked) == count:
-                return rows[picked]
-        return rows[_distinct_indices(seen, count, self.near_copy_pixels)]
+                return rows[picked], [images[i] for i in picked]
+        raise AssertionError("unreachable: the last chunk fills the grid")
 
     def _draw(self, gen: torch.Generator, count: int) -> torch.Tensor:
         if self.preference is not None:
