@@ -11,7 +11,7 @@ from genmodels.nets.dcgan import DCGANConfig, Discriminator, Generator
 from genmodels.nets.features import FeatureNet, FeatureNetConfig
 from genmodels.latents import Generation, slerp
 from genmodels.nets.vae import ConvVAE, VAEConfig
-from genmodels.training import dcgan
+from genmodels.training import common, dcgan
 from genmodels.training.diffaug import diff_augment
 from tests.conftest import TINY_DCGAN
 
@@ -194,6 +194,24 @@ def test_warm_start_tiles_each_theme_over_the_new_styles(tiny_models):
     with pytest.raises(ValueError, match="warm start"):
         tr.warm_start(tensors, DCGANConfig(**{**card["config"], "nz": 32}))
 
+
+
+def test_a_dcgan_step_leaves_its_losses_on_the_device_and_averages_g_in_one_fused_update(tmp_path):
+    cfg = DCGANConfig(n_classes=3, ngf=8, ndf=8, nz=16)
+    images = torch.rand(8, 4, 64, 64) * 2 - 1
+    tr = dcgan.DCGANTrainer(images, torch.tensor([0, 1, 2, 0, 1, 2, 0, 1]), cfg,
+                            dcgan.DCGANTrainConfig(batch=4, ema_start=1, ema_decay=0.9), torch.device("cpu"))
+    out = tr.step(0)  # before ema_start: G_ema becomes a copy of G
+    assert set(out) == {"d", "g", "r1", "ms"} and all(isinstance(v, torch.Tensor) and v.ndim == 0 for v in out.values())
+    assert all(torch.equal(a, b) for a, b in zip(tr.G_ema.parameters(), tr.G.parameters()))
+    before = [p.clone() for p in tr.G_ema.parameters()]
+    tr.step(1)
+    for old, new, g in zip(before, tr.G_ema.parameters(), tr.G.parameters()):
+        torch.testing.assert_close(new, old + 0.1 * (g - old))  # decay 0.9, every parameter
+    assert all(torch.equal(a, b) for a, b in zip(tr.G_ema.buffers(), tr.G.buffers()))
+    res = common.run_loop(total_steps=3, step=tr.step, state=tr.state, load_state=tr.load_state,
+                          run_dir=tmp_path, progress=False)
+    assert res.steps == 3 and all(type(v) is float for v in res.last.values())  # plain floats for the card
 
 def test_morph_and_files(tiny_models, tmp_path):
     m = Morpher.load(tiny_models)

@@ -89,10 +89,15 @@ class LoopResult:
     interrupted: bool = False
 
 
+def scalars(values: dict[str, float | torch.Tensor]) -> dict[str, float]:
+    """Losses as plain floats (reading a CUDA tensor waits for the GPU: call it only when a value is shown)."""
+    return {k: float(v) for k, v in values.items()}
+
+
 def run_loop(
     *,
     total_steps: int,
-    step: Callable[[int], dict[str, float]],
+    step: Callable[[int], dict[str, float | torch.Tensor]],
     state: Callable[[], dict[str, Any]],
     load_state: Callable[[dict[str, Any]], None],
     run_dir: str | os.PathLike,
@@ -106,6 +111,8 @@ def run_loop(
     """Run ``step(i)`` for i in [start, total_steps), resuming from ``run_dir`` when a resume file exists.
 
     ``state()`` must return a dict of tensors / plain values; the loop adds ``_step`` and ``_wall``.
+    ``step(i)`` may return its losses as 0-d tensors still on the device: the loop reads them (a host sync on
+    CUDA) only when it shows them, every 25 steps, so the GPU can run ahead of Python in between.
     ``on_eval(i)`` may return a dict with ``{"stop": 1}`` to stop early (used for early stopping).
     """
     run_dir = Path(run_dir)
@@ -128,7 +135,7 @@ def run_loop(
         s["_step"], s["_wall"] = i, wall_before + time.perf_counter() - t0
         checkpoints.save_resume(run_dir, s)
 
-    last: dict[str, float] = {}
+    last: dict[str, float | torch.Tensor] = {}
     bar = tqdm(total=total_steps, initial=start, desc=desc, disable=not progress, dynamic_ncols=True, mininterval=2)
     i = start
     try:
@@ -136,8 +143,8 @@ def run_loop(
             last = step(i)
             i += 1
             bar.update(1)
-            if i % 25 == 0 or i == total_steps:
-                bar.set_postfix({k: f"{v:.3g}" for k, v in last.items()}, refresh=False)
+            if progress and (i % 25 == 0 or i == total_steps):
+                bar.set_postfix({k: f"{v:.3g}" for k, v in scalars(last).items()}, refresh=False)
             stop = False
             if on_eval is not None and eval_every and (i % eval_every == 0 or i == total_steps):
                 ev = on_eval(i) or {}
@@ -151,10 +158,10 @@ def run_loop(
         save(i)
         bar.close()
         tqdm.write(f"{desc}: interrupted at step {i}; run the same command again to resume.")
-        return LoopResult(i, wall_before + time.perf_counter() - t0, last, interrupted=True)
+        return LoopResult(i, wall_before + time.perf_counter() - t0, scalars(last), interrupted=True)
     bar.close()
     save(i)
-    return LoopResult(i, wall_before + time.perf_counter() - t0, last)
+    return LoopResult(i, wall_before + time.perf_counter() - t0, scalars(last))
 
 
 def batch_indices(n: int, batch: int, gen: torch.Generator, device: torch.device) -> torch.Tensor:

@@ -8,7 +8,9 @@ one group), with or without augmentation or TTUR, so G also gets the mode-seekin
 (2019, MSGAN): two latents of one theme are pushed to give different images. For speed the whole dataset is one tensor resident on the device,
 batches are drawn by index (no DataLoader, no per-sample transforms), real and fake go through D in one
 call, D's weights are frozen during the G step so no wasted gradient is computed, tensors are channels_last, and
-the step runs in bf16 autocast on CUDA and on CPUs with native bf16 instructions.
+the step runs in bf16 autocast on CUDA and on CPUs with native bf16 instructions. The step never waits for the
+GPU: it returns its losses as device tensors (the loop reads them only to show them) and the EMA is one fused
+``foreach`` update over all of G's parameters.
 """
 
 from __future__ import annotations
@@ -90,7 +92,7 @@ class DCGANTrainer:
     def _aug(self, x: torch.Tensor) -> torch.Tensor:
         return diff_augment(x, self.tcfg.augment) if self.tcfg.augment else x
 
-    def step(self, i: int) -> dict[str, float]:
+    def step(self, i: int) -> dict[str, torch.Tensor]:
         t, dev, b = self.tcfg, self.device, self.tcfg.batch
         idx = common.batch_indices(len(self.images), b, self.gen, dev)
         real, y, s = self.images[idx], self.labels[idx], self.styles[idx]
@@ -110,7 +112,7 @@ class DCGANTrainer:
             loss_d = self._d_loss(d_real, d_fake)
         self.opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
-        r1 = torch.zeros(())
+        r1 = torch.zeros((), device=dev)
         if t.r1_gamma > 0 and i % t.r1_every == 0:
             # Lazy R1 on a half batch of reals, scaled by the interval.
             x = self._aug(real[: b // 2]).detach().requires_grad_(True)
@@ -137,15 +139,15 @@ class DCGANTrainer:
         self.D.requires_grad_(True)
 
         self._update_ema(i)
-        return {"d": loss_d.item(), "g": loss_g.item(), "r1": r1.item(), "ms": ms.item()}
+        # Detached device tensors, not floats: `.item()` here would make every step wait for the GPU.
+        return {"d": loss_d.detach(), "g": loss_g.detach(), "r1": r1.detach(), "ms": ms.detach()}
 
     @torch.no_grad()
     def _update_ema(self, i: int) -> None:
+        """G_ema ← G_ema + (1 − decay)·(G − G_ema) for every parameter in one fused call; buffers are copied."""
         decay = self.tcfg.ema_decay if i >= self.tcfg.ema_start else 0.0
-        for pe, p in zip(self.G_ema.parameters(), self.G.parameters()):
-            pe.lerp_(p, 1 - decay)
-        for be, b in zip(self.G_ema.buffers(), self.G.buffers()):
-            be.copy_(b)
+        torch._foreach_lerp_(list(self.G_ema.parameters()), list(self.G.parameters()), 1 - decay)
+        torch._foreach_copy_(list(self.G_ema.buffers()), list(self.G.buffers()))
 
     # --- resumable state ---
     def state(self) -> dict[str, Any]:

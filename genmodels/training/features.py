@@ -42,7 +42,7 @@ class FeatureTrainer:
         self.sched = torch.optim.lr_scheduler.OneCycleLR(self.opt, tcfg.lr, total_steps=tcfg.steps)
         self.gen = torch.Generator().manual_seed(tcfg.seed)
 
-    def step(self, i: int) -> dict[str, float]:
+    def step(self, i: int) -> dict[str, torch.Tensor]:
         t, dev = self.tcfg, self.device
         idx = common.batch_indices(len(self.images), t.batch, self.gen, dev)
         x, y = self.images[idx], self.labels[idx]
@@ -55,7 +55,7 @@ class FeatureTrainer:
         loss.backward()
         self.opt.step()
         self.sched.step()
-        return {"loss": loss.item()}
+        return {"loss": loss.detach()}
 
     def state(self) -> dict[str, Any]:
         return {"model": self.model.state_dict(), "opt": self.opt.state_dict(),

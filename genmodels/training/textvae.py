@@ -139,7 +139,7 @@ def _train_phase(
         b["history"] = json.loads(b["history"])
         book.update(b)
 
-    def step(i: int) -> dict[str, float]:
+    def step(i: int) -> dict[str, float | torch.Tensor]:
         model.train()
         idx = common.batch_indices(xtr.shape[0], recipe.batch, gen, device)
         lb = ltr[idx]
@@ -148,7 +148,7 @@ def _train_phase(
             if kind == "lm":
                 terms = model.elbo_terms(xb, lb)
                 loss = terms["rec"].mean()
-                out = {"nll": loss.item()}
+                out = {"nll": loss.detach()}
             else:
                 beta = beta_at(i, total_steps, recipe.cycles, recipe.ramp)
                 terms = model.elbo_terms(xb, lb, word_dropout=recipe.word_dropout)
@@ -157,7 +157,7 @@ def _train_phase(
                 loss = rec + beta * torch.clamp(kl, min=recipe.kl_target)
                 if "bow" in terms:
                     loss = loss + recipe.bow_weight * terms["bow"].mean()
-                out = {"rec": rec.item(), "kl": kl.item(), "beta": beta}
+                out = {"rec": rec.detach(), "kl": kl.detach(), "beta": beta}
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)

@@ -42,7 +42,7 @@ class VAETrainer:
         self.sched = torch.optim.lr_scheduler.CosineAnnealingLR(self.opt, tcfg.steps, eta_min=tcfg.lr * 0.1)
         self.gen = torch.Generator().manual_seed(tcfg.seed)
 
-    def step(self, i: int) -> dict[str, float]:
+    def step(self, i: int) -> dict[str, torch.Tensor]:
         t, dev = self.tcfg, self.device
         x = self.images[common.batch_indices(len(self.images), t.batch, self.gen, dev)]
         if t.flip:
@@ -58,7 +58,7 @@ class VAETrainer:
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), 100.0)
         self.opt.step()
         self.sched.step()
-        return {"nll": terms["nll"].item(), "kl": terms["kl"].item(), "mse": terms["mse"].item()}
+        return {"nll": terms["nll"].detach(), "kl": terms["kl"].detach(), "mse": terms["mse"].detach()}
 
     def state(self) -> dict[str, Any]:
         return {"model": self.model.state_dict(), "opt": self.opt.state_dict(),
