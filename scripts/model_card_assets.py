@@ -46,7 +46,6 @@ def main() -> None:
             rows += gen.generate(theme, count=SHEET_COLUMNS, seed=SHEET_SEED, style=style).images
         name = "dcgan_samples.png" if style == gen.styles[0] else f"dcgan_samples_{style}.png"
         on_grey(grid(rows, cols=SHEET_COLUMNS, pad=2)).save(OUT / name)
-    grid(gen.generate("animals", count=4, seed=7).images, cols=2).save(OUT / "dcgan_animals_seed7.png")
 
     morpher = Morpher.load(args.models)
     morpher.data_path = Path(args.data)
