@@ -76,7 +76,7 @@ def sheet_near_copies(gen: ImageGenerator, fnet: FeatureNet, data, style: int | 
         x = gen.G(z, torch.full((count,), y), _styles(style, count))
         pairs = []
         for feats, thr in ((fnet.features(x).numpy(), f_thr), (coarse_pixels(x), p_thr)):
-            dist = np.linalg.norm(feats[:, None] - feats[None], axis=-1)[iu]
+            dist = torch.pdist(torch.as_tensor(feats, dtype=torch.float32)).numpy()  # pairs in `iu`'s order
             pairs += [(int(a), int(b)) for a, b, d in zip(*iu, dist) if d < thr]
         rows[name] = sorted(set(pairs))
     return {"pairs": rows, "total": sum(len(v) for v in rows.values()), "feature_threshold": f_thr,

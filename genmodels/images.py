@@ -157,7 +157,7 @@ class ImageGenerator:
         `GRID_CANDIDATES` times as many rows for each grid and keeps the first that are no near-copies of each
         other as drawn (`distinct_grid`); without, or for older versions, the rows are the plain draws."""
         rows = self.grid_rows(lineage, theme, style)
-        if len(rows) == lineage[-1].count:
+        if theme is None:
             return rows
         return self.distinct_grid(rows, lineage[-1].count, self.theme_index(theme),
                                   self.style_index(style, lineage[0].seed))
@@ -245,7 +245,7 @@ class ImageGenerator:
         if not 1 <= count <= MAX_COUNT:
             raise ValueError(f"count must be between 1 and {MAX_COUNT}.")
         y, s = self.theme_index(theme), self.style_index(style, seed)
-        z = self._grid(self._noise(seed, generator, self._candidates(count)), count, y, s)
+        z = self.distinct_grid(self._noise(seed, generator, self._candidates(count)), count, y, s)
         return self._output(z, y, s, None if generator is not None else (seed or 0))
 
     def from_latents(self, z: torch.Tensor, theme: str | int, style: str | int | None = None) -> ImageOutput:
@@ -262,15 +262,12 @@ class ImageGenerator:
         drawn as `generate` draws its latents (``seed`` or ``generator``; neither means seed 0)."""
         y, s = self.theme_index(theme), self.style_index(style, seed)
         eps = self._noise(seed, generator, self._candidates(count))
-        z = self._grid(variation(parent.reshape(1, -1).float(), eps, strength), count, y, s)
+        z = self.distinct_grid(variation(parent.reshape(1, -1).float(), eps, strength), count, y, s)
         return self._output(z, y, s, None if generator is not None else (seed or 0))
 
     def _candidates(self, count: int) -> int:
         """Rows drawn for a grid of ``count``: `GRID_CANDIDATES` times as many when grids are kept distinct."""
         return count if self.near_copy_pixels is None else GRID_CANDIDATES * count
-
-    def _grid(self, rows: torch.Tensor, count: int, y: int, s: int) -> torch.Tensor:
-        return rows if self.near_copy_pixels is None else self.distinct_grid(rows, count, y, s)
 
 
 class Morpher:
