@@ -112,8 +112,10 @@ def cmd_train(args) -> int:
     if args.model == "textvae":
         from .training import textvae
 
+        if args.init_from is not None and args.lang == "all":
+            raise SystemExit("muse: --init-from continues one language's model; add --lang en or --lang zh")
         for lang in (LANGS if args.lang == "all" else (args.lang,)):
-            vdir = textvae.train(lang, data_dir=data_dir, **common)
+            vdir = textvae.train(lang, data_dir=data_dir, init_from=args.init_from, **common)
             print(f"saved {vdir}")
         return 0
     from .training import dcgan, features, vae
@@ -121,7 +123,7 @@ def cmd_train(args) -> int:
     module = {"dcgan": dcgan, "vae": vae, "features": features}[args.model]
     if args.init_from is not None:
         if args.model == "features":
-            raise SystemExit("muse: --init-from is for dcgan and vae")
+            raise SystemExit("muse: --init-from is for dcgan, vae and textvae")
         from .training.image_run import load_init
 
         common["init_from"] = load_init(args.model, args.models, args.init_from)
@@ -182,7 +184,7 @@ def cmd_eval(args) -> int:
     if args.what in ("text", "all"):
         from .eval_text import evaluate_text
 
-        for lang in LANGS:
+        for lang in (LANGS if args.lang == "all" else (args.lang,)):
             results[registry.poem_model(lang).name] = evaluate_text(lang, root=args.models, data_dir=data_dir,
                                                        k=args.k, n_samples=args.samples)
     if args.write_cards:
@@ -255,7 +257,8 @@ def add_commands(sub) -> None:
     sp.add_argument("--device", default="auto", help="auto (CUDA if present), cpu or cuda")
     sp.add_argument("--fresh", action="store_true", help="ignore an interrupted run and start over")
     sp.add_argument("--init-from", type=int, metavar="VERSION",
-                    help="dcgan, vae: start from this version of the model (e.g. 2 for dcgan/v0002), not from scratch")
+                    help="dcgan, vae, textvae (with --lang): start from this version of the model (e.g. 2 for dcgan/v0002), "
+                         "not from scratch")
     sp.add_argument("--runs", help="folder for resumable run state (default: $MUSE_RUNS_DIR or ./runs)")
     sp.add_argument("--models", help="where to write the new version (default: $MUSE_MODELS_DIR or ./models)")
     sp.add_argument("--data", help="dataset folder (default: $MUSE_DATA_DIR or ./data)")
@@ -306,6 +309,7 @@ def add_commands(sub) -> None:
     sp.add_argument("--json", action="store_true")
     sp.add_argument("--k", type=int, default=1000, help="text: importance samples for the NLL (at least 100)")
     sp.add_argument("--samples", type=int, default=1000, help="text: prior samples per language")
+    sp.add_argument("--lang", choices=[*LANGS, "all"], default="all", help="text: which language")
     sp.add_argument("--write-cards", action="store_true", help="store the metrics in each model's card.json")
     common(sp)
     sp.set_defaults(func=cmd_eval)

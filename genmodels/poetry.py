@@ -10,6 +10,13 @@ posterior mean of the theme text. For zh, each poem line is a couplet of two sam
 poem is decoded with the same length (5 or 7 characters, 五言 or 七言, drawn with the seed): a verse form imposed at
 decoding time. The raw, unconstrained shape of the model's samples is measured in ``eval_text``.
 
+Sample and rank: a version whose card sets ``sampling.rerank`` = K (`RERANK` for the versions trained since)
+samples K lines from every latent row and keeps the one its LM baseline (``textlm-{lang}``, the card's
+``baseline``) finds most probable per token, the end of the line included (`PoemModel.fluency`). The row, and so
+the poem's latents, stay as drawn; only the words are chosen among K draws from p(x | z). Versions without it
+decode one line per row, as they always did, so a seed keeps its poem per version. Verse forms rank each batch
+of candidates instead (`_sample_form`).
+
 A verse form (``sample(..., form="quatrain")``: quatrain, couplet or haiku in English, 绝句 or 律诗 in Chinese) is
 met by drawing candidate lines around the same centre in batches and assembling the form from them
 (`genmodels.verse`); a form that cannot be met within the budget raises `FormNotMet`, a ValueError.
@@ -43,6 +50,7 @@ THEME_SPREAD = 0.5  # how far lines wander from a theme's posterior mean
 ZH_FORMS = (5, 7)  # characters per clause: 五言 / 七言
 ZH_SEVEN_P = 0.6  # share of 七言 poems (about the corpus's share of 7-character clauses)
 MAX_REPEAT = {"zh": 2}  # no token more often than this in one decoded line (zh: no character thrice a clause)
+RERANK = 16  # lines sampled per latent row, the LM's favourite kept, for versions whose card asks (`sampling.rerank`)
 
 
 def load_text_model(name: str, root: str | os.PathLike | None = None, device: str = "cpu",
@@ -65,20 +73,40 @@ def _load_text(name: str, root, device: str, version: int | None):
     return model.to(device).eval(), tok, card, tensors
 
 
+def _baseline(card: dict, root, device: str) -> TextVAE:
+    """The LM baseline ``card`` names (``textlm-{lang}/vNNNN``): from ``root`` when it holds it, else from the
+    usual roots (a fine-tuned version in the models folder ranks with the shipped LM it was measured against)."""
+    name, _, v = str(card.get("baseline", "")).partition("/v")
+    if not name.startswith("textlm-") or not v.isdigit():
+        raise checkpoints.CheckpointError(f"{card.get('name')} v{card.get('version')} asks to rank its lines but "
+                                          "names no textlm baseline; retrain it or remove `sampling.rerank`.")
+    for r in dict.fromkeys([root, None]):
+        try:
+            return load_text_model(name, r, device, int(v))[0]
+        except checkpoints.CheckpointError:
+            if r is None:
+                raise
+    raise AssertionError("unreachable")
+
+
 class PoemModel:
     verse = VerseConfig()  # the candidate budget of verse forms (`sample(form=...)`); set per instance to change it
 
     def __init__(self, model: TextVAE, tok, card: dict, lang: str, device: str = "cpu",
-                 preference: LatentPreference | None = None):
+                 preference: LatentPreference | None = None, scorer: TextVAE | None = None):
         self.model, self.tok, self.card, self.lang, self.device = model, tok, card, lang, device
         self.preference = preference  # learned from reactions (genmodels.feedback); None = the plain prior
         self.version = checkpoints.full_tag(card.get("name", f"textvae-{lang}"), card.get("version", 0))
+        # sample and rank: K lines per latent row, the scorer's (the LM baseline's) favourite kept; 1 = plain sampling
+        self.scorer = scorer
+        self.rerank = int(card.get("sampling", {}).get("rerank", 1)) if scorer is not None else 1
 
     @classmethod
     def load(cls, lang: str, root: str | os.PathLike | None = None, device: str = "cpu",
              version: int | None = None) -> "PoemModel":
         model, tok, card, tensors = _load_text(f"textvae-{lang}", root, device, version)
-        return cls(model, tok, card, lang, device, LatentPreference.from_version(tensors, card))
+        scorer = _baseline(card, root, device) if card.get("sampling", {}).get("rerank", 1) > 1 else None
+        return cls(model, tok, card, lang, device, LatentPreference.from_version(tensors, card), scorer)
 
     # ----------------------------------------------------------------------------------------------------
 
@@ -106,10 +134,34 @@ class PoemModel:
 
     def _decode(self, z: torch.Tensor, g: torch.Generator, temperature: float, top_p: float,
                 length: int | None) -> list[str]:
-        """Sample one line from each latent row of z (N, D), as text; every sampler of this class decodes here."""
-        ids = self.model.sample(z.to(self.device), temperature=temperature, top_p=top_p, generator=g, length=length,
-                                max_repeat=MAX_REPEAT.get(self.lang, 0))
+        """Sample one line from each latent row of z (N, D), as text; every sampler of this class decodes here.
+        With the version's ``rerank`` K > 1, each row's K samples are decoded in the same batch (N·K rows, row
+        i's at i·K ... i·K + K - 1) and the most fluent by `fluency` is kept (the first of equals)."""
+        k = self.rerank
+        ids = self._sample_ids(z.repeat_interleave(k, dim=0), g, temperature, top_p, length)  # N·K lines
+        if k > 1:
+            best = self.fluency(ids).view(-1, k).argmax(dim=1)  # (N,)
+            ids = [ids[i * k + int(j)] for i, j in enumerate(best)]
         return [self._text(row).strip() for row in ids]
+
+    def _sample_ids(self, z: torch.Tensor, g: torch.Generator, temperature: float, top_p: float,
+                    length: int | None) -> list[list[int]]:
+        """One sampled line (token ids) from each latent row of z (N, D)."""
+        return self.model.sample(z.to(self.device), temperature=temperature, top_p=top_p, generator=g,
+                                 length=length, max_repeat=MAX_REPEAT.get(self.lang, 0))
+
+    @torch.no_grad()
+    def fluency(self, ids: list[list[int]]) -> torch.Tensor:
+        """Mean log-probability per token of each line (token ids, no specials), its end included, under the LM
+        baseline (N,): log p_LM(x_1 ... x_T, EOS) / (T + 1). -inf for an empty line, which is never preferred."""
+        if self.scorer is None:
+            raise ValueError(f"{self.version} has no LM baseline loaded to score lines with.")
+        lengths = torch.tensor([len(r) for r in ids], dtype=torch.long)  # (N,)
+        x = torch.zeros(len(ids), max(1, int(lengths.max()) if len(ids) else 1), dtype=torch.long)
+        for i, row in enumerate(ids):
+            x[i, :len(row)] = torch.tensor(row, dtype=torch.long)
+        logp = self.scorer.log_px_z(x.to(self.device), lengths.to(self.device), None).float().cpu()  # (N,)
+        return (logp / (lengths + 1)).masked_fill(lengths == 0, -float("inf"))
 
     # ---- the pieces of a poem's draw, shared by `sample` and the group sessions' `fresh_latents` ----
 
@@ -245,7 +297,10 @@ class PoemModel:
                      top_p: float, seed: int | None, theme: str | None) -> PoemOutput:
         """`sample` with a verse form, after the centre is drawn: zh draws the clause length (as `verse_form`, or
         one uniform draw when the card gives none), a quatrain its order (one uniform draw); then `compose` asks
-        for batches of candidates, each ``self.verse.batch`` latents (B, D) around the centre decoded in one call."""
+        for batches of candidates, each ``self.verse.batch`` latents (B, D) around the centre decoded in one call,
+        one line per latent. A version that ranks its lines (``rerank`` > 1) hands each batch over most fluent
+        first instead of drawing K lines per latent, so the form is met from the most fluent lines that meet it at
+        the cost of one scoring pass per batch."""
         length, scheme = None, RHYME_SCHEMES[0]
         if self.lang == "zh":
             length = self.verse_form(g) or (ZH_FORMS[1] if float(torch.rand((), generator=g)) < ZH_SEVEN_P
@@ -256,8 +311,12 @@ class PoemModel:
 
         def draw(n: int) -> list[str]:
             z = self._spread(centre, spread, n, g)  # (n, D)
+            ids = self._sample_ids(z, g, temperature, top_p, length)  # one line per row
+            if self.rerank > 1:  # the batch in order of fluency, so that the form takes the most fluent lines it can
+                order = self.fluency(ids).argsort(descending=True, stable=True).tolist()
+                z, ids = z[order], [ids[i] for i in order]
             drawn.append(z)
-            return self._decode(z, g, temperature, top_p, length)
+            return [self._text(row).strip() for row in ids]
 
         verse = compose(form, draw, self.verse, length=length, scheme=scheme)
         latents = torch.cat(drawn)[torch.tensor(verse.picks, dtype=torch.long)]  # (L, D): the rows kept, in order

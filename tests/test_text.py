@@ -25,6 +25,7 @@ from genmodels.data.tokenizer import (
     save_tokenizer,
     train_tokenizer,
 )
+from genmodels.poetry import load_text_model
 from genmodels.nets.textvae import TextVAE, TextVAEConfig
 
 torch.set_num_threads(1)
@@ -295,6 +296,81 @@ def test_train_resume_reuses_finished_run(trained):
     assert v2.name == "v0002"
     assert second["steps"] == first["steps"]
     assert second["metrics"]["iw_nll"] == pytest.approx(first["metrics"]["iw_nll"], abs=1e-3)
+
+
+def test_train_init_from_continues_a_version_with_its_tokenizer_and_baseline(trained):
+    from genmodels.training.textvae import train
+
+    vdir, data, models, kw = trained
+    first_vae = checkpoints.load_version(models, "textvae-en", 1)[0]
+    v2 = train("en", **{**kw, "runs_dir": kw["runs_dir"].parent / "runs-warm", "steps": 0}, init_from=1)
+    card = checkpoints.read_card(v2)
+    assert card["warm_start"] == {"textvae": "textvae-en/v0001", "textlm": "textlm-en/v0001"}
+    assert card["baseline"] == "textlm-en/v0002" and card["steps"] == 0
+    # no step taken: the new version is the old one's weights, under the old tokenizer
+    assert (v2 / "tokenizer.json").read_text() == (vdir / "tokenizer.json").read_text()
+    again = checkpoints.load_version(models, "textvae-en", 2)[0]
+    assert again.keys() == first_vae.keys() and all(torch.equal(again[k], first_vae[k]) for k in again)
+    lm1, lm2 = (checkpoints.load_version(models, "textlm-en", v)[0] for v in (1, 2))
+    assert all(torch.equal(lm1[k], lm2[k]) for k in lm1)
+    # a few steps move the weights away from where they started
+    v3 = train("en", **{**kw, "runs_dir": kw["runs_dir"].parent / "runs-warm3", "steps": 4}, init_from=1)
+    moved = checkpoints.load_version(models, "textvae-en", int(v3.name[1:]))[0]
+    assert not all(torch.equal(moved[k], first_vae[k]) for k in moved)
+    with pytest.raises(Exception, match="version 9"):
+        train("en", **kw, init_from=9)
+
+
+def test_a_version_that_ranks_keeps_the_lm_s_favourite_of_k_lines_per_latent(trained):
+    from genmodels.poetry import RERANK, PoemModel
+
+    vdir, data, models, kw = trained
+    assert checkpoints.read_card(vdir)["sampling"] == {"rerank": RERANK}
+    m = PoemModel.load("en", root=models)
+    assert m.rerank == RERANK and m.scorer is not None
+    m.rerank = k = 4
+    z = m._spread(torch.zeros(m.model.cfg.latent_dim), 1.0, 6, torch.Generator().manual_seed(1))  # (6, D)
+    lines = m._decode(z, torch.Generator().manual_seed(2), 0.9, 0.9, None)
+    # the same draws by hand: K samples per row, in one batch, scored by the LM baseline
+    ids = m._sample_ids(z.repeat_interleave(k, 0), torch.Generator().manual_seed(2), 0.9, 0.9, None)
+    scores = m.fluency(ids).view(6, k)
+    expect = [m._text(ids[i * k + int(j)]).strip() for i, j in enumerate(scores.argmax(1))]
+    assert lines == expect
+    assert float(scores.max(1).values.mean()) >= float(scores[:, 0].mean())  # the kept lines beat a plain draw
+    # fluency is the LM's mean log-probability per token, the end of the line included
+    lm, _, _ = load_text_model("textlm-en", models)
+    one = ids[0]
+    with torch.no_grad():
+        logp = lm.log_px_z(torch.tensor([one]), torch.tensor([len(one)]), None)
+    assert float(m.fluency([one])[0]) == pytest.approx(float(logp[0]) / (len(one) + 1), rel=1e-5)
+    assert m.fluency([[]])[0] == -float("inf")
+    # a seed keeps its poem, and a version without `sampling.rerank` decodes one line per latent as before
+    assert m.sample(seed=3).text == m.sample(seed=3).text
+    checkpoints.update_card(vdir, sampling={})
+    plain = PoemModel.load("en", root=models)
+    assert plain.rerank == 1 and plain.scorer is None
+    m.rerank = 1
+    assert plain.sample(seed=3).text == m.sample(seed=3).text
+
+
+def test_the_nucleus_head_draws_what_a_full_sort_draws():
+    from genmodels.nets.textvae import NUCLEUS_HEAD, _sorted_head
+
+    torch.manual_seed(0)
+    V = 4 * NUCLEUS_HEAD
+    logits = torch.randn(6, V) * torch.tensor([[8.0], [6.0], [4.0], [0.1], [2.0], [5.0]])  # peaked ... nearly flat
+    probs = torch.softmax(logits, -1)
+    for top_p in (0.5, 0.9, 0.99):
+        fast_p, fast_i = _sorted_head(probs, top_p)
+        full_p, full_i = probs.sort(dim=-1, descending=True)
+        keep_fast = fast_p.cumsum(-1) - fast_p < top_p
+        keep_full = full_p.cumsum(-1) - full_p < top_p
+        assert torch.equal(keep_fast, keep_full)
+        assert torch.equal(fast_p * keep_fast, full_p * keep_full) and torch.equal(fast_i[keep_fast], full_i[keep_full])
+        draws = [torch.multinomial(p * k, 1, generator=torch.Generator().manual_seed(5))
+                 for p, k in ((fast_p, keep_fast), (full_p, keep_full))]
+        assert torch.equal(fast_i.gather(1, draws[0]), full_i.gather(1, draws[1]))
+    assert bool((keep_full.sum(1) > NUCLEUS_HEAD).any())  # the flat row took the full sort
 
 
 def test_bag_of_words_head_is_optional_and_training_only():

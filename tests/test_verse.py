@@ -292,3 +292,49 @@ def test_a_form_fixes_the_number_of_lines(verse_models):
     except FormNotMet:
         pytest.skip("seed 1 met no jueju on this torch build")
     assert len(p.lines) == 2 and p.params["lines"] == 2 and p.latents.shape == (4, 8)
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_a_ranking_version_hands_each_batch_over_most_fluent_first(verse_models, lang, monkeypatch):
+    import dataclasses
+
+    import genmodels.poetry as poetry
+    from genmodels.nets.textvae import TextVAE
+
+    m = _load(lang, verse_models)
+    torch.manual_seed(0)
+    m.scorer, m.rerank = TextVAE(dataclasses.replace(m.model.cfg, latent_dim=0)).eval(), 4  # an LM baseline
+    scored, handed = [], []
+    fluency, compose = m.fluency, poetry.compose
+
+    def scoring(ids):
+        scores = fluency(ids)
+        scored.append((ids, scores))
+        return scores
+
+    def composing(form, draw, cfg, **kw):
+        def spy(n):
+            handed.append(draw(n))
+            return handed[-1]
+        return compose(form, spy, cfg, **kw)
+
+    monkeypatch.setattr(m, "fluency", scoring)
+    monkeypatch.setattr(poetry, "compose", composing)
+    form = FORMS[lang][1]
+    met = 0
+    for seed in range(3):
+        try:
+            p = m.sample(seed=seed, form=form)
+        except FormNotMet:
+            continue
+        met += 1
+        _check_poem(p, form)
+    assert met and len(scored) == len(handed)  # one scoring pass per batch, nothing decoded K times
+    for (ids, scores), texts in zip(scored, handed):
+        assert len(ids) == 32
+        assert texts == [m._text(ids[i]).strip() for i in scores.argsort(descending=True, stable=True).tolist()]
+    # a free poem takes the best of K lines per latent row, and keeps one row per line
+    scored.clear()
+    free = m.sample(seed=5, lines=3)
+    assert len(scored) == 1 and len(scored[0][0]) == 4 * len(free.latents)
+    assert free.text == m.sample(seed=5, lines=3).text

@@ -225,6 +225,25 @@ def _claim(folder: Path, what: Any, resume: bool) -> None:
     checkpoints.write_json(key_file, {"key": key})
 
 
+def _warm_start(lang: str, models_dir: Path, version: int, load_text_model) -> dict[str, Any]:
+    """What ``init_from`` continues: ``textvae-{lang}/v{version}`` (from ``models_dir`` when it holds that version,
+    else the shipped weights), the LM baseline its card names, and its tokenizer."""
+    from .. import paths
+
+    def load(name: str, v: int):
+        own = v in checkpoints.list_versions(models_dir, name)
+        return load_text_model(name, models_dir if own else paths.SHIPPED, version=v)
+
+    vae, tok, card = load(f"textvae-{lang}", version)
+    base_name, _, base_v = str(card.get("baseline", "")).partition("/v")
+    if base_name != f"textlm-{lang}" or not base_v.isdigit():
+        raise DataError(f"{checkpoints.full_tag(card['name'], version)} names no textlm-{lang} baseline to continue.")
+    lm, _, lm_card = load(base_name, int(base_v))
+    tags = {"textvae": checkpoints.full_tag(card["name"], version),
+            "textlm": checkpoints.full_tag(lm_card["name"], lm_card["version"])}
+    return {"vae": vae.float().train(), "lm": lm.float().train(), "tok": tok, "tags": tags}
+
+
 def train(
     lang: str,
     *,
@@ -238,14 +257,18 @@ def train(
     seed: int = 0,
     eval_k: int | None = None,
     eval_samples: int = 1000,
+    init_from: int | None = None,
 ) -> Path:
     """Train tokenizer, ``textvae-{lang}`` and ``textlm-{lang}``; return the new VAE version folder.
 
     ``steps`` caps the steps of each phase (VAE and LM; both may stop earlier on dev). Uses
-    ``data_dir/poems-{lang}.json`` (built from the built-in corpus when missing).
+    ``data_dir/poems-{lang}.json`` (built from the built-in corpus when missing). ``init_from``: a version of
+    ``textvae-{lang}`` to continue (``muse train textvae --init-from N``): its tokenizer and architecture are
+    kept, the VAE starts from its weights and the LM from its card's baseline, each with a fresh optimizer and
+    the recipe's schedule over ``steps``.
     """
     from ..eval_text import IW_K, add_readability, text_metrics  # late: eval_text imports this module's helpers
-    from ..poetry import PoemModel
+    from ..poetry import RERANK, PoemModel, load_text_model
 
     if lang not in RECIPES:
         raise DataError(f"Unknown poem language '{lang}'; choose one of: {', '.join(RECIPES)}.")
@@ -258,10 +281,14 @@ def train(
         raise DataError(f"{data_path} holds '{ds.lang}' poems, not '{lang}'; rebuild it.")
 
     base_cfg, recipe = RECIPES[lang]
+    warm = None
+    if init_from is not None:
+        warm = _warm_start(lang, models_dir, init_from, load_text_model)
+        base_cfg = replace(warm["vae"].cfg, vocab_size=0)
     vae_steps = steps if steps is not None else recipe.vae_steps
     lm_steps = steps if steps is not None else recipe.lm_steps
     run_root = Path(runs_dir) / f"text-{lang}"
-    shared = (lang, ds.sha256, ds.stats, recipe.min_frequency, seed)
+    shared = (lang, ds.sha256, ds.stats, recipe.min_frequency, seed, warm and warm["tags"])
     lm_only = {k: v for k, v in asdict(recipe).items()
                if k not in ("vae_steps", "word_dropout", "kl_target", "cycles", "ramp", "bow_weight")}
     lm_cfg = {k: v for k, v in asdict(base_cfg).items() if k != "bow_dim"}
@@ -271,7 +298,10 @@ def train(
 
     common.seed_all(seed)
     tok_path = run_root / TOKENIZER_FILE
-    if tok_path.exists():
+    if warm is not None:
+        tok = warm["tok"]
+        save_tokenizer(tok, tok_path)
+    elif tok_path.exists():
         tok = load_tokenizer(tok_path)
     else:
         tok = train_tokenizer(lang, ds.lines("train"), recipe.min_frequency, recipe.vocab_size)
@@ -283,9 +313,13 @@ def train(
 
     torch.manual_seed(seed)
     lm = TextVAE(replace(cfg, latent_dim=0)).to(dev)
+    if warm is not None:
+        lm.load_state_dict(warm["lm"].state_dict())
     lm_res = _train_phase("lm", lm, recipe, lm_steps, data_dev, dev, run_root / "lm", resume, progress, seed)
     torch.manual_seed(seed + 1)
     vae = TextVAE(cfg).to(dev)
+    if warm is not None:
+        vae.load_state_dict(warm["vae"].state_dict())
     vae_res = _train_phase("vae", vae, recipe, vae_steps, data_dev, dev, run_root / "vae", resume, progress, seed + 1)
 
     lm.eval()
@@ -303,6 +337,7 @@ def train(
         # PoemModel imposes 5/7-character forms on zh poems only when the training data mostly has them.
         "line_shape": {"share_5or7": round(sum(len(t) in (5, 7) for t in train_lines) / max(1, len(train_lines)), 4)},
         "device": str(dev),
+        **({"warm_start": warm["tags"]} if warm is not None else {}),
         "eval_seconds": round(time.time() - t_eval, 1),
     }
     lm_metrics = {k: v for k, v in metrics.items() if k.startswith("lm_")}
@@ -316,12 +351,12 @@ def train(
         models_dir, f"textvae-{lang}", vae.state_dict(),
         {**common_card, "kind": "textvae", "config": asdict(vae.cfg), "steps": vae_res["steps"],
          "wall_time_s": vae_res["wall_time_s"], "train": vae_res, "baseline": f"textlm-{lang}/{lm_dir.name}",
-         "metrics": metrics},
+         "sampling": {"rerank": RERANK}, "metrics": metrics},
     )
     shutil.copy(tok_path, vae_dir / TOKENIZER_FILE)
     # the readability yardsticks read the poems `/poem` writes, so they run on the saved version
     t_eval = time.time()
     poem = PoemModel.load(lang, models_dir, device=str(dev), version=checkpoints.read_card(vae_dir)["version"])
-    add_readability(metrics, poem, ds, seed=seed)
+    add_readability(metrics, poem, ds, seed=seed, n_poems=min(200, eval_samples))  # 200 poems at the defaults
     checkpoints.update_card(vae_dir, metrics=metrics, readability_seconds=round(time.time() - t_eval, 1))
     return vae_dir
