@@ -36,6 +36,7 @@ from typing import Any
 
 import torch
 
+from . import checkpoints
 from .data.poems import PoemDataset, load_poem_dataset
 from .data.tokenizer import lines_to_tensor
 
@@ -233,9 +234,10 @@ def evaluate_text(lang: str, *, root: str | os.PathLike | None = None, data_dir:
     ds = load_poem_dataset(Path(data_dir) / f"poems-{lang}.json")
     out = text_metrics(vae, lm, tok, ds, lang, k=k, n_samples=n_samples, seed=seed)
     out["vae_version"] = vcard.get("version")
+    out["version"] = checkpoints.full_tag(vcard.get("name", f"textvae-{lang}"), vcard.get("version", 0))  # --write-cards
     out["lm_version"] = lcard.get("version")
     out["data_sha256_matches_card"] = vcard.get("data", {}).get("sha256") == ds.sha256
     out["threads"] = torch_threads
     if readability:
-        add_readability(out, PoemModel.load(lang, root), ds, seed=seed)
+        add_readability(out, PoemModel.load(lang, root), ds, seed=seed, n_poems=min(200, n_samples))  # 200 by default
     return out

@@ -133,11 +133,12 @@ class PoemModel:
         return detokenize(self.tok, ids, self.lang)
 
     def _decode(self, z: torch.Tensor, g: torch.Generator, temperature: float, top_p: float,
-                length: int | None) -> list[str]:
+                length: int | None, rerank: int | None = None) -> list[str]:
         """Sample one line from each latent row of z (N, D), as text; every sampler of this class decodes here.
-        With the version's ``rerank`` K > 1, each row's K samples are decoded in the same batch (N·K rows, row
-        i's at i·K ... i·K + K - 1) and the most fluent by `fluency` is kept (the first of equals)."""
-        k = self.rerank
+        With ``rerank`` K > 1 (default: the version's; never more), each row's K samples are decoded in the same
+        batch (N·K rows, row i's at i·K ... i·K + K - 1) and the most fluent by `fluency` is kept (the first of
+        equals)."""
+        k = self.rerank if rerank is None else max(1, min(int(rerank), self.rerank))
         ids = self._sample_ids(z.repeat_interleave(k, dim=0), g, temperature, top_p, length)  # N·K lines
         if k > 1:
             best = self.fluency(ids).view(-1, k).argmax(dim=1)  # (N,)
@@ -205,14 +206,16 @@ class PoemModel:
 
     @torch.no_grad()
     def decode_poems(self, latents: torch.Tensor, *, generator: torch.Generator, temperature: float = 0.9,
-                     top_p: float = 0.9, form: int | None = None) -> list[PoemOutput]:
+                     top_p: float = 0.9, form: int | None = None, rerank: int | None = None) -> list[PoemOutput]:
         """Decode N poems from explicit line latents ``latents`` (N, L, D): one per row, nothing resampled.
 
         All N·L rows go through the decoder in one batched `TextVAE.sample` call, then the rows that came out empty
         are decoded once more in a second batched call (a row still empty stays an empty line, so lines and latent
         rows stay aligned). zh: L must be even; clauses 2j and 2j+1 become the line "a，b。", and ``form`` (5, 7 or
         None, see `verse_form`) fixes every clause's length. Deterministic given the generator state. Each output's
-        ``latents`` are its poem's rows (L, D) and its ``seed`` is None.
+        ``latents`` are its poem's rows (L, D) and its ``seed`` is None. ``rerank``: lines sampled per row, the
+        most fluent kept (None: the version's `rerank`; 1: one line per row, N·L rows in one call, for callers with
+        a latency target).
         """
         if not 0 < top_p <= 1:
             raise ValueError("top_p must be in (0, 1].")
@@ -227,10 +230,10 @@ class PoemModel:
                              f"got {tuple(latents.shape)}.")
         N, L, _ = latents.shape
         flat = latents.reshape(N * L, D)  # (N·L, D), poem-major
-        texts = self._decode(flat, generator, temperature, top_p, form)
+        texts = self._decode(flat, generator, temperature, top_p, form, rerank)
         empty = [i for i, text in enumerate(texts) if not text]
         if empty:
-            for i, text in zip(empty, self._decode(flat[empty], generator, temperature, top_p, form)):
+            for i, text in zip(empty, self._decode(flat[empty], generator, temperature, top_p, form, rerank)):
                 texts[i] = text
         outputs = []
         for k in range(N):

@@ -283,7 +283,16 @@ def test_train_load_sample_morph_eval(trained):
                 "real_words", "targets"):
         assert key in res
     assert set(res["targets"]) >= {"iw_nll_vs_lm", "kl", "mi", "recon_f1", "copy_rate", "distinct2", "real_words"}
-    assert res["n_samples"] == 20 and res["data_sha256_matches_card"]
+    assert res["n_samples"] == 20 and res["data_sha256_matches_card"] and res["version"] == "textvae-en/v0001"
+
+    # `muse eval text --lang en --write-cards` stores what it measured in the version's card
+    from genmodels.cli import main
+
+    checkpoints.update_card(vdir, metrics={})
+    assert main(["eval", "text", "--lang", "en", "--k", "4", "--samples", "20", "--write-cards", "--models",
+                 str(models), "--data", str(data), "--json"]) == 0
+    stored = checkpoints.read_card(vdir)["metrics"]
+    assert stored["vae_version"] == 1 and "readability" in stored and "iw_nll" in stored
 
 
 def test_train_resume_reuses_finished_run(trained):

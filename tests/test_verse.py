@@ -338,3 +338,10 @@ def test_a_ranking_version_hands_each_batch_over_most_fluent_first(verse_models,
     free = m.sample(seed=5, lines=3)
     assert len(scored) == 1 and len(scored[0][0]) == 4 * len(free.latents)
     assert free.text == m.sample(seed=5, lines=3).text
+    # group sessions decode their genomes one line per row when asked (a round's latency target)
+    scored.clear()
+    z = torch.randn(2, 2 * (2 if lang == "zh" else 1), 8)
+    m.decode_poems(z, generator=torch.Generator().manual_seed(0), rerank=1)
+    assert scored == []
+    m.decode_poems(z, generator=torch.Generator().manual_seed(0))
+    assert len(scored) == 1 and len(scored[0][0]) == 4 * z.shape[0] * z.shape[1]

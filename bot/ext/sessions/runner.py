@@ -52,6 +52,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("muse.sessions")
 
 ACTIVE = ("running", "paused")
+# Lines sampled per latent row of a round's poems, the most fluent kept (`PoemModel.decode_poems`): a round decodes
+# every candidate's lines at once and must be posted within 2 s of the close on a 2-core CPU (docs/BENCHMARKS.md),
+# which the served models' 16 per row (`/poem`) do not allow.
+ROUND_RERANK = 1
 POEM_LINES = 4  # lines per poem candidate, as /poem writes them (so a /poem result can be brought in)
 GIF_MAX_FRAMES = 48
 ENGINE_RETRY_S = 3.0  # a full engine queue: try the round again this much later ...
@@ -99,7 +103,7 @@ def _texts(model: Any, session: "SessionRow", children: list[breeding.Child], kn
     if todo:
         z = torch.stack([children[i].latent for i in todo])  # (n, L, D)
         poems = model.decode_poems(z, generator=generator, temperature=float(session.params.get("temperature", 0.9)),
-                                   form=verse_form(model, session))
+                                   form=verse_form(model, session), rerank=ROUND_RERANK)
         for i, poem in zip(todo, poems):
             out[i] = poem.text
     return out
