@@ -417,22 +417,27 @@ def test_fresh_latents_draw_as_sample_does(poem_models, monkeypatch):
             assert torch.equal(first[0][0], m.fresh_latents(torch.Generator().manual_seed(7), lines=3))
 
 
-# Recorded from the shipped weights before `sample` was split into `_centre` / `verse_form` / `_spread`:
-# the refactor must not change a single poem.
+# Recorded from the shipped weights (en v3 before `sample` was split into `_centre` / `verse_form` / `_spread`; the
+# others when they shipped): no change to the code may change a single poem of a shipped version.
 GOLDEN = {
     ("en", 3, 7, None): (
         "If you may tilt, you're a eye way.\nOut, the huddled cry for a fool,\nIf you never get out, but he's not "
         "up a line,\nThey didn't they met a snow, in up, and they may be a code,",
         "d4fec6b225118e4db33d4e6fe345490482f11ff41aa2614bb258ddc03e066cf7"),
-    ("zh", 4, 7, None): (
-        "常情天时繁，天如却下卧。\n如此若来有，多生声龙没。\n如去天阔旧，天来平同时。\n簟生天断合，生后天此生。",
+    ("en", 4, 7, None): (  # ranked: the best of 16 lines per row by the LM baseline (`sampling.rerank`)
+        "The slow and o'er the way,\nThe ladder, and time — and without,\nAh, than the his england,\n"
+        "And a little, dim of me, just without his dream,",
+        "d4fec6b225118e4db33d4e6fe345490482f11ff41aa2614bb258ddc03e066cf7"),
+    ("zh", 5, 7, None): (
+        "曲唱如煮常，夜藓院趼扬。\n倚深谁如麦，集衣摇汤成。\n娟秧洒实咏，可怜两唱酒。\n霁观褒星响，卷倾贮玑观。",
         "bae95fbb21ad08a0315559f3ccbf20fb20d6565acb6c8c697f857dd62a730abb"),
-    ("zh", 4, 7, "明月"): (
-        # re-recorded when the zh sampler stopped writing a character thrice in a clause (`poetry.MAX_REPEAT`): the
-        # clauses that had 月 three or four times changed after their second 月, the latents did not
-        "月月青外与烟寒，题可明峰无往欢。\n明帘院月金光正，明月月花对自来。\n明月明山月木地，月生明言云有情。\n"
-        "月门明闭望天月，雪月月明眠低雨。",
-        "5194d74e5cfbb69189dd2a99d36161d484da5b82618ac93f241eaeb10c614591"),
+    ("zh", 6, 7, None): (  # ranked
+        "井石曲三轳，秾叟振弦易。\n一夜半移新，一褒出光下。\n一局成发实，久唱不可温。\n可奉碎光翻，一般新湛诗。",
+        "bae95fbb21ad08a0315559f3ccbf20fb20d6565acb6c8c697f857dd62a730abb"),
+    ("zh", 6, 7, "明月"): (
+        "月星明月照船来，卧听明月曲旧游。\n明月未嘶岑外去，月明天明夜半春。\n升月最来江上山，神为六月护明朝。\n"
+        "清凉久知岁月闲，明月照山光自星。",
+        "6ab5c0263decd1ca76eeeeafb9ae9f1d5347a36247a631d7c76bd256c1907228"),
 }
 
 
