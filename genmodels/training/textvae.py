@@ -288,7 +288,7 @@ def train(
     vae_steps = steps if steps is not None else recipe.vae_steps
     lm_steps = steps if steps is not None else recipe.lm_steps
     run_root = Path(runs_dir) / f"text-{lang}"
-    shared = (lang, ds.sha256, ds.stats, recipe.min_frequency, seed, warm and warm["tags"])
+    shared = (lang, ds.sha256, ds.stats, recipe.min_frequency, seed) + ((warm["tags"],) if warm else ())
     lm_only = {k: v for k, v in asdict(recipe).items()
                if k not in ("vae_steps", "word_dropout", "kl_target", "cycles", "ramp", "bow_weight")}
     lm_cfg = {k: v for k, v in asdict(base_cfg).items() if k != "bow_dim"}
