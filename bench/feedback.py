@@ -45,16 +45,15 @@ def load_rater(spec: str) -> Callable:
 def _copy_models(names: list[str], dest: Path, root: str | None) -> None:
     """Copy the served version of each of ``names``, and the LM baseline a text VAE's card names (a version that
     ranks its lines loads it), into the models folder ``dest``."""
+    from genmodels.poetry import baseline_of, version_root
+
     for name in names:
         src, v = paths.resolve_model(name, root)  # the version a loader serves, never a refused candidate
         shutil.copytree(checkpoints.version_dir(src, name, v), checkpoints.version_dir(dest, name, v))
-        base, _, bv = str(checkpoints.read_card(checkpoints.version_dir(src, name, v)).get("baseline", "")).partition("/v")
-        if bv.isdigit():
-            try:
-                bsrc = paths.find_model(base, root, int(bv))
-            except checkpoints.CheckpointError:  # not beside the VAE: the usual roots (the shipped weights)
-                bsrc = paths.find_model(base, None, int(bv))
-            shutil.copytree(checkpoints.version_dir(bsrc, base, int(bv)), checkpoints.version_dir(dest, base, int(bv)))
+        base = baseline_of(checkpoints.read_card(checkpoints.version_dir(src, name, v)))
+        if base is not None:
+            shutil.copytree(checkpoints.version_dir(version_root(*base, root), *base),
+                            checkpoints.version_dir(dest, *base))
 
 
 async def _round(kind: str, model: str, engine, store, rater, n: int, rng: random.Random, rnd: int,

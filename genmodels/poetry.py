@@ -30,13 +30,14 @@ from __future__ import annotations
 
 import math
 import os
+from pathlib import Path
 
 import torch
 
 from . import checkpoints, paths
 from .latents import generator_for, slerp
 from .outputs import MorphOutput, PoemOutput
-from .data.tokenizer import TOKENIZER_FILE, detokenize, encode, load_tokenizer
+from .data.tokenizer import TOKENIZER_FILE, detokenize, encode, load_tokenizer, pad_ids
 from .nets.preference import LatentPreference
 from .nets import dataclass_from_dict
 from .nets.textvae import TextVAE, TextVAEConfig
@@ -73,20 +74,37 @@ def _load_text(name: str, root, device: str, version: int | None):
     return model.to(device).eval(), tok, card, tensors
 
 
-def _baseline(card: dict, root, device: str) -> TextVAE:
-    """The LM baseline ``card`` names (``textlm-{lang}/vNNNN``): from ``root`` when it holds it, else from the
-    usual roots (a fine-tuned version in the models folder ranks with the shipped LM it was measured against)."""
-    name, _, v = str(card.get("baseline", "")).partition("/v")
-    if not name.startswith("textlm-") or not v.isdigit():
-        raise checkpoints.CheckpointError(f"{card.get('name')} v{card.get('version')} asks to rank its lines but "
-                                          "names no textlm baseline; retrain it or remove `sampling.rerank`.")
-    for r in dict.fromkeys([root, None]):
-        try:
-            return load_text_model(name, r, device, int(v))[0]
-        except checkpoints.CheckpointError:
-            if r is None:
-                raise
-    raise AssertionError("unreachable")
+def baseline_of(card: dict) -> tuple[str, int] | None:
+    """(name, version) of the LM baseline a text VAE's card names (``"baseline": "textlm-en/v0004"``), or None."""
+    name, _, v = str(card.get("baseline", "")).rpartition("/")
+    if not name.startswith("textlm-") or not v.startswith("v") or not v[1:].isdigit():
+        return None
+    return name, checkpoints.parse_tag(v)
+
+
+def version_root(name: str, version: int, root: str | os.PathLike | None = None) -> Path:
+    """The root holding version ``version`` of ``name``: ``root`` when it holds it, else the usual roots (so a
+    fine-tuned version in the models folder ranks with the shipped LM baseline it was measured against)."""
+    try:
+        return paths.find_model(name, root, version)
+    except checkpoints.CheckpointError:
+        if root is None:
+            raise
+        return paths.find_model(name, None, version)
+
+
+def load_baseline(card: dict, root: str | os.PathLike | None = None, device: str = "cpu") -> TextVAE:
+    """The LM baseline ``card`` names, in eval mode, from `version_root`."""
+    found = baseline_of(card)
+    if found is None:
+        raise checkpoints.CheckpointError(f"{card.get('name')} v{card.get('version')} names no textlm baseline; "
+                                          "retrain it.")
+    return load_text_model(found[0], version_root(*found, root), device, found[1])[0]
+
+
+def _rerank(card: dict) -> int:
+    """Lines sampled per latent row that a version's card asks for (`sampling.rerank`; 1: plain sampling)."""
+    return int(card.get("sampling", {}).get("rerank", 1))
 
 
 class PoemModel:
@@ -99,13 +117,13 @@ class PoemModel:
         self.version = checkpoints.full_tag(card.get("name", f"textvae-{lang}"), card.get("version", 0))
         # sample and rank: K lines per latent row, the scorer's (the LM baseline's) favourite kept; 1 = plain sampling
         self.scorer = scorer
-        self.rerank = int(card.get("sampling", {}).get("rerank", 1)) if scorer is not None else 1
+        self.rerank = _rerank(card) if scorer is not None else 1
 
     @classmethod
     def load(cls, lang: str, root: str | os.PathLike | None = None, device: str = "cpu",
              version: int | None = None) -> "PoemModel":
         model, tok, card, tensors = _load_text(f"textvae-{lang}", root, device, version)
-        scorer = _baseline(card, root, device) if card.get("sampling", {}).get("rerank", 1) > 1 else None
+        scorer = load_baseline(card, root, device) if _rerank(card) > 1 else None
         return cls(model, tok, card, lang, device, LatentPreference.from_version(tensors, card), scorer)
 
     # ----------------------------------------------------------------------------------------------------
@@ -157,10 +175,7 @@ class PoemModel:
         baseline (N,): log p_LM(x_1 ... x_T, EOS) / (T + 1). -inf for an empty line, which is never preferred."""
         if self.scorer is None:
             raise ValueError(f"{self.version} has no LM baseline loaded to score lines with.")
-        lengths = torch.tensor([len(r) for r in ids], dtype=torch.long)  # (N,)
-        x = torch.zeros(len(ids), max(1, int(lengths.max()) if len(ids) else 1), dtype=torch.long)
-        for i, row in enumerate(ids):
-            x[i, :len(row)] = torch.tensor(row, dtype=torch.long)
+        x, lengths = pad_ids(ids)  # (N, T), (N,)
         logp = self.scorer.log_px_z(x.to(self.device), lengths.to(self.device), None).float().cpu()  # (N,)
         return (logp / (lengths + 1)).masked_fill(lengths == 0, -float("inf"))
 

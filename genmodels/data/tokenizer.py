@@ -109,11 +109,15 @@ def detokenize(tok: PreTrainedTokenizerFast, ids: Iterable[int], lang: str) -> s
     return text[:1].upper() + text[1:]
 
 
+def pad_ids(seqs: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token id sequences as ids (N, T) padded with PAD (0), T the longest (at least 1), and lengths (N,)."""
+    x = torch.zeros(len(seqs), max(1, max(map(len, seqs), default=1)), dtype=torch.long)
+    for i, s in enumerate(seqs):
+        x[i, : len(s)] = torch.tensor(s, dtype=torch.long)
+    return x, torch.tensor([len(s) for s in seqs], dtype=torch.long)
+
+
 def lines_to_tensor(tok, lines: list[str], max_len: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Token ids (N, max_len) padded with PAD and lengths (N,); empty lines are dropped, long ones truncated."""
     seqs = [ids[:max_len] for ids in (encode(tok, line) for line in lines)]
-    seqs = [s for s in seqs if s]
-    x = torch.zeros(len(seqs), max(1, max((len(s) for s in seqs), default=1)), dtype=torch.long)
-    for i, s in enumerate(seqs):
-        x[i, : len(s)] = torch.tensor(s)
-    return x, torch.tensor([len(s) for s in seqs], dtype=torch.long)
+    return pad_ids([s for s in seqs if s])

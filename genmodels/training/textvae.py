@@ -225,23 +225,19 @@ def _claim(folder: Path, what: Any, resume: bool) -> None:
     checkpoints.write_json(key_file, {"key": key})
 
 
-def _warm_start(lang: str, models_dir: Path, version: int, load_text_model) -> dict[str, Any]:
+def _warm_start(lang: str, models_dir: Path, version: int) -> dict[str, Any]:
     """What ``init_from`` continues: ``textvae-{lang}/v{version}`` (from ``models_dir`` when it holds that version,
     else the shipped weights), the LM baseline its card names, and its tokenizer."""
-    from .. import paths
+    from ..poetry import baseline_of, version_root, load_baseline, load_text_model
 
-    def load(name: str, v: int):
-        own = v in checkpoints.list_versions(models_dir, name)
-        return load_text_model(name, models_dir if own else paths.SHIPPED, version=v)
-
-    vae, tok, card = load(f"textvae-{lang}", version)
-    base_name, _, base_v = str(card.get("baseline", "")).partition("/v")
-    if base_name != f"textlm-{lang}" or not base_v.isdigit():
-        raise DataError(f"{checkpoints.full_tag(card['name'], version)} names no textlm-{lang} baseline to continue.")
-    lm, _, lm_card = load(base_name, int(base_v))
-    tags = {"textvae": checkpoints.full_tag(card["name"], version),
-            "textlm": checkpoints.full_tag(lm_card["name"], lm_card["version"])}
-    return {"vae": vae.float().train(), "lm": lm.float().train(), "tok": tok, "tags": tags}
+    name = f"textvae-{lang}"
+    vae, tok, card = load_text_model(name, version_root(name, version, models_dir), version=version)
+    base = baseline_of(card)
+    if base is None or base[0] != f"textlm-{lang}":
+        raise DataError(f"{checkpoints.full_tag(name, version)} names no textlm-{lang} baseline to continue.")
+    tags = {"textvae": checkpoints.full_tag(name, version), "textlm": checkpoints.full_tag(*base)}
+    return {"vae": vae.float().train(), "lm": load_baseline(card, models_dir).float().train(), "tok": tok,
+            "tags": tags}
 
 
 def train(
@@ -268,7 +264,7 @@ def train(
     the recipe's schedule over ``steps``.
     """
     from ..eval_text import IW_K, add_readability, text_metrics  # late: eval_text imports this module's helpers
-    from ..poetry import RERANK, PoemModel, load_text_model
+    from ..poetry import RERANK, PoemModel
 
     if lang not in RECIPES:
         raise DataError(f"Unknown poem language '{lang}'; choose one of: {', '.join(RECIPES)}.")
@@ -283,7 +279,7 @@ def train(
     base_cfg, recipe = RECIPES[lang]
     warm = None
     if init_from is not None:
-        warm = _warm_start(lang, models_dir, init_from, load_text_model)
+        warm = _warm_start(lang, models_dir, init_from)
         base_cfg = replace(warm["vae"].cfg, vocab_size=0)
     vae_steps = steps if steps is not None else recipe.vae_steps
     lm_steps = steps if steps is not None else recipe.lm_steps
