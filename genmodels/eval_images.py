@@ -13,24 +13,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import checkpoints, metrics, paths
+from . import checkpoints, metrics
 from .data.emoji import THEMES, coarse_pixels, load_image_dataset, to_model
-from .images import ImageGenerator, Morpher
+from .images import ImageGenerator, Morpher, load_feature_net
 from .latents import Generation
-from .nets import dataclass_from_dict
-from .nets.features import FeatureNet, FeatureNetConfig
+from .nets.features import FeatureNet
 
 # Held-out Noto emoji with the held-out theme mix, in the feature net's space. Besides these: every theme's samples
 # are classified as that theme at least as often as its real held-out emoji are, and no row of the model card's sheet
 # holds two near-copies (`sheet_near_copies`).
 TARGETS = {"precision": 0.8, "recall": 0.65, "near_copy_rate": 0.05, "vae_accuracy_gap": 0.10}
 SHEET_SEED, SHEET_COLUMNS = 7, 10  # the model card's sample sheet: one row per theme, 10 cells from seed 7
-
-
-def load_feature_net(root=None, device: str = "cpu") -> tuple[FeatureNet, dict]:
-    tensors, card = checkpoints.load_version(paths.find_model("features", root), "features")
-    net = checkpoints.load_into(FeatureNet(dataclass_from_dict(FeatureNetConfig, card["config"])), tensors, "features")
-    return net.eval().requires_grad_(False).to(device), card
 
 
 @torch.no_grad()

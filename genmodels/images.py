@@ -25,6 +25,7 @@ from .data.imagefile import fit_square, load_image_rgba
 from .nets.preference import LatentPreference
 from .nets import dataclass_from_dict
 from .nets.dcgan import DCGANConfig, Generator
+from .nets.features import FeatureNet, FeatureNetConfig
 from .nets.vae import ConvVAE, VAEConfig
 from .latents import VARIATION_STRENGTH, Generation, generator_for, lineage_latents, slerp, variation
 from .outputs import ImageOutput, MorphOutput
@@ -33,7 +34,8 @@ MAX_SEED = 2**32 - 1
 ANY_STYLE = "any"  # a style drawn from the seed among those the model knows
 MAX_COUNT = 16
 MAX_FRAMES = 48
-GRID_CANDIDATES = 4  # rows drawn per cell of a grid when a version keeps near-copies out (`distinct_grid`)
+GRID_CANDIDATES = 4  # rows drawn per cell of a grid when a version keeps near-copies out and its card names no
+# other number (`sampling.candidates`; `distinct_grid`)
 
 
 def check_seed(seed: int) -> int:
@@ -42,30 +44,51 @@ def check_seed(seed: int) -> int:
     return seed
 
 
-def _distinct_indices(vectors: np.ndarray, count: int, threshold: float, fill: bool = True) -> list[int]:
-    """``count`` indices into ``vectors`` (K, D), in order: greedily the first rows at least ``threshold`` from every
-    row already taken; if too few are, the rest are the rows farthest from those taken (``fill=False``: return the
-    fewer). Row 0 is always taken. Each choice depends only on the rows before it, so a prefix of ``vectors`` that
-    already yields ``count`` rows gives what all of them would."""
+def _distinct_indices(spaces: list[tuple[np.ndarray, float]], count: int, fill: bool = True) -> list[int]:
+    """``count`` indices into K rows, in order, described in one or more ``spaces``: (vectors (K, D), threshold)
+    pairs (coarse pixels; features). Greedily the first rows at least each space's threshold from every row
+    already taken, in every space; if too few are, the rest are the rows farthest from those taken, in units of
+    each space's threshold, the nearer space counting (``fill=False``: return the fewer). Row 0 is always taken.
+    Each choice depends only on the rows before it, so a prefix of the rows that already yields ``count`` gives
+    what all of them would."""
+    k = len(spaces[0][0])
     taken: list[int] = []
-    nearest = np.full(len(vectors), np.inf)
-    for i in range(len(vectors)):
+    nearest = [np.full(k, np.inf) for _ in spaces]  # per space: each row's distance to the nearest taken row
+
+    def take(i: int) -> None:
+        taken.append(i)
+        for near, (vectors, _) in zip(nearest, spaces):
+            np.minimum(near, np.linalg.norm(vectors - vectors[i], axis=1), out=near)
+
+    for i in range(k):
         if len(taken) == count:
             break
-        if nearest[i] >= threshold:
-            taken.append(i)
-            nearest = np.minimum(nearest, np.linalg.norm(vectors - vectors[i], axis=1))
+        if all(near[i] >= thr for near, (_, thr) in zip(nearest, spaces)):
+            take(i)
     while fill and len(taken) < count:
-        nearest[taken] = -1.0
-        i = int(np.argmax(nearest))
-        taken.append(i)
-        nearest = np.minimum(nearest, np.linalg.norm(vectors - vectors[i], axis=1))
+        apart = np.min([near / (thr if thr > 0 else 1.0) for near, (_, thr) in zip(nearest, spaces)], axis=0)
+        apart[taken] = -1.0
+        take(int(np.argmax(apart)))
     return taken
 
 
 def _grid_pixels(images: list[Image.Image]) -> np.ndarray:
     """Rendered images as the near-copy rule compares them: 16×16 premultiplied RGBA (`coarse_pixels`)."""
-    return coarse_pixels(to_model(np.stack([np.asarray(im.convert("RGBA")) for im in images])))
+    return coarse_pixels(_as_model(images))
+
+
+def _as_model(images: list[Image.Image]) -> torch.Tensor:
+    """Rendered images (uint8 RGBA, as delivered) back in the models' range: (N, 4, 64, 64)."""
+    return to_model(np.stack([np.asarray(im.convert("RGBA")) for im in images]))
+
+
+def load_feature_net(root=None, device: str = "cpu", version: int | None = None) -> tuple[FeatureNet, dict]:
+    """The feature net (the project's own image space: evaluation, and the grid rule of versions that ask for it)
+    and its card: ``version`` from `paths.version_root`, or the default one of ``root``."""
+    where = paths.find_model("features", root) if version is None else paths.version_root("features", version, root)
+    tensors, card = checkpoints.load_version(where, "features", version)
+    net = checkpoints.load_into(FeatureNet(dataclass_from_dict(FeatureNetConfig, card["config"])), tensors, "features")
+    return net.eval().requires_grad_(False).to(device), card
 
 
 def _version_tag(card: dict) -> str:
@@ -76,7 +99,7 @@ class ImageGenerator:
     """Themed emoji-like images from the DCGAN's EMA generator."""
 
     def __init__(self, G: Generator, card: dict, device: str | torch.device = "cpu",
-                 preference: LatentPreference | None = None):
+                 preference: LatentPreference | None = None, root=None):
         self.G = G.eval().requires_grad_(False).to(device)
         self.preference = preference  # learned from reactions (genmodels.feedback); None = the plain prior
         self.cfg: DCGANConfig = G.cfg
@@ -84,20 +107,45 @@ class ImageGenerator:
         self.device = torch.device(device)
         self.version = _version_tag(card)
         self.label_names: list[str] = card.get("data", {}).get("label_names") or GROUPS
-        # Grids without near-copies (`distinct_grid`): set in the cards of versions trained with it, else None.
-        self.near_copy_pixels: float | None = card.get("sampling", {}).get("near_copy_pixels")
+        # Grids without near-copies (`distinct_grid`): set in the cards of versions trained with it, else None; the
+        # versions since dcgan/v0005 also judge cells in the feature net's space (the net the card names).
+        sampling = card.get("sampling", {})
+        self.near_copy_pixels: float | None = sampling.get("near_copy_pixels")
+        self.near_copy_features: float | None = sampling.get("near_copy_features")
+        self.grid_candidates = int(sampling.get("candidates", GRID_CANDIDATES))  # rows drawn per cell of a grid
+        self.root = root  # where the feature net is looked for first (`paths.version_root`)
+        self._feature_net: FeatureNet | None = None
 
     @classmethod
     def load(cls, root=None, version: int | None = None, device: str = "cpu") -> "ImageGenerator":
         tensors, card = checkpoints.load_version(paths.find_model("dcgan", root, version), "dcgan", version)
-        return cls.from_tensors(tensors, card, device)
+        return cls.from_tensors(tensors, card, device, root)
 
     @classmethod
-    def from_tensors(cls, tensors: dict[str, torch.Tensor], card: dict, device: str = "cpu") -> "ImageGenerator":
+    def from_tensors(cls, tensors: dict[str, torch.Tensor], card: dict, device: str = "cpu",
+                     root=None) -> "ImageGenerator":
         """The generator of a loaded version: its ``G.`` tensors (the EMA generator) and its preference, if any."""
         G = checkpoints.load_into(Generator(dataclass_from_dict(DCGANConfig, card["config"])), tensors, "dcgan",
                                   prefix="G.")
-        return cls(G, card, device, LatentPreference.from_version(tensors, card))
+        return cls(G, card, device, LatentPreference.from_version(tensors, card), root)
+
+    @property
+    def feature_net(self) -> FeatureNet:
+        """The feature net this version's grid rule measures in (``sampling.features``), loaded when first needed."""
+        if self._feature_net is None:
+            _, _, v = str(self.card["sampling"]["features"]).rpartition("/")
+            self._feature_net = load_feature_net(self.root, self.device, checkpoints.parse_tag(v))[0]
+        return self._feature_net
+
+    def _grid_spaces(self, images: list[Image.Image]) -> list[tuple[np.ndarray, float]]:
+        """Rendered cells as this version's grid rule compares them (`_distinct_indices`): 16×16 pixels, and
+        feature vectors where the card asks, each with its threshold."""
+        spaces = [(_grid_pixels(images), self.near_copy_pixels)]
+        if self.near_copy_features is not None:
+            with torch.no_grad():
+                f = self.feature_net.features(_as_model(images).to(self.device)).float().cpu().numpy()  # (N, dim)
+            spaces.append((f, self.near_copy_features))
+        return spaces
 
     @property
     def themes(self) -> list[str]:
@@ -154,7 +202,7 @@ class ImageGenerator:
         `genmodels.latents.lineage_latents`). The engine renders seed jobs through this.
 
         With the grid's ``theme`` (and ``style``), a version whose card asks for distinct grids draws
-        `GRID_CANDIDATES` times as many rows for each grid and keeps the first that are no near-copies of each
+        `grid_candidates` times as many rows for each grid and keeps the first that are no near-copies of each
         other as drawn (`distinct_grid`); without, or for older versions, the rows are the plain draws."""
         rows = self.grid_rows(lineage, theme, style)
         if theme is None:
@@ -165,24 +213,26 @@ class ImageGenerator:
     def grid_rows(self, lineage: "list[Generation] | tuple[Generation, ...]", theme: str | int | None = None,
                   style: str | int | None = None) -> torch.Tensor:
         """The rows the last grid of ``lineage`` is chosen from: for a version that keeps grids distinct (and a
-        ``theme`` given), its `GRID_CANDIDATES` × count candidates, the plain grid first; else the grid itself."""
+        ``theme`` given), its `grid_candidates` × count candidates, the plain grid first; else the grid itself."""
         if theme is None or self.near_copy_pixels is None:
             return lineage_latents(self.latents, lineage, VARIATION_STRENGTH)
         y, s = self.theme_index(theme), self.style_index(style, lineage[0].seed)
         return lineage_latents(self.latents, lineage, VARIATION_STRENGTH, pick_last=False,
-                               pick=lambda rows, n: self.distinct_grid(rows, n, y, s), candidates=GRID_CANDIDATES)
+                               pick=lambda rows, n: self.distinct_grid(rows, n, y, s),
+                               candidates=self.grid_candidates)
 
     def is_distinct(self, images: list[Image.Image]) -> bool:
         """Whether a rendered grid holds no near-copies by this version's rule (always, for versions without it)."""
         if self.near_copy_pixels is None:
             return True
-        return len(_distinct_indices(_grid_pixels(images), len(images), self.near_copy_pixels, fill=False)) == len(images)
+        return len(_distinct_indices(self._grid_spaces(images), len(images), fill=False)) == len(images)
 
     def distinct_grid(self, rows: torch.Tensor, count: int, theme: int, style: int) -> torch.Tensor:
         """``count`` of the latents ``rows`` (K, nz), in order, whose images in (theme, style) are no near-copies of
         each other: their 16×16 pixels lie at least the card's ``sampling.near_copy_pixels`` apart (the 1st
-        percentile of the distances between two real training emoji of one theme). The generator can map distant
-        latents to one look; this keeps such repeats out of a grid (`_distinct_indices` for the rule)."""
+        percentile of the distances between two real training emoji of one theme), and, where the card sets
+        ``sampling.near_copy_features``, their feature vectors likewise. The generator can map distant latents to
+        one look; this keeps such repeats out of a grid (`_distinct_indices` for the rule)."""
         if self.near_copy_pixels is None or len(rows) <= count:
             return rows[:count]
         return self.sift_grid(rows, count, theme, style)[0]
@@ -195,15 +245,15 @@ class ImageGenerator:
         renders the plain grid in its batch and sifts only when `is_distinct` says no, chooses as the library does.
         Usually the first chunk or two give a full grid and the rest are never rendered."""
         images: list[Image.Image] = []
-        pixels = []
+        chunks: list[list[tuple[np.ndarray, float]]] = []  # per chunk, per space: (vectors, threshold)
         for start in range(0, len(rows), count):
             chunk = rows[start:start + count]
             ims = first if start == 0 and first is not None else self.render(chunk, [theme] * len(chunk),
                                                                              [style] * len(chunk))
             images += ims
-            pixels.append(_grid_pixels(ims))
-            picked = _distinct_indices(np.concatenate(pixels), count, self.near_copy_pixels,
-                                       fill=start + count >= len(rows))
+            chunks.append(self._grid_spaces(ims))
+            spaces = [(np.concatenate([c[i][0] for c in chunks]), chunks[0][i][1]) for i in range(len(chunks[0]))]
+            picked = _distinct_indices(spaces, count, fill=start + count >= len(rows))
             if len(picked) == count:
                 return rows[picked], [images[i] for i in picked]
         raise AssertionError("unreachable: the last chunk fills the grid")
@@ -266,8 +316,8 @@ class ImageGenerator:
         return self._output(z, y, s, None if generator is not None else (seed or 0))
 
     def _candidates(self, count: int) -> int:
-        """Rows drawn for a grid of ``count``: `GRID_CANDIDATES` times as many when grids are kept distinct."""
-        return count if self.near_copy_pixels is None else GRID_CANDIDATES * count
+        """Rows drawn for a grid of ``count``: `grid_candidates` times as many when grids are kept distinct."""
+        return count if self.near_copy_pixels is None else self.grid_candidates * count
 
 
 class Morpher:
@@ -333,8 +383,7 @@ class Morpher:
 
     @torch.no_grad()
     def encode(self, images: list[Image.Image]) -> torch.Tensor:  # → posterior means (N, latent)
-        x = to_model(np.stack([np.asarray(im.convert("RGBA")) for im in images])).to(self.device)
-        mu, _ = self.vae.encode(x)
+        mu, _ = self.vae.encode(_as_model(images).to(self.device))
         return mu
 
     @torch.no_grad()

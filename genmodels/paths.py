@@ -70,3 +70,15 @@ def resolve_model(name: str, root: str | os.PathLike | None = None, version: int
 def find_model(name: str, root: str | os.PathLike | None = None, version: int | None = None) -> Path:
     """The root a loader should read ``name`` from (see `resolve_model`)."""
     return resolve_model(name, root, version)[0]
+
+
+def version_root(name: str, version: int, root: str | os.PathLike | None = None) -> Path:
+    """The root holding version ``version`` of ``name``: ``root`` when it holds it, else the usual roots (so a
+    fine-tuned version in the models folder finds the shipped model its card names: an LM baseline, a feature
+    net)."""
+    try:
+        return find_model(name, root, version)
+    except checkpoints.CheckpointError:
+        if root is None:
+            raise
+        return find_model(name, None, version)

@@ -35,6 +35,7 @@ from pathlib import Path
 import torch
 
 from . import checkpoints, paths
+from .paths import version_root
 from .latents import generator_for, slerp
 from .outputs import MorphOutput, PoemOutput
 from .data.tokenizer import TOKENIZER_FILE, detokenize, encode, load_tokenizer, pad_ids
@@ -80,17 +81,6 @@ def baseline_of(card: dict) -> tuple[str, int] | None:
     if not name.startswith("textlm-") or not v.startswith("v") or not v[1:].isdigit():
         return None
     return name, checkpoints.parse_tag(v)
-
-
-def version_root(name: str, version: int, root: str | os.PathLike | None = None) -> Path:
-    """The root holding version ``version`` of ``name``: ``root`` when it holds it, else the usual roots (so a
-    fine-tuned version in the models folder ranks with the shipped LM baseline it was measured against)."""
-    try:
-        return paths.find_model(name, root, version)
-    except checkpoints.CheckpointError:
-        if root is None:
-            raise
-        return paths.find_model(name, None, version)
 
 
 def load_baseline(card: dict, root: str | os.PathLike | None = None, device: str = "cpu") -> TextVAE:

@@ -60,9 +60,10 @@ def tiny_models(tmp_path_factory, shapes_npz) -> Path:
     models = tmp_path_factory.mktemp("models")
     runs = tmp_path_factory.mktemp("runs")
     kw = dict(data_path=shapes_npz, runs_dir=runs, models_dir=models, device="cpu", progress=False)
+    # the feature net first: the dcgan's card measures its grid rule with the net of its models folder
+    features.train(steps=4, model=TINY_FEATURES, tcfg=features.FeatureTrainConfig(batch=8), **kw)
     dcgan.train(steps=4, model=TINY_DCGAN, tcfg=dcgan.DCGANTrainConfig(batch=8, r1_every=2), **kw)
     vae.train(steps=4, model=TINY_VAE, tcfg=vae.VAETrainConfig(batch=8), **kw)
-    features.train(steps=4, model=TINY_FEATURES, tcfg=features.FeatureTrainConfig(batch=8), **kw)
     return models
 
 

@@ -83,7 +83,10 @@ def test_style_is_a_condition(tiny_models, styled_models, styled_npz):
     noto = gen.generate("circles", count=2, seed=5)
     outlined = gen.generate("circles", count=2, seed=5, style="openmoji")
     assert (noto.style, noto.style_index, outlined.style, outlined.style_index) == ("noto", 0, "openmoji", 1)
-    assert torch.equal(noto.latents, outlined.latents)  # the same seed, the same latents: only the style differs
+    # the same seed, the same candidate rows, the first always kept; each style keeps look-alikes out of its own grid
+    rows = gen.latents(5, gen._candidates(2))
+    assert torch.equal(noto.latents[0], rows[0]) and torch.equal(outlined.latents[0], rows[0])
+    assert all((rows == z).all(1).any() for z in torch.cat([noto.latents, outlined.latents]))
     assert png_bytes(grid(noto.images)) != png_bytes(grid(outlined.images))
     again = ImageGenerator.load(styled_models).generate("circles", count=2, seed=5, style=1)
     assert png_bytes(grid(again.images)) == png_bytes(grid(outlined.images))  # same seed, same style: same bytes
@@ -149,9 +152,15 @@ def test_grids_keep_near_copies_out():
     from genmodels.images import _distinct_indices
 
     v = np.array([[0.0, 0], [0.1, 0], [5, 0], [5.2, 0], [0, 7], [9, 9]])
-    assert _distinct_indices(v, 3, 1.0) == [0, 2, 4]  # the first rows at least 1 apart, in order
-    assert _distinct_indices(v, 5, 1.0) == [0, 2, 4, 5, 3]  # too few: then the farthest from those taken
-    assert _distinct_indices(v, 2, 0.0) == [0, 1]  # threshold 0: the plain draw
+    assert _distinct_indices([(v, 1.0)], 3) == [0, 2, 4]  # the first rows at least 1 apart, in order
+    assert _distinct_indices([(v, 1.0)], 5) == [0, 2, 4, 5, 3]  # too few: then the farthest from those taken
+    assert _distinct_indices([(v, 0.0)], 2) == [0, 1]  # threshold 0: the plain draw
+    # a second space (features) in which rows 2 and 4 look alike: a row must be apart in both
+    f = np.array([[0.0], [3], [6], [9], [6.5], [20]])
+    assert _distinct_indices([(v, 1.0), (f, 2.0)], 3) == [0, 2, 5]
+    # filling, "farthest" is in units of each space's threshold, the nearer space counting: row 4 (0.5 / 2 apart
+    # in features) before row 3 (0.2 / 1 in pixels) and row 1 (0.1 / 1)
+    assert _distinct_indices([(v, 1.0), (f, 2.0)], 4) == [0, 2, 5, 4]
 
 
 def test_a_version_with_distinct_grids_draws_them_from_its_seeds(tiny_models):
@@ -167,13 +176,41 @@ def test_a_version_with_distinct_grids_draws_them_from_its_seeds(tiny_models):
     gen = ImageGenerator(plain.G, {**card, "sampling": {"near_copy_pixels": thr}})
     grid_ = gen.generate("circles", count=4, seed=5)
     picked = [int(np.flatnonzero((rows == z).all(1))[0]) for z in grid_.latents]
-    assert picked == _distinct_indices(px, 4, thr) and picked != [0, 1, 2, 3]  # the seed's own rows, sifted
+    assert picked == _distinct_indices([(px, thr)], 4) and picked != [0, 1, 2, 3]  # the seed's own rows, sifted
     sub = d[np.ix_(picked, picked)][np.triu_indices(4, 1)]
     assert (sub >= thr).sum() > (d[:4, :4][np.triu_indices(4, 1)] >= thr).sum()  # further apart than the plain draw
     assert torch.equal(gen.generate("circles", count=4, seed=5).latents, grid_.latents)  # same seed, same grid
     assert torch.equal(plain.generate("circles", count=4, seed=5).latents, rows[:4])  # older versions: as before
     lineage = gen.lineage_latents([Generation(5, 4)], "circles")
     assert torch.equal(lineage, grid_.latents)  # the engine's path and the library's agree
+
+
+def test_a_version_with_a_feature_rule_keeps_look_alikes_out_of_its_grids(tiny_models):
+    from genmodels.images import GRID_CANDIDATES, _as_model, _distinct_indices, _grid_pixels, load_feature_net
+
+    plain = ImageGenerator.load(tiny_models)
+    trained = plain.card["sampling"]  # what `muse train dcgan` writes: both rules, and the net the feature rule uses
+    assert trained["features"] == "features/v0001" and trained["near_copy_features"] > 0
+    assert plain.near_copy_features == trained["near_copy_features"]
+    card = {k: v for k, v in plain.card.items() if k != "sampling"}
+    rows = plain.latents(5, GRID_CANDIDATES * 4)
+    images = plain.render(rows, [0] * len(rows))
+    fnet, fcard = load_feature_net(tiny_models)  # the tiny models' own net, which the card's tag finds first
+    with torch.no_grad():
+        f = fnet.features(_as_model(images)).numpy()
+    d = np.linalg.norm(f[:, None] - f[None], axis=-1)
+    thr = float(np.median(d[np.triu_indices(len(f), 1)]))  # strict: about half the pairs look alike
+    sampling = {"near_copy_pixels": 0.0, "near_copy_features": thr,
+                "features": checkpoints.full_tag("features", fcard["version"])}
+    gen = ImageGenerator.load(tiny_models)
+    gen = ImageGenerator(gen.G, {**card, "sampling": sampling}, root=tiny_models)
+    grid_ = gen.generate("circles", count=4, seed=5)
+    picked = [int(np.flatnonzero((rows == z).all(1))[0]) for z in grid_.latents]
+    assert picked == _distinct_indices([(_grid_pixels(images), 0.0), (f, thr)], 4) and picked != [0, 1, 2, 3]
+    sub = d[np.ix_(picked, picked)][np.triu_indices(4, 1)]
+    assert (sub >= thr).sum() > (d[:4, :4][np.triu_indices(4, 1)] >= thr).sum()  # further apart than the plain draw
+    assert gen.is_distinct(grid_.images) == bool((sub >= thr).all())
+    assert torch.equal(gen.lineage_latents([Generation(5, 4)], "circles"), grid_.latents)  # the engine's path agrees
 
 
 def test_warm_start_tiles_each_theme_over_the_new_styles(tiny_models):
@@ -267,3 +304,31 @@ def test_models_refuse_a_corrupt_checkpoint(tiny_models, tmp_path):
     f.write_bytes(f.read_bytes()[:100])
     with pytest.raises(checkpoints.CheckpointError):
         ImageGenerator.load(root)
+
+
+# Recorded from the shipped weights: no change to the code may change a grid of a shipped version. v0004 sifts by
+# pixels with 4 candidates per cell (its openmoji grid fills from the farthest rows); v0005 (v0004's weights) also
+# sifts in the feature net's space, with 6.
+SHIPPED_GRIDS = [  # (version, theme, seed, style, sha256 of the cells' RGBA bytes, prefix; rows kept of the candidates)
+    (4, "smileys", 7, None, "87a7442b5996c7be", [0, 1, 2, 3]),
+    (4, "food", 123, "twemoji", "f6ba4a0674d31c4d", [0, 1, 2, 3]),
+    (4, "people", 7, "openmoji", "f24355d596b8adf2", [0, 2, 15, 8]),
+    (4, "animals", 42, "emojione", "0ffc699a832eb7cc", [0, 1, 2, 3]),
+    (5, "smileys", 7, None, "87a7442b5996c7be", [0, 1, 2, 3]),
+    (5, "people", 7, "openmoji", "01cf34299126244e", [0, 2, 15, 23]),
+]
+
+
+@pytest.mark.parametrize("version,theme,seed,style,digest,kept", SHIPPED_GRIDS)
+def test_grids_are_unchanged_on_the_shipped_weights(version, theme, seed, style, digest, kept):
+    import hashlib
+
+    from genmodels import paths
+
+    if version not in checkpoints.list_versions(paths.SHIPPED, "dcgan"):
+        pytest.skip(f"shipped dcgan v{version} is not installed")
+    gen = ImageGenerator.load(paths.SHIPPED, version)
+    out = gen.generate(theme, 4, seed=seed, style=style)
+    assert hashlib.sha256(b"".join(np.asarray(im).tobytes() for im in out.images)).hexdigest()[:16] == digest
+    rows = gen.latents(seed, gen._candidates(4))
+    assert [int(np.flatnonzero((rows == z).all(1))[0]) for z in out.latents] == kept

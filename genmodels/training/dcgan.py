@@ -23,8 +23,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from .. import metrics
+from .. import checkpoints, metrics
 from ..data.emoji import coarse_pixels, to_model
+from ..images import load_feature_net
 from ..nets import dataclass_from_dict
 from ..nets.dcgan import DCGANConfig, Discriminator, Generator, init_weights
 from . import common
@@ -217,13 +218,35 @@ def train(*, model: DCGANConfig | None = None, tcfg: DCGANTrainConfig | None = N
         return trainer
 
     extra = {"warm_start": init_tag(init_from)} if init_from else {}
-    return fit_image_model(NAME, build, tcfg, styles=None, card_extra=extra, card_data=sampling_card, **run)
+    return fit_image_model(NAME, build, tcfg, styles=None, card_extra=extra,
+                           card_data=lambda data: sampling_card(data, run.get("models_dir")), **run)
 
 
-def sampling_card(data) -> dict:
+# Rows drawn per cell of a grid (`ImageGenerator.grid_candidates`) by versions with both rules: with 4, as before the
+# feature rule, v0004's weights left look-alikes in one row of OpenMoji's sample sheet; 6 left none (docs/MODELS.md).
+GRID_CANDIDATES = 6
+
+
+def sampling_card(data, models_dir: Path | None = None) -> dict:
     """The card's ``sampling`` entry: grids keep near-copies out (`ImageGenerator.distinct_grid`), two cells being
-    near-copies when their 16×16 pixels are closer than the 1st percentile of the distances between two real
-    training emoji of one theme (all the model's styles pooled)."""
+    near-copies when their 16×16 pixels, or their vectors in the feature net's space, are closer than the 1st
+    percentile of the distances between two real training emoji of one theme (all the model's styles pooled). The
+    feature rule names its net (the default one of ``models_dir``, else the shipped one), so a later feature net
+    cannot change a version's grids."""
     pixels = coarse_pixels(to_model(data.train_images))
-    return {"sampling": {"near_copy_pixels": round(metrics.within_class_percentile(pixels, data.train_labels, 1.0), 4),
-                         "percentile": 1.0}}  # every emoji set: style is a condition
+    try:
+        fnet, fcard = load_feature_net(models_dir)
+    except checkpoints.CheckpointError:
+        fnet, fcard = load_feature_net()
+    feats = []
+    with torch.no_grad():
+        for i in range(0, len(data.train_images), 256):
+            feats.append(fnet.features(to_model(data.train_images[i:i + 256])))
+    return {"sampling": {  # every emoji set: style is a condition
+        "near_copy_pixels": round(metrics.within_class_percentile(pixels, data.train_labels, 1.0), 4),
+        "near_copy_features": round(metrics.within_class_percentile(torch.cat(feats).numpy(), data.train_labels,
+                                                                    1.0), 4),
+        "features": checkpoints.full_tag("features", fcard["version"]),
+        "percentile": 1.0,
+        "candidates": GRID_CANDIDATES}}
+
