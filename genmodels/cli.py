@@ -114,12 +114,16 @@ def cmd_train(args) -> int:
 
         if args.init_from is not None and args.lang == "all":
             raise SystemExit("muse: --init-from continues one language's model; add --lang en or --lang zh")
+        if args.kl_target is not None and not args.kl_target > 0:
+            raise SystemExit("muse: --kl-target must be a positive number of nats")
         for lang in (LANGS if args.lang == "all" else (args.lang,)):
-            vdir = textvae.train(lang, data_dir=data_dir, init_from=args.init_from, **common)
+            vdir = textvae.train(lang, data_dir=data_dir, init_from=args.init_from, kl_target=args.kl_target, **common)
             print(f"saved {vdir}")
         return 0
     from .training import dcgan, features, vae
 
+    if args.kl_target is not None:
+        raise SystemExit("muse: --kl-target is for textvae")
     module = {"dcgan": dcgan, "vae": vae, "features": features}[args.model]
     if args.init_from is not None:
         if args.model == "features":
@@ -259,6 +263,9 @@ def add_commands(sub) -> None:
     sp.add_argument("--init-from", type=int, metavar="VERSION",
                     help="dcgan, vae, textvae (with --lang): start from this version of the model (e.g. 2 for dcgan/v0002), "
                          "not from scratch")
+    sp.add_argument("--kl-target", type=float, metavar="NATS",
+                    help="textvae: the KL threshold per line (free bits) instead of the recipe's; lower trades "
+                         "reconstruction for likelihood")
     sp.add_argument("--runs", help="folder for resumable run state (default: $MUSE_RUNS_DIR or ./runs)")
     sp.add_argument("--models", help="where to write the new version (default: $MUSE_MODELS_DIR or ./models)")
     sp.add_argument("--data", help="dataset folder (default: $MUSE_DATA_DIR or ./data)")

@@ -17,6 +17,14 @@ the poem's latents, stay as drawn; only the words are chosen among K draws from 
 decode one line per row, as they always did, so a seed keeps its poem per version. Verse forms rank each batch
 of candidates instead (`_sample_form`).
 
+Fusion: a version whose card sets ``sampling.lm_weight`` = w (`FUSION` for the versions trained since) draws
+every token from (1 - w) log p(x_t | z, x_<t) + w log p_LM(x_t | x_<t), the same LM baseline fused in at each step
+(shallow fusion, `TextVAE.sample`'s ``prior``). Ranking picks among whole lines; fusion steers each token, which
+keeps a line grammatical where none of K unfused draws is. The latent still chooses what the line is about. Such a
+version also sets ``sampling.temperature_scale``, which multiplies the caller's temperature:
+`/poem`'s default 0.9 then samples where the fused model reads best, and the recorded temperature with the seed
+still gives the same poem.
+
 A verse form (``sample(..., form="quatrain")``: quatrain, couplet or haiku in English, 绝句 or 律诗 in Chinese) is
 met by drawing candidate lines around the same centre in batches and assembling the form from them
 (`genmodels.verse`); a form that cannot be met within the budget raises `FormNotMet`, a ValueError.
@@ -53,6 +61,16 @@ ZH_FORMS = (5, 7)  # characters per clause: 五言 / 七言
 ZH_SEVEN_P = 0.6  # share of 七言 poems (about the corpus's share of 7-character clauses)
 MAX_REPEAT = {"zh": 2}  # no token more often than this in one decoded line (zh: no character thrice a clause)
 RERANK = 16  # lines sampled per latent row, the LM's favourite kept, for versions whose card asks (`sampling.rerank`)
+# Fusion for the versions trained since, per language (`sampling.lm_weight`: the LM baseline's share of each token's
+# log-probability; `sampling.temperature_scale`: /poem's default 0.9 samples at 0.6). zh needs it to read as verse;
+# en meets its fluency target by ranking alone, and fusion there cost a third of its distinct bigrams
+# (docs/MODELS.md, "Fusion").
+FUSION = {"zh": {"lm_weight": 0.5, "temperature_scale": 2 / 3}}
+
+
+def sampling_for(lang: str) -> dict:
+    """The ``sampling`` entry of a new ``textvae-{lang}`` version's card: ranking, and fusion where it pays."""
+    return {"rerank": RERANK, **FUSION.get(lang, {})}
 
 
 def load_text_model(name: str, root: str | os.PathLike | None = None, device: str = "cpu",
@@ -97,6 +115,17 @@ def _rerank(card: dict) -> int:
     return int(card.get("sampling", {}).get("rerank", 1))
 
 
+def _lm_weight(card: dict) -> float:
+    """The LM baseline's weight in each decoding step that a version's card asks for (`sampling.lm_weight`; 0: none)."""
+    return float(card.get("sampling", {}).get("lm_weight", 0.0))
+
+
+def _temperature_scale(card: dict) -> float:
+    """What a version multiplies a caller's temperature by (`sampling.temperature_scale`; 1: nothing): where its
+    samples read best at `/poem`'s default temperature. A fused version is calmer at the same setting."""
+    return float(card.get("sampling", {}).get("temperature_scale", 1.0))
+
+
 class PoemModel:
     verse = VerseConfig()  # the candidate budget of verse forms (`sample(form=...)`); set per instance to change it
 
@@ -108,12 +137,14 @@ class PoemModel:
         # sample and rank: K lines per latent row, the scorer's (the LM baseline's) favourite kept; 1 = plain sampling
         self.scorer = scorer
         self.rerank = _rerank(card) if scorer is not None else 1
+        self.lm_weight = _lm_weight(card) if scorer is not None else 0.0  # fusion with the scorer; 0 = none
+        self.temperature_scale = _temperature_scale(card)  # the version's calibration of the caller's temperature
 
     @classmethod
     def load(cls, lang: str, root: str | os.PathLike | None = None, device: str = "cpu",
              version: int | None = None) -> "PoemModel":
         model, tok, card, tensors = _load_text(f"textvae-{lang}", root, device, version)
-        scorer = load_baseline(card, root, device) if _rerank(card) > 1 else None
+        scorer = load_baseline(card, root, device) if _rerank(card) > 1 or _lm_weight(card) > 0 else None
         return cls(model, tok, card, lang, device, LatentPreference.from_version(tensors, card), scorer)
 
     # ----------------------------------------------------------------------------------------------------
@@ -155,9 +186,12 @@ class PoemModel:
 
     def _sample_ids(self, z: torch.Tensor, g: torch.Generator, temperature: float, top_p: float,
                     length: int | None) -> list[list[int]]:
-        """One sampled line (token ids) from each latent row of z (N, D)."""
-        return self.model.sample(z.to(self.device), temperature=temperature, top_p=top_p, generator=g,
-                                 length=length, max_repeat=MAX_REPEAT.get(self.lang, 0))
+        """One sampled line (token ids) from each latent row of z (N, D), at the caller's temperature times the
+        version's `temperature_scale`."""
+        return self.model.sample(z.to(self.device), temperature=temperature * self.temperature_scale, top_p=top_p,
+                                 generator=g,
+                                 length=length, max_repeat=MAX_REPEAT.get(self.lang, 0), prior=self.scorer,
+                                 prior_weight=self.lm_weight)
 
     @torch.no_grad()
     def fluency(self, ids: list[list[int]]) -> torch.Tensor:

@@ -334,9 +334,9 @@ def test_a_version_that_ranks_keeps_the_lm_s_favourite_of_k_lines_per_latent(tra
     from genmodels.poetry import RERANK, PoemModel
 
     vdir, data, models, kw = trained
-    assert checkpoints.read_card(vdir)["sampling"] == {"rerank": RERANK}
+    assert checkpoints.read_card(vdir)["sampling"] == {"rerank": RERANK}  # en ranks; it does not fuse
     m = PoemModel.load("en", root=models)
-    assert m.rerank == RERANK and m.scorer is not None
+    assert m.rerank == RERANK and m.scorer is not None and m.lm_weight == 0 and m.temperature_scale == 1
     m.rerank = k = 4
     z = m._spread(torch.zeros(m.model.cfg.latent_dim), 1.0, 6, torch.Generator().manual_seed(1))  # (6, D)
     lines = m._decode(z, torch.Generator().manual_seed(2), 0.9, 0.9, None)
@@ -357,9 +357,40 @@ def test_a_version_that_ranks_keeps_the_lm_s_favourite_of_k_lines_per_latent(tra
     assert m.sample(seed=3).text == m.sample(seed=3).text
     checkpoints.update_card(vdir, sampling={})
     plain = PoemModel.load("en", root=models)
-    assert plain.rerank == 1 and plain.scorer is None
+    assert plain.rerank == 1 and plain.scorer is None and plain.lm_weight == 0 and plain.temperature_scale == 1
     m.rerank = 1
     assert plain.sample(seed=3).text == m.sample(seed=3).text
+
+
+def test_a_version_that_fuses_draws_each_token_from_the_vae_and_its_lm(trained):
+    from genmodels.nets.textvae import BOS_ID
+    from genmodels.poetry import RERANK, PoemModel, sampling_for
+
+    vdir, data, models, kw = trained
+    fused = sampling_for("zh")  # what a new zh version's card asks for
+    assert fused["rerank"] == RERANK and fused["lm_weight"] > 0 and fused["temperature_scale"] < 1
+    w, scale = fused["lm_weight"], fused["temperature_scale"]
+    checkpoints.update_card(vdir, sampling=fused)  # the tiny en version, asking for the same
+    m = PoemModel.load("en", root=models)
+    assert (m.lm_weight, m.temperature_scale) == (w, scale)
+    vae, lm = m.model, m.scorer
+    z = m._spread(torch.zeros(vae.cfg.latent_dim), 1.0, 5, torch.Generator().manual_seed(1))  # (5, D)
+    # the weight's ends: 0 is the VAE alone, 1 the LM alone (whatever z says)
+    assert vae.greedy(z, prior=lm, prior_weight=0.0) == vae.greedy(z)
+    assert vae.greedy(z, prior=lm, prior_weight=1.0) == lm.greedy(None, n=5)
+    # in between, each token maximises the mixed log-probabilities: the first token by hand
+    bos = torch.full((5, 1), BOS_ID, dtype=torch.long)
+    with torch.no_grad():
+        lv = torch.log_softmax(vae.decode(bos, z)[0][:, -1], -1)
+        ll = torch.log_softmax(lm.decode(bos, None)[0][:, -1], -1)
+    mixed = vae._banned((1 - 0.3) * lv + 0.3 * ll, 0, None)
+    assert [row[0] for row in vae.greedy(z, prior=lm, prior_weight=0.3)] == mixed.argmax(-1).tolist()
+    # the version samples with fusion, at the caller's temperature times its scale: a seed keeps its poem
+    g = torch.Generator().manual_seed(4)
+    want = vae.sample(z, temperature=0.9 * scale, top_p=0.9, generator=g, prior=lm,
+                      prior_weight=w)
+    assert m._sample_ids(z, torch.Generator().manual_seed(4), 0.9, 0.9, None) == want
+    assert m.sample(seed=3).text == PoemModel.load("en", root=models).sample(seed=3).text
 
 
 def test_the_nucleus_head_draws_what_a_full_sort_draws():

@@ -283,20 +283,33 @@ class TextVAE(nn.Module):
 
     @torch.no_grad()
     def _generate(self, z: torch.Tensor | None, n: int, pick, max_len: int | None,
-                  length: int | None = None, max_repeat: int = 0) -> list[list[int]]:
+                  length: int | None = None, max_repeat: int = 0, prior: "TextVAE | None" = None,
+                  prior_weight: float = 0.0) -> list[list[int]]:
         """Shared decoding loop. ``length`` forces lines of exactly that many tokens (a verse form); ``max_repeat``
-        > 0 never lets one token occur more than that many times in a line (for zh: no character thrice)."""
+        > 0 never lets one token occur more than that many times in a line (for zh: no character thrice).
+
+        ``prior``: a language model (latent_dim 0, same vocabulary) fused in at every step, shallow fusion
+        (Gulcehre et al. 2015): log-probabilities (1 - w) log p(x_t | z, x_<t) + w log p_LM(x_t | x_<t) with
+        w = ``prior_weight``, then ``pick``. The latent keeps choosing what a line is about; the LM, which
+        has seen more of the language than any one z-conditioned draw reflects, keeps it grammatical."""
         max_len = length or max_len or self.cfg.max_len
         device = self.embed.weight.device
         B = z.shape[0] if z is not None else n
         h = self._init_hidden(z, B, device)  # (1, B, H)
+        fuse = prior is not None and prior_weight > 0
+        h_prior = prior._init_hidden(None, B, device) if fuse else None  # (1, B, H_LM)
         tok = torch.full((B, 1), BOS_ID, dtype=torch.long, device=device)  # (B, 1)
         out = torch.zeros(B, max_len, dtype=torch.long, device=device)  # (B, L)
         done = torch.zeros(B, dtype=torch.bool, device=device)
         counts = torch.zeros(B, self.cfg.vocab_size, dtype=torch.int16, device=device) if max_repeat > 0 else None
         for t in range(max_len):
             logits, h = self.decode(tok, z, h, start=t)  # (B, 1, V)
-            logits = self._banned(logits[:, -1].float(), t, length)  # (B, V)
+            logits = logits[:, -1].float()  # (B, V)
+            if fuse:
+                lm_logits, h_prior = prior.decode(tok, None, h_prior, start=t)  # (B, 1, V)
+                logits = ((1 - prior_weight) * torch.log_softmax(logits, -1)
+                          + prior_weight * torch.log_softmax(lm_logits[:, -1].float(), -1))
+            logits = self._banned(logits, t, length)  # (B, V)
             if counts is not None:
                 logits = logits.masked_fill(counts >= max_repeat, -float("inf"))
             nxt = pick(logits)  # (B,)
@@ -320,19 +333,23 @@ class TextVAE(nn.Module):
 
     @torch.no_grad()
     def greedy(self, z: torch.Tensor | None, n: int = 1, max_len: int | None = None,
-               length: int | None = None, max_repeat: int = 0) -> list[list[int]]:
+               length: int | None = None, max_repeat: int = 0, prior: "TextVAE | None" = None,
+               prior_weight: float = 0.0) -> list[list[int]]:
         """Greedy decode from z (B, D) (or n lines from the LM when z is None). Returns token ids, no specials."""
-        return self._generate(z, n, lambda logits: logits.argmax(-1), max_len, length, max_repeat)
+        return self._generate(z, n, lambda logits: logits.argmax(-1), max_len, length, max_repeat, prior,
+                              prior_weight)
 
     @torch.no_grad()
     def sample(self, z: torch.Tensor | None, n: int = 1, temperature: float = 1.0, top_p: float = 0.9,
                generator: torch.Generator | None = None, max_len: int | None = None,
-               length: int | None = None, max_repeat: int = 0) -> list[list[int]]:
+               length: int | None = None, max_repeat: int = 0, prior: "TextVAE | None" = None,
+               prior_weight: float = 0.0) -> list[list[int]]:
         """Nucleus (top-p) sampling (Holtzman et al. 2020) from z (B, D), with temperature; deterministic given
-        ``generator``. ``length`` forces exactly that many tokens, ``max_repeat`` caps any token's count in a line
-        (see `_generate`). Returns token ids without specials."""
+        ``generator``. ``length`` forces exactly that many tokens, ``max_repeat`` caps any token's count in a line,
+        ``prior`` and ``prior_weight`` fuse in a language model (see `_generate`). Returns token ids without
+        specials."""
         if temperature <= 0:
-            return self.greedy(z, n, max_len, length, max_repeat)
+            return self.greedy(z, n, max_len, length, max_repeat, prior, prior_weight)
 
         def pick(logits: torch.Tensor) -> torch.Tensor:
             probs = torch.softmax(logits / temperature, dim=-1)  # (B, V)
@@ -342,4 +359,4 @@ class TextVAE(nn.Module):
             choice = torch.multinomial(sorted_p.cpu(), 1, generator=generator).to(logits.device)  # (B, 1)
             return order.gather(-1, choice).squeeze(-1)
 
-        return self._generate(z, n, pick, max_len, length, max_repeat)
+        return self._generate(z, n, pick, max_len, length, max_repeat, prior, prior_weight)

@@ -254,6 +254,7 @@ def train(
     eval_k: int | None = None,
     eval_samples: int = 1000,
     init_from: int | None = None,
+    kl_target: float | None = None,
 ) -> Path:
     """Train tokenizer, ``textvae-{lang}`` and ``textlm-{lang}``; return the new VAE version folder.
 
@@ -261,10 +262,11 @@ def train(
     ``data_dir/poems-{lang}.json`` (built from the built-in corpus when missing). ``init_from``: a version of
     ``textvae-{lang}`` to continue (``muse train textvae --init-from N``): its tokenizer and architecture are
     kept, the VAE starts from its weights and the LM from its card's baseline, each with a fresh optimizer and
-    the recipe's schedule over ``steps``.
+    the recipe's schedule over ``steps``. ``kl_target``: the VAE's KL threshold instead of the recipe's (the card
+    records the recipe as run).
     """
     from ..eval_text import IW_K, add_readability, text_metrics  # late: eval_text imports this module's helpers
-    from ..poetry import RERANK, PoemModel
+    from ..poetry import PoemModel, sampling_for
 
     if lang not in RECIPES:
         raise DataError(f"Unknown poem language '{lang}'; choose one of: {', '.join(RECIPES)}.")
@@ -277,6 +279,8 @@ def train(
         raise DataError(f"{data_path} holds '{ds.lang}' poems, not '{lang}'; rebuild it.")
 
     base_cfg, recipe = RECIPES[lang]
+    if kl_target is not None:
+        recipe = replace(recipe, kl_target=float(kl_target))
     warm = None
     if init_from is not None:
         warm = _warm_start(lang, models_dir, init_from)
@@ -347,7 +351,7 @@ def train(
         models_dir, f"textvae-{lang}", vae.state_dict(),
         {**common_card, "kind": "textvae", "config": asdict(vae.cfg), "steps": vae_res["steps"],
          "wall_time_s": vae_res["wall_time_s"], "train": vae_res, "baseline": f"textlm-{lang}/{lm_dir.name}",
-         "sampling": {"rerank": RERANK}, "metrics": metrics},
+         "sampling": sampling_for(lang), "metrics": metrics},
     )
     shutil.copy(tok_path, vae_dir / TOKENIZER_FILE)
     # the readability yardsticks read the poems `/poem` writes, so they run on the saved version
