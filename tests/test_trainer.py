@@ -445,3 +445,16 @@ def test_the_worker_dies_with_the_bot_process(tmp_path):
         assert not _alive(pid), "the worker outlived the bot"
     finally:
         _kill_leftovers([pid])
+
+
+def test_a_text_fine_tune_keeps_its_version_s_own_objective():
+    from genmodels.feedback.finetune import version_recipe
+    from genmodels.training.textvae import RECIPES
+
+    base = RECIPES["zh"][1]
+    # a version trained with `--kl-target 16` fine-tunes against 16, not the recipe's threshold
+    card = {"recipe": {**{k: getattr(base, k) for k in ("word_dropout", "bow_weight")}, "kl_target": 16.0,
+                       "vae_steps": 6000}}
+    assert version_recipe(card, "zh").kl_target == 16.0 != base.kl_target
+    assert version_recipe(card, "zh").vae_steps == base.vae_steps  # only the objective comes from the card
+    assert version_recipe({}, "zh") == base  # a card without its recipe: the language's

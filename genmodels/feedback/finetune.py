@@ -39,7 +39,7 @@ from ..nets.textvae import TextVAE
 from ..poetry import LINE_SPREAD, PoemModel
 from ..training import common
 from ..training.dcgan import DCGANTrainConfig, DCGANTrainer
-from ..training.textvae import RECIPES, lines_to_tensor, trim
+from ..training.textvae import RECIPES, TextRecipe, lines_to_tensor, trim
 from ..nets.preference import LatentPreference, PreferenceConfig
 
 
@@ -253,6 +253,14 @@ def _minibatch(b: tuple[torch.Tensor, ...], n: int, gen: torch.Generator, device
     return tuple(t[idx] for t in b)
 
 
+def version_recipe(card: dict, lang: str) -> TextRecipe:
+    """The objective a text VAE version was trained with: its card's word dropout, KL threshold and bag-of-words
+    weight (`muse train textvae --kl-target` changes the threshold), else the language's recipe. A fine-tune keeps
+    to it, so it does not pull the KL towards another version's threshold."""
+    own = {k: v for k, v in card.get("recipe", {}).items() if k in ("word_dropout", "kl_target", "bow_weight")}
+    return replace(RECIPES[lang][1], **own)
+
+
 def finetune_textvae(parent: tuple[dict, dict], items: list[dict], ds: PoemDataset, cfg: FinetuneConfig,
                      device: torch.device, *, poem: PoemModel) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """``ds``: the poem dataset of the model's language, whose training lines are replayed (a fixed sample)."""
@@ -268,7 +276,7 @@ def finetune_textvae(parent: tuple[dict, dict], items: list[dict], ds: PoemDatas
 
     L = model.cfg.max_len
     xr, lr_ = (t.to(device) for t in lines_to_tensor(poem.tok, ds.lines("train", cfg.replay_lines), L))
-    recipe = RECIPES[lang][1]  # the from-scratch recipe's word dropout, KL threshold and bag-of-words weight
+    recipe = version_recipe(card, lang)
 
     def elbo(x, ln):  # per line (B,): the training objective of `training.textvae`, at beta = 1
         t = model.elbo_terms(trim(x, ln), ln, word_dropout=recipe.word_dropout)
