@@ -127,7 +127,10 @@ class ImageGenerator:
         """The generator of a loaded version: its ``G.`` tensors (the EMA generator) and its preference, if any."""
         G = checkpoints.load_into(Generator(dataclass_from_dict(DCGANConfig, card["config"])), tensors, "dcgan",
                                   prefix="G.")
-        return cls(G, card, device, LatentPreference.from_version(tensors, card), root)
+        gen = cls(G, card, device, LatentPreference.from_version(tensors, card), root)
+        if gen.near_copy_features is not None:
+            gen.feature_net  # loaded now, not inside the first request that sifts a grid
+        return gen
 
     @property
     def feature_net(self) -> FeatureNet:
