@@ -134,7 +134,7 @@ class ImageGenerator:
 
     @property
     def feature_net(self) -> FeatureNet:
-        """The feature net this version's grid rule measures in (``sampling.features``), loaded when first needed."""
+        """The feature net this version's grid rule measures in (``sampling.features``); `from_tensors` loads it."""
         if self._feature_net is None:
             _, _, v = str(self.card["sampling"]["features"]).rpartition("/")
             self._feature_net = load_feature_net(self.root, self.device, checkpoints.parse_tag(v))[0]

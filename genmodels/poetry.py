@@ -116,7 +116,7 @@ def _rerank(card: dict) -> int:
 
 
 def _lm_weight(card: dict) -> float:
-    """The LM baseline's weight in each decoding step that a version's card asks for (`sampling.lm_weight`; 0: none)."""
+    """The LM baseline's weight in each decoding step a version's card asks for (`sampling.lm_weight`; 0: none)."""
     return float(card.get("sampling", {}).get("lm_weight", 0.0))
 
 
@@ -189,9 +189,8 @@ class PoemModel:
         """One sampled line (token ids) from each latent row of z (N, D), at the caller's temperature times the
         version's `temperature_scale`."""
         return self.model.sample(z.to(self.device), temperature=temperature * self.temperature_scale, top_p=top_p,
-                                 generator=g,
-                                 length=length, max_repeat=MAX_REPEAT.get(self.lang, 0), prior=self.scorer,
-                                 prior_weight=self.lm_weight)
+                                 generator=g, length=length, max_repeat=MAX_REPEAT.get(self.lang, 0),
+                                 prior=self.scorer, prior_weight=self.lm_weight)
 
     @torch.no_grad()
     def fluency(self, ids: list[list[int]]) -> torch.Tensor:
