@@ -63,7 +63,7 @@ MAX_REPEAT = {"zh": 2}  # no token more often than this in one decoded line (zh:
 RERANK = 16  # lines sampled per latent row, the LM's favourite kept, for versions whose card asks (`sampling.rerank`)
 # Fusion for the versions trained since, per language (`sampling.lm_weight`: the LM baseline's share of each token's
 # log-probability; `sampling.temperature_scale`: /poem's default 0.9 samples at 0.6). zh needs it to read as verse;
-# en meets its fluency target by ranking alone, and fusion there cost a third of its distinct bigrams
+# en meets its fluency target by ranking alone, and fusion there cost a quarter of its distinct bigrams
 # (docs/MODELS.md, "Fusion").
 FUSION = {"zh": {"lm_weight": 0.5, "temperature_scale": 2 / 3}}
 
