@@ -45,7 +45,8 @@ def load_rater(spec: str) -> Callable:
 def _copy_models(names: list[str], dest: Path, root: str | None) -> None:
     """Copy the served version of each of ``names``, and the LM baseline a text VAE's card names (a version that
     ranks its lines loads it), into the models folder ``dest``."""
-    from genmodels.poetry import baseline_of, version_root
+    from genmodels.paths import version_root
+    from genmodels.poetry import baseline_of
 
     for name in names:
         src, v = paths.resolve_model(name, root)  # the version a loader serves, never a refused candidate

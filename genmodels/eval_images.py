@@ -27,11 +27,6 @@ SHEET_SEED, SHEET_COLUMNS = 7, 10  # the model card's sample sheet: one row per 
 
 
 @torch.no_grad()
-def _batched(fn, x: torch.Tensor, batch: int = 256) -> torch.Tensor:
-    return torch.cat([fn(x[i : i + batch]) for i in range(0, len(x), batch)])
-
-
-@torch.no_grad()
 def theme_diversity(gen: ImageGenerator, fnet: FeatureNet, per_theme: int = 16, seed: int = 20_000,
                     style: int | None = None) -> float:
     """Mean pairwise feature distance between samples of one theme (in one style), averaged over themes.
@@ -59,9 +54,8 @@ def sheet_near_copies(gen: ImageGenerator, fnet: FeatureNet, data, style: int | 
     Two cells are near-copies when they are closer, in the feature net's space or in coarse pixels (16×16 RGBA),
     than 99 % of the pairs of different real training emoji of one theme are (``percentile`` = 1). Ten real emoji
     of one theme hold about one such pair in two rows (they include look-alikes: clock faces, flags)."""
-    train, labels = to_model(data.train_images), np.asarray(data.train_labels)
-    f_thr = metrics.within_class_percentile(_batched(fnet.features, train).numpy(), labels, percentile)
-    p_thr = metrics.within_class_percentile(coarse_pixels(train), labels, percentile)
+    f_thr, p_thr = metrics.near_copy_thresholds(fnet.features, to_model(data.train_images), data.train_labels,
+                                                percentile)
     rows = {}
     iu = np.triu_indices(count, 1)
     for y, name in enumerate(gen.themes):
@@ -79,8 +73,8 @@ def sheet_near_copies(gen: ImageGenerator, fnet: FeatureNet, data, style: int | 
 def evaluate_dcgan(gen: ImageGenerator, fnet: FeatureNet, data, *, per_theme: int = 64, draws: int = 5,
                    seed: int = 0, style: int | None = None) -> dict:
     """Samples of ``style`` (None: the model's default, Noto) against ``data``'s images (give it the same style)."""
-    real_train = _batched(fnet.features, to_model(data.train_images)).numpy()
-    real_held = _batched(fnet.features, to_model(data.heldout_images)).numpy()
+    real_train = metrics.in_batches(fnet.features, to_model(data.train_images)).numpy()
+    real_held = metrics.in_batches(fnet.features, to_model(data.heldout_images)).numpy()
     n = len(real_held)
     # Samples with the held-out label mix, `draws` independent sets of the held-out size; averaged.
     labels = torch.as_tensor(data.heldout_labels)
@@ -88,7 +82,7 @@ def evaluate_dcgan(gen: ImageGenerator, fnet: FeatureNet, data, *, per_theme: in
     for d in range(draws):
         z = gen.latents(seed + d, n)
         x = gen.G(z, labels, _styles(style, n))
-        f = _batched(fnet.features, x).numpy()
+        f = metrics.in_batches(fnet.features, x).numpy()
         all_fake.append(f)
         p, r = metrics.precision_recall(real_held, f, k=3)
         prec.append(p)
@@ -99,8 +93,8 @@ def evaluate_dcgan(gen: ImageGenerator, fnet: FeatureNet, data, *, per_theme: in
     acc = {}
     for y, name in enumerate(gen.themes):
         x = gen.G(gen.latents(seed + 100 + y, per_theme), torch.full((per_theme,), y), _styles(style, per_theme))
-        acc[name] = float((_batched(fnet, x).argmax(1) == y).float().mean())
-    held_acc = (_batched(fnet, to_model(data.heldout_images)).argmax(1) == labels).float()
+        acc[name] = float((metrics.in_batches(fnet, x).argmax(1) == y).float().mean())
+    held_acc = (metrics.in_batches(fnet, to_model(data.heldout_images)).argmax(1) == labels).float()
     held_per = {name: float(held_acc[labels == y].mean()) for y, name in enumerate(gen.themes) if (labels == y).any()}
     out = {
         "version": gen.version,
@@ -157,8 +151,8 @@ def evaluate_vae(morpher: Morpher, fnet: FeatureNet, data, *, samples: int = 8, 
             mse.append(float(t["mse"]))
         mu, _ = vae.encode(x)
         recon = vae.decode(mu)
-        acc_orig = float((_batched(fnet, x).argmax(1) == labels).float().mean())
-        acc_recon = float((_batched(fnet, recon).argmax(1) == labels).float().mean())
+        acc_orig = float((metrics.in_batches(fnet, x).argmax(1) == labels).float().mean())
+        acc_recon = float((metrics.in_batches(fnet, recon).argmax(1) == labels).float().mean())
     dims = x[0].numel()
     neg_elbo = float(np.mean(nll) + np.mean(kl))
     out = {

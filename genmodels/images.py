@@ -136,17 +136,18 @@ class ImageGenerator:
     def feature_net(self) -> FeatureNet:
         """The feature net this version's grid rule measures in (``sampling.features``); `from_tensors` loads it."""
         if self._feature_net is None:
-            _, _, v = str(self.card["sampling"]["features"]).rpartition("/")
-            self._feature_net = load_feature_net(self.root, self.device, checkpoints.parse_tag(v))[0]
+            version = checkpoints.parse_tag(self.card["sampling"]["features"])  # "features/v0001" -> 1
+            self._feature_net = load_feature_net(self.root, self.device, version)[0]
         return self._feature_net
 
     def _grid_spaces(self, images: list[Image.Image]) -> list[tuple[np.ndarray, float]]:
         """Rendered cells as this version's grid rule compares them (`_distinct_indices`): 16×16 pixels, and
         feature vectors where the card asks, each with its threshold."""
-        spaces = [(_grid_pixels(images), self.near_copy_pixels)]
+        x = _as_model(images)  # (N, 4, 64, 64)
+        spaces = [(coarse_pixels(x), self.near_copy_pixels)]
         if self.near_copy_features is not None:
             with torch.no_grad():
-                f = self.feature_net.features(_as_model(images).to(self.device)).float().cpu().numpy()  # (N, dim)
+                f = self.feature_net.features(x.to(self.device)).float().cpu().numpy()  # (N, dim)
             spaces.append((f, self.near_copy_features))
         return spaces
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .data.emoji import coarse_pixels
+
 
 def _pairwise(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.cdist(a.double(), b.double())  # (Na, Nb)
@@ -58,6 +60,22 @@ def within_class_percentile(feats: np.ndarray, labels: np.ndarray, q: float) -> 
     # torch.pdist: the n(n−1)/2 distances alone, not an (n, n, D) difference array (7 GB for 1,308 × 1024-d)
     dists = [torch.pdist(torch.as_tensor(feats[labels == y], dtype=torch.float32)).numpy() for y in np.unique(labels)]
     return float(np.percentile(np.concatenate(dists), q))
+
+
+@torch.no_grad()
+def in_batches(fn, x: torch.Tensor, batch: int = 256) -> torch.Tensor:
+    """``fn`` (a network) applied to ``x`` a batch at a time, the outputs concatenated."""
+    return torch.cat([fn(x[i : i + batch]) for i in range(0, len(x), batch)])
+
+
+def near_copy_thresholds(features, x: torch.Tensor, labels: np.ndarray, percentile: float = 1.0) -> tuple[float, float]:
+    """(feature, pixel): the ``percentile`` of the distances between two different real images of one theme, in
+    the space of ``features`` (the feature net's ``features``) and in 16×16 pixels (`coarse_pixels`). Two cells
+    closer than either count as near-copies: the rule of the model card's sheet and of the grids of versions that
+    keep near-copies out. ``x``: the images in the models' range, (N, 4, 64, 64)."""
+    labels = np.asarray(labels)
+    return (within_class_percentile(in_batches(features, x).numpy(), labels, percentile),
+            within_class_percentile(coarse_pixels(x), labels, percentile))
 
 
 def near_copy_rate(train: np.ndarray, heldout: np.ndarray, fake: np.ndarray, percentile: float = 5.0) -> tuple[float, float]:

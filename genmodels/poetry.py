@@ -43,7 +43,6 @@ from pathlib import Path
 import torch
 
 from . import checkpoints, paths
-from .paths import version_root
 from .latents import generator_for, slerp
 from .outputs import MorphOutput, PoemOutput
 from .data.tokenizer import TOKENIZER_FILE, detokenize, encode, load_tokenizer, pad_ids
@@ -102,28 +101,21 @@ def baseline_of(card: dict) -> tuple[str, int] | None:
 
 
 def load_baseline(card: dict, root: str | os.PathLike | None = None, device: str = "cpu") -> TextVAE:
-    """The LM baseline ``card`` names, in eval mode, from `version_root`."""
+    """The LM baseline ``card`` names, in eval mode, from `paths.version_root`."""
     found = baseline_of(card)
     if found is None:
         raise checkpoints.CheckpointError(f"{card.get('name')} v{card.get('version')} names no textlm baseline; "
                                           "retrain it.")
-    return load_text_model(found[0], version_root(*found, root), device, found[1])[0]
+    return load_text_model(found[0], paths.version_root(*found, root), device, found[1])[0]
 
 
-def _rerank(card: dict) -> int:
-    """Lines sampled per latent row that a version's card asks for (`sampling.rerank`; 1: plain sampling)."""
-    return int(card.get("sampling", {}).get("rerank", 1))
-
-
-def _lm_weight(card: dict) -> float:
-    """The LM baseline's weight in each decoding step a version's card asks for (`sampling.lm_weight`; 0: none)."""
-    return float(card.get("sampling", {}).get("lm_weight", 0.0))
-
-
-def _temperature_scale(card: dict) -> float:
-    """What a version multiplies a caller's temperature by (`sampling.temperature_scale`; 1: nothing): where its
-    samples read best at `/poem`'s default temperature. A fused version is calmer at the same setting."""
-    return float(card.get("sampling", {}).get("temperature_scale", 1.0))
+def _sampling(card: dict) -> tuple[int, float, float]:
+    """How a version's card asks its lines to be drawn (`sampling`): (rerank, lm_weight, temperature_scale), with
+    plain sampling's 1, 0 and 1 for what it leaves out. rerank: lines sampled per latent row, the LM's favourite
+    kept; lm_weight: the LM baseline's share of each token's log-probability (fusion); temperature_scale: what the
+    caller's temperature is multiplied by, where the version's samples read best at `/poem`'s default."""
+    s = card.get("sampling", {})
+    return int(s.get("rerank", 1)), float(s.get("lm_weight", 0.0)), float(s.get("temperature_scale", 1.0))
 
 
 class PoemModel:
@@ -134,17 +126,18 @@ class PoemModel:
         self.model, self.tok, self.card, self.lang, self.device = model, tok, card, lang, device
         self.preference = preference  # learned from reactions (genmodels.feedback); None = the plain prior
         self.version = checkpoints.full_tag(card.get("name", f"textvae-{lang}"), card.get("version", 0))
-        # sample and rank: K lines per latent row, the scorer's (the LM baseline's) favourite kept; 1 = plain sampling
+        # the card's `_sampling`; ranking (K lines per row, 1 = plain) and fusion (0 = none) need the scorer, the LM
+        # baseline
         self.scorer = scorer
-        self.rerank = _rerank(card) if scorer is not None else 1
-        self.lm_weight = _lm_weight(card) if scorer is not None else 0.0  # fusion with the scorer; 0 = none
-        self.temperature_scale = _temperature_scale(card)  # the version's calibration of the caller's temperature
+        rerank, lm_weight, self.temperature_scale = _sampling(card)
+        self.rerank, self.lm_weight = (rerank, lm_weight) if scorer is not None else (1, 0.0)
 
     @classmethod
     def load(cls, lang: str, root: str | os.PathLike | None = None, device: str = "cpu",
              version: int | None = None) -> "PoemModel":
         model, tok, card, tensors = _load_text(f"textvae-{lang}", root, device, version)
-        scorer = load_baseline(card, root, device) if _rerank(card) > 1 or _lm_weight(card) > 0 else None
+        rerank, lm_weight, _ = _sampling(card)
+        scorer = load_baseline(card, root, device) if rerank > 1 or lm_weight > 0 else None
         return cls(model, tok, card, lang, device, LatentPreference.from_version(tensors, card), scorer)
 
     # ----------------------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import checkpoints, metrics
-from ..data.emoji import coarse_pixels, to_model
+from ..data.emoji import to_model
 from ..images import load_feature_net
 from ..nets import dataclass_from_dict
 from ..nets.dcgan import DCGANConfig, Discriminator, Generator, init_weights
@@ -233,20 +233,15 @@ def sampling_card(data, models_dir: Path | None = None) -> dict:
     percentile of the distances between two real training emoji of one theme (all the model's styles pooled). The
     feature rule names its net (the default one of ``models_dir``, else the shipped one), so a later feature net
     cannot change a version's grids."""
-    pixels = coarse_pixels(to_model(data.train_images))
     try:
         fnet, fcard = load_feature_net(models_dir)
     except checkpoints.CheckpointError:
         fnet, fcard = load_feature_net()
-    feats = []
-    with torch.no_grad():
-        for i in range(0, len(data.train_images), 256):
-            feats.append(fnet.features(to_model(data.train_images[i:i + 256])))
+    feature_thr, pixel_thr = metrics.near_copy_thresholds(fnet.features, to_model(data.train_images),
+                                                          data.train_labels, 1.0)
     return {"sampling": {  # every emoji set: style is a condition
-        "near_copy_pixels": round(metrics.within_class_percentile(pixels, data.train_labels, 1.0), 4),
-        "near_copy_features": round(metrics.within_class_percentile(torch.cat(feats).numpy(), data.train_labels,
-                                                                    1.0), 4),
+        "near_copy_pixels": round(pixel_thr, 4),
+        "near_copy_features": round(feature_thr, 4),
         "features": checkpoints.full_tag("features", fcard["version"]),
         "percentile": 1.0,
         "candidates": GRID_CANDIDATES}}
-

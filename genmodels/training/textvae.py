@@ -30,6 +30,7 @@ from typing import Any
 import torch
 
 from .. import checkpoints
+from ..paths import version_root
 from ..data import DataError
 from ..data.poems import build_poem_dataset, load_poem_dataset
 from ..data.tokenizer import TOKENIZER_FILE, lines_to_tensor, load_tokenizer, save_tokenizer, train_tokenizer
@@ -228,7 +229,7 @@ def _claim(folder: Path, what: Any, resume: bool) -> None:
 def _warm_start(lang: str, models_dir: Path, version: int) -> dict[str, Any]:
     """What ``init_from`` continues: ``textvae-{lang}/v{version}`` (from ``models_dir`` when it holds that version,
     else the shipped weights), the LM baseline its card names, and its tokenizer."""
-    from ..poetry import baseline_of, version_root, load_baseline, load_text_model
+    from ..poetry import baseline_of, load_baseline, load_text_model
 
     name = f"textvae-{lang}"
     vae, tok, card = load_text_model(name, version_root(name, version, models_dir), version=version)
