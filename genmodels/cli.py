@@ -116,14 +116,21 @@ def cmd_train(args) -> int:
             raise SystemExit("muse: --init-from continues one language's model; add --lang en or --lang zh")
         if args.kl_target is not None and not args.kl_target > 0:
             raise SystemExit("muse: --kl-target must be a positive number of nats")
+        if args.word_dropout is not None and not 0 <= args.word_dropout < 1:
+            raise SystemExit("muse: --word-dropout must be at least 0 and below 1")
+        if args.polish and args.init_from is None:
+            raise SystemExit("muse: --polish continues a version; add --init-from N")
         for lang in (LANGS if args.lang == "all" else (args.lang,)):
-            vdir = textvae.train(lang, data_dir=data_dir, init_from=args.init_from, kl_target=args.kl_target, **common)
+            vdir = textvae.train(lang, data_dir=data_dir, init_from=args.init_from, kl_target=args.kl_target,
+                                 word_dropout=args.word_dropout, polish=args.polish, **common)
             print(f"saved {vdir}")
         return 0
     from .training import dcgan, features, vae
 
-    if args.kl_target is not None:
-        raise SystemExit("muse: --kl-target is for textvae")
+    for flag, given in (("--kl-target", args.kl_target is not None), ("--word-dropout", args.word_dropout is not None),
+                        ("--polish", args.polish)):
+        if given:
+            raise SystemExit(f"muse: {flag} is for textvae")
     module = {"dcgan": dcgan, "vae": vae, "features": features}[args.model]
     if args.init_from is not None:
         if args.model == "features":
@@ -266,6 +273,11 @@ def add_commands(sub) -> None:
     sp.add_argument("--kl-target", type=float, metavar="NATS",
                     help="textvae: the KL threshold per line (free bits) instead of the recipe's; lower trades "
                          "reconstruction for likelihood")
+    sp.add_argument("--word-dropout", type=float, metavar="P",
+                    help="textvae: the share of decoder inputs dropped while training the VAE, instead of the recipe's")
+    sp.add_argument("--polish", action="store_true",
+                    help="textvae, with --init-from: train on only the VAE, at full KL weight with a decaying learning "
+                         "rate, against the LM baseline the version already names")
     sp.add_argument("--runs", help="folder for resumable run state (default: $MUSE_RUNS_DIR or ./runs)")
     sp.add_argument("--models", help="where to write the new version (default: $MUSE_MODELS_DIR or ./models)")
     sp.add_argument("--data", help="dataset folder (default: $MUSE_DATA_DIR or ./data)")

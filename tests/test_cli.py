@@ -56,6 +56,22 @@ def test_seed_out_of_range_is_rejected_by_the_parser(capsys):
     assert e.value.code == 2 and "seed must be between" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["train", "textvae", "--lang", "zh", "--polish"], "--polish continues a version; add --init-from N"),
+        (["train", "textvae", "--lang", "zh", "--init-from", "7", "--word-dropout", "1.5"], "--word-dropout must"),
+        (["train", "dcgan", "--polish"], "--polish is for textvae"),
+        (["train", "vae", "--word-dropout", "0.1"], "--word-dropout is for textvae"),
+    ],
+)
+def test_train_options_that_do_not_fit_are_refused_before_any_work(tmp_path, argv, message):
+    with pytest.raises(SystemExit) as e:
+        main([*argv, "--data", str(tmp_path / "none"), "--models", str(tmp_path / "m"), "--runs", str(tmp_path / "r")])
+    assert message in str(e.value.code)
+    assert not (tmp_path / "m").exists() and not (tmp_path / "r").exists()
+
+
 def test_corrupt_or_pickled_checkpoint_is_refused(tiny_models, tmp_path, capsys):
     import torch
 

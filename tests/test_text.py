@@ -330,6 +330,32 @@ def test_train_init_from_continues_a_version_with_its_tokenizer_and_baseline(tra
         train("en", **kw, init_from=9)
 
 
+def test_polish_trains_only_the_vae_against_the_baseline_it_names(trained):
+    from genmodels.data import DataError
+    from genmodels.training.textvae import RECIPES, beta_at, polish_recipe, train
+
+    vdir, data, models, kw = trained
+    lms_before = sorted(p.name for p in (models / "textlm-en").iterdir())
+    first_vae = checkpoints.load_version(models, "textvae-en", 1)[0]
+    vp = train("en", **{**kw, "runs_dir": kw["runs_dir"].parent / "runs-polish", "steps": 6}, init_from=1,
+               polish=True, word_dropout=0.1)
+    card = checkpoints.read_card(vp)
+    # no LM phase: the baseline is the one v0001 names, and no textlm version is written
+    assert card["baseline"] == "textlm-en/v0001" and card["polish"] is True
+    assert sorted(p.name for p in (models / "textlm-en").iterdir()) == lms_before
+    assert card["recipe"]["ramp"] == 0.0 and card["recipe"]["lr_decay"] is True
+    assert card["recipe"]["word_dropout"] == 0.1 and card["steps"] == 6
+    moved = checkpoints.load_version(models, "textvae-en", int(vp.name[1:]))[0]
+    assert not all(torch.equal(moved[k], first_vae[k]) for k in moved)
+    # the same LM, read back from its fp16 file
+    assert card["metrics"]["lm_nll"] == pytest.approx(checkpoints.read_card(vdir)["metrics"]["lm_nll"], abs=0.02)
+    # at beta = 1 from the first step, every evaluation is eligible for the best weights
+    r = polish_recipe(RECIPES["en"][1])
+    assert all(beta_at(i, 100, r.cycles, r.ramp) == 1.0 for i in range(100))
+    with pytest.raises(DataError, match="continues a version"):
+        train("en", **kw, polish=True)
+
+
 def test_a_version_that_ranks_keeps_the_lm_s_favourite_of_k_lines_per_latent(trained):
     from genmodels.poetry import RERANK, PoemModel
 

@@ -448,8 +448,7 @@ def test_the_worker_dies_with_the_bot_process(tmp_path):
 
 
 def test_a_text_fine_tune_keeps_its_version_s_own_objective():
-    from genmodels.feedback.finetune import version_recipe
-    from genmodels.training.textvae import RECIPES
+    from genmodels.training.textvae import RECIPES, version_recipe
 
     base = RECIPES["zh"][1]
     # a version trained with `--kl-target 16` fine-tunes against 16, not the recipe's threshold

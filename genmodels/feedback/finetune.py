@@ -39,7 +39,7 @@ from ..nets.textvae import TextVAE
 from ..poetry import LINE_SPREAD, PoemModel
 from ..training import common
 from ..training.dcgan import DCGANTrainConfig, DCGANTrainer
-from ..training.textvae import RECIPES, TextRecipe, lines_to_tensor, trim
+from ..training.textvae import lines_to_tensor, trim, version_recipe
 from ..nets.preference import LatentPreference, PreferenceConfig
 
 
@@ -251,14 +251,6 @@ def _unlikelihood(model: TextVAE, x: torch.Tensor, lengths: torch.Tensor, z: tor
 def _minibatch(b: tuple[torch.Tensor, ...], n: int, gen: torch.Generator, device) -> tuple[torch.Tensor, ...]:
     idx = common.batch_indices(len(b[0]), n, gen, device)
     return tuple(t[idx] for t in b)
-
-
-def version_recipe(card: dict, lang: str) -> TextRecipe:
-    """The objective a text VAE version was trained with: its card's word dropout, KL threshold and bag-of-words
-    weight (`muse train textvae --kl-target` changes the threshold), else the language's recipe. A fine-tune keeps
-    to it, so it does not pull the KL towards another version's threshold."""
-    own = {k: v for k, v in card.get("recipe", {}).items() if k in ("word_dropout", "kl_target", "bow_weight")}
-    return replace(RECIPES[lang][1], **own)
 
 
 def finetune_textvae(parent: tuple[dict, dict], items: list[dict], ds: PoemDataset, cfg: FinetuneConfig,

@@ -11,6 +11,9 @@ Recipe (see ``docs/MODELS.md`` for the measurements behind it):
   units); early-stopped on the dev ELBO, counting only evaluations where beta = 1;
 - held-out metrics (``eval_text.text_metrics``) go into both model cards.
 
+A version can be continued (``init_from``), and polished (``polish``): its VAE alone trains on at beta = 1 with
+a decaying learning rate, against the LM baseline it already names.
+
 Each phase is resumable through ``common.run_loop``: kill the process, run the same call again, it continues.
 Each run folder is keyed by the data hash and its phase's recipe, so new data or a new recipe starts afresh
 (and a VAE-only change keeps the finished LM).
@@ -55,6 +58,22 @@ class TextRecipe:
     bow_weight: float = 0.0  # weight of the bag-of-words loss (needs TextVAEConfig.bow_dim > 0)
     vocab_size: int = 0  # > 0: the tokenizer keeps only the most frequent tokens (the rest read as [UNK])
     dev_lines: int = 4000  # the fixed sample of dev lines each evaluation scores (`PoemDataset.lines(limit=...)`)
+    lr_decay: bool = False  # cosine decay of the learning rate from `lr` to zero over the phase (a polish run)
+
+
+def version_recipe(card: dict, lang: str) -> TextRecipe:
+    """The objective a text VAE version was trained with: its card's word dropout, KL threshold and bag-of-words
+    weight (`muse train textvae --kl-target` changes the threshold), else the language's recipe. A fine-tune or a
+    polish keeps to it, so it does not pull the KL towards another version's threshold."""
+    own = {k: v for k, v in card.get("recipe", {}).items() if k in ("word_dropout", "kl_target", "bow_weight")}
+    return replace(RECIPES[lang][1], **own)
+
+
+def polish_recipe(recipe: TextRecipe) -> TextRecipe:
+    """The recipe of ``muse train textvae --polish``: the VAE of a version that has been through its annealing
+    continues at beta = 1 (``ramp`` 0: no cycle restarts, which would throw its posterior away and spend a third
+    of the run re-learning it) while the learning rate decays to zero."""
+    return replace(recipe, ramp=0.0, cycles=1, lr_decay=True)
 
 
 RECIPES = {
@@ -142,6 +161,9 @@ def _train_phase(
 
     def step(i: int) -> dict[str, float | torch.Tensor]:
         model.train()
+        if recipe.lr_decay:  # a function of the step alone, so a resumed run follows the same schedule
+            for g in opt.param_groups:
+                g["lr"] = recipe.lr * 0.5 * (1.0 + math.cos(math.pi * i / max(1, total_steps)))
         idx = common.batch_indices(xtr.shape[0], recipe.batch, gen, device)
         lb = ltr[idx]
         xb = trim(xtr[idx], lb)
@@ -238,7 +260,7 @@ def _warm_start(lang: str, models_dir: Path, version: int) -> dict[str, Any]:
         raise DataError(f"{checkpoints.full_tag(name, version)} names no textlm-{lang} baseline to continue.")
     tags = {"textvae": checkpoints.full_tag(name, version), "textlm": checkpoints.full_tag(*base)}
     return {"vae": vae.float().train(), "lm": load_baseline(card, models_dir).float().train(), "tok": tok,
-            "tags": tags}
+            "tags": tags, "card": card}
 
 
 def train(
@@ -256,6 +278,8 @@ def train(
     eval_samples: int = 1000,
     init_from: int | None = None,
     kl_target: float | None = None,
+    word_dropout: float | None = None,
+    polish: bool = False,
 ) -> Path:
     """Train tokenizer, ``textvae-{lang}`` and ``textlm-{lang}``; return the new VAE version folder.
 
@@ -263,8 +287,10 @@ def train(
     ``data_dir/poems-{lang}.json`` (built from the built-in corpus when missing). ``init_from``: a version of
     ``textvae-{lang}`` to continue (``muse train textvae --init-from N``): its tokenizer and architecture are
     kept, the VAE starts from its weights and the LM from its card's baseline, each with a fresh optimizer and
-    the recipe's schedule over ``steps``. ``kl_target``: the VAE's KL threshold instead of the recipe's (the card
-    records the recipe as run).
+    the recipe's schedule over ``steps``. ``kl_target`` / ``word_dropout``: the VAE's KL threshold / word dropout
+    instead of the recipe's (the card records the recipe as run). ``polish`` (with ``init_from``): keep the
+    version's LM baseline as it is (no LM phase, no new ``textlm`` version) and train only the VAE, with the
+    version's own objective (`version_recipe`) on `polish_recipe`'s schedule.
     """
     from ..eval_text import IW_K, add_readability, text_metrics  # late: eval_text imports this module's helpers
     from ..poetry import PoemModel, sampling_for
@@ -280,12 +306,20 @@ def train(
         raise DataError(f"{data_path} holds '{ds.lang}' poems, not '{lang}'; rebuild it.")
 
     base_cfg, recipe = RECIPES[lang]
-    if kl_target is not None:
-        recipe = replace(recipe, kl_target=float(kl_target))
     warm = None
     if init_from is not None:
         warm = _warm_start(lang, models_dir, init_from)
         base_cfg = replace(warm["vae"].cfg, vocab_size=0)
+        if polish:  # the version's own objective, as a fine-tune keeps it
+            recipe = version_recipe(warm["card"], lang)
+    if kl_target is not None:
+        recipe = replace(recipe, kl_target=float(kl_target))
+    if word_dropout is not None:
+        recipe = replace(recipe, word_dropout=float(word_dropout))
+    if polish:
+        if init_from is None:
+            raise DataError("Polishing continues a version: say which one (init_from, or --init-from N).")
+        recipe = polish_recipe(recipe)
     vae_steps = steps if steps is not None else recipe.vae_steps
     lm_steps = steps if steps is not None else recipe.lm_steps
     run_root = Path(runs_dir) / f"text-{lang}"
@@ -294,7 +328,8 @@ def train(
                if k not in ("vae_steps", "word_dropout", "kl_target", "cycles", "ramp", "bow_weight")}
     lm_cfg = {k: v for k, v in asdict(base_cfg).items() if k != "bow_dim"}
     _claim(run_root, shared, resume)
-    _claim(run_root / "lm", (shared, lm_cfg, lm_only, lm_steps), resume)
+    if not polish:
+        _claim(run_root / "lm", (shared, lm_cfg, lm_only, lm_steps), resume)
     _claim(run_root / "vae", (shared, asdict(base_cfg), asdict(recipe), vae_steps), resume)
 
     common.seed_all(seed)
@@ -316,7 +351,9 @@ def train(
     lm = TextVAE(replace(cfg, latent_dim=0)).to(dev)
     if warm is not None:
         lm.load_state_dict(warm["lm"].state_dict())
-    lm_res = _train_phase("lm", lm, recipe, lm_steps, data_dev, dev, run_root / "lm", resume, progress, seed)
+    lm_res = None
+    if not polish:
+        lm_res = _train_phase("lm", lm, recipe, lm_steps, data_dev, dev, run_root / "lm", resume, progress, seed)
     torch.manual_seed(seed + 1)
     vae = TextVAE(cfg).to(dev)
     if warm is not None:
@@ -341,17 +378,22 @@ def train(
         **({"warm_start": warm["tags"]} if warm is not None else {}),
         "eval_seconds": round(time.time() - t_eval, 1),
     }
-    lm_metrics = {k: v for k, v in metrics.items() if k.startswith("lm_")}
-    lm_dir = checkpoints.save_version(
-        models_dir, f"textlm-{lang}", lm.state_dict(),
-        {**common_card, "kind": "textlm", "config": asdict(lm.cfg), "steps": lm_res["steps"],
-         "wall_time_s": lm_res["wall_time_s"], "train": lm_res, "metrics": lm_metrics},
-    )
-    shutil.copy(tok_path, lm_dir / TOKENIZER_FILE)
+    if lm_res is None:  # polished: the VAE keeps the baseline it was continued from
+        baseline = warm["tags"]["textlm"]
+        common_card["polish"] = True
+    else:
+        lm_metrics = {k: v for k, v in metrics.items() if k.startswith("lm_")}
+        lm_dir = checkpoints.save_version(
+            models_dir, f"textlm-{lang}", lm.state_dict(),
+            {**common_card, "kind": "textlm", "config": asdict(lm.cfg), "steps": lm_res["steps"],
+             "wall_time_s": lm_res["wall_time_s"], "train": lm_res, "metrics": lm_metrics},
+        )
+        shutil.copy(tok_path, lm_dir / TOKENIZER_FILE)
+        baseline = f"textlm-{lang}/{lm_dir.name}"
     vae_dir = checkpoints.save_version(
         models_dir, f"textvae-{lang}", vae.state_dict(),
         {**common_card, "kind": "textvae", "config": asdict(vae.cfg), "steps": vae_res["steps"],
-         "wall_time_s": vae_res["wall_time_s"], "train": vae_res, "baseline": f"textlm-{lang}/{lm_dir.name}",
+         "wall_time_s": vae_res["wall_time_s"], "train": vae_res, "baseline": baseline,
          "sampling": sampling_for(lang), "metrics": metrics},
     )
     shutil.copy(tok_path, vae_dir / TOKENIZER_FILE)
