@@ -218,6 +218,10 @@ def _write_metrics_to_cards(results: dict, root) -> None:
         tag = res.get("version") if isinstance(res, dict) else None
         if not tag or "/v" not in tag:
             continue
+        if res.get("data_sha256_matches_card") is False:  # measured on other poems than the version learned from
+            print(f"muse: {tag}'s card left as it was: the dataset evaluated is not the one it was trained on "
+                  "(pass --data, or rebuild the dataset with `muse prepare poems`)", file=sys.stderr)
+            continue
         name, v = tag.rsplit("/v", 1)
         vdir = version_dir(paths.find_model(name, root, int(v)), name, int(v))
         update_card(vdir, metrics={k: val for k, val in res.items() if k != "version"})

@@ -224,13 +224,14 @@ def add_readability(out: dict[str, Any], poem, ds: PoemDataset, **kw) -> dict[st
 
 def evaluate_text(lang: str, *, root: str | os.PathLike | None = None, data_dir: Path, k: int = IW_K,
                   n_samples: int = 1000, seed: int = 0, readability: bool = True) -> dict[str, Any]:
-    """Evaluate the newest ``textvae-{lang}`` and ``textlm-{lang}`` (from ``root``, else the usual model roots)
-    on the held-out split of ``data_dir/poems-{lang}.json``, and (``readability``) the poems `/poem` writes."""
-    from .poetry import PoemModel, load_text_model
+    """Evaluate the newest ``textvae-{lang}`` against the ``textlm-{lang}`` its card names as its baseline (from
+    ``root``, else the usual model roots) on the held-out split of ``data_dir/poems-{lang}.json``, and (``readability``) the poems `/poem` writes."""
+    from .poetry import PoemModel, baseline_of, load_text_model
 
     torch_threads = torch.get_num_threads()
     vae, tok, vcard = load_text_model(f"textvae-{lang}", root)
-    lm, _, lcard = load_text_model(f"textlm-{lang}", root)
+    base = baseline_of(vcard)  # the LM the version names (a polished version keeps an older one), else the newest
+    lm, _, lcard = load_text_model(f"textlm-{lang}", root, version=base[1] if base else None)
     ds = load_poem_dataset(Path(data_dir) / f"poems-{lang}.json")
     out = text_metrics(vae, lm, tok, ds, lang, k=k, n_samples=n_samples, seed=seed)
     out["vae_version"] = vcard.get("version")

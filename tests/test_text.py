@@ -245,7 +245,7 @@ def trained(corpus: Path, tmp_path: Path):
     return vdir, data, tmp_path / "models", kw
 
 
-def test_train_load_sample_morph_eval(trained):
+def test_train_load_sample_morph_eval(trained, corpus, capsys):
     from genmodels.eval_text import evaluate_text
     from genmodels.poetry import PoemModel
 
@@ -293,6 +293,16 @@ def test_train_load_sample_morph_eval(trained):
                  str(models), "--data", str(data), "--json"]) == 0
     stored = checkpoints.read_card(vdir)["metrics"]
     assert stored["vae_version"] == 1 and "readability" in stored and "iw_nll" in stored
+    # metrics measured on other poems than the version learned from never reach its card
+    src = data.parent / "other.txt"
+    src.write_text(corpus.read_text("utf-8") + "\n\nOne more poem here\nthat the model never read\n", "utf-8")
+    other = build_poem_dataset("en", src, data.parent / "other", seed=0)
+    assert load_poem_dataset(other).sha256 != checkpoints.read_card(vdir)["data"]["sha256"]
+    before = (vdir / "card.json").read_text("utf-8")
+    assert main(["eval", "text", "--lang", "en", "--k", "4", "--samples", "20", "--write-cards", "--models",
+                 str(models), "--data", str(other.parent), "--json"]) == 0
+    assert "card left as it was" in capsys.readouterr().err
+    assert (vdir / "card.json").read_text("utf-8") == before
 
 
 def test_train_resume_reuses_finished_run(trained):
@@ -334,7 +344,10 @@ def test_polish_trains_only_the_vae_against_the_baseline_it_names(trained):
     from genmodels.data import DataError
     from genmodels.training.textvae import RECIPES, beta_at, polish_recipe, train
 
+    from genmodels.eval_text import evaluate_text
+
     vdir, data, models, kw = trained
+    train("en", **{**kw, "runs_dir": kw["runs_dir"].parent / "runs-warm", "steps": 0}, init_from=1)  # textlm v0002
     lms_before = sorted(p.name for p in (models / "textlm-en").iterdir())
     first_vae = checkpoints.load_version(models, "textvae-en", 1)[0]
     vp = train("en", **{**kw, "runs_dir": kw["runs_dir"].parent / "runs-polish", "steps": 6}, init_from=1,
@@ -349,6 +362,9 @@ def test_polish_trains_only_the_vae_against_the_baseline_it_names(trained):
     assert not all(torch.equal(moved[k], first_vae[k]) for k in moved)
     # the same LM, read back from its fp16 file
     assert card["metrics"]["lm_nll"] == pytest.approx(checkpoints.read_card(vdir)["metrics"]["lm_nll"], abs=0.02)
+    # evaluated against the baseline it names, not the newest LM
+    res = evaluate_text("en", root=models, data_dir=data, k=4, n_samples=20, readability=False)
+    assert res["version"] == f"textvae-en/{vp.name}" and res["lm_version"] == 1
     # at beta = 1 from the first step, every evaluation is eligible for the best weights
     r = polish_recipe(RECIPES["en"][1])
     assert all(beta_at(i, 100, r.cycles, r.ramp) == 1.0 for i in range(100))
