@@ -428,13 +428,6 @@ GOLDEN = {
         "The slow and o'er the way,\nThe ladder, and time — and without,\nAh, than the his england,\n"
         "And a little, dim of me, just without his dream,",
         "d4fec6b225118e4db33d4e6fe345490482f11ff41aa2614bb258ddc03e066cf7"),
-    ("zh", 6, 7, None): (  # ranked
-        "井石曲三轳，秾叟振弦易。\n一夜半移新，一褒出光下。\n一局成发实，久唱不可温。\n可奉碎光翻，一般新湛诗。",
-        "bae95fbb21ad08a0315559f3ccbf20fb20d6565acb6c8c697f857dd62a730abb"),
-    ("zh", 6, 7, "明月"): (
-        "月星明月照船来，卧听明月曲旧游。\n明月未嘶岑外去，月明天明夜半春。\n升月最来江上山，神为六月护明朝。\n"
-        "清凉久知岁月闲，明月照山光自星。",
-        "6ab5c0263decd1ca76eeeeafb9ae9f1d5347a36247a631d7c76bd256c1907228"),
     ("zh", 7, 7, None): (  # ranked and fused with its LM baseline (`sampling.lm_weight`)
         "夜夜相对曲，官薄不可测。\n一日不可倚，一夜雨声名。\n一笑三炎气，愁闻野水清。\n昨夜夜光天，人间两秋风。",
         "bae95fbb21ad08a0315559f3ccbf20fb20d6565acb6c8c697f857dd62a730abb"),
@@ -442,6 +435,13 @@ GOLDEN = {
         "夜月明光月上时，人生三日夜清明。\n明月忽明高夜雨，日月明月夜明天。\n明月清光更有余，百年为病身相吐。\n"
         "明月不知春日风，夜月明光照眼明。",
         "319915866cae54f4e2bca3b85162569550a4f0adb432ca6b8992b66cac999ca2"),
+    ("zh", 8, 7, None): (  # v0007 polished: ranked and fused the same way
+        "相笑仅黄金，松竹未成久。\n一夜一枝雨，一夜新凉出。\n为君用一局，如今一月凉。\n野色不成水，一卷新诗句。",
+        "bae95fbb21ad08a0315559f3ccbf20fb20d6565acb6c8c697f857dd62a730abb"),
+    ("zh", 8, 7, "明月"): (
+        "日月明星夜月明，又忆高山长日长。\n夜心未有孤清绝，月明天下不知时。\n此身初夜月中明，三年更与闲人伴。\n"
+        "天上清风不可留，明月何如秋月明。",
+        "239e9c1c140ce2d38d8eb7d7618225411cc539d89e143a1fe1b148c882181139"),
 }
 
 
