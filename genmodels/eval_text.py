@@ -225,7 +225,8 @@ def add_readability(out: dict[str, Any], poem, ds: PoemDataset, **kw) -> dict[st
 def evaluate_text(lang: str, *, root: str | os.PathLike | None = None, data_dir: Path, k: int = IW_K,
                   n_samples: int = 1000, seed: int = 0, readability: bool = True) -> dict[str, Any]:
     """Evaluate the newest ``textvae-{lang}`` against the ``textlm-{lang}`` its card names as its baseline (from
-    ``root``, else the usual model roots) on the held-out split of ``data_dir/poems-{lang}.json``, and (``readability``) the poems `/poem` writes."""
+    ``root``, else the usual model roots) on the held-out split of ``data_dir/poems-{lang}.json``, and
+    (``readability``) the poems `/poem` writes."""
     from .poetry import PoemModel, baseline_of, load_text_model
 
     torch_threads = torch.get_num_threads()

@@ -297,6 +297,8 @@ def train(
 
     if lang not in RECIPES:
         raise DataError(f"Unknown poem language '{lang}'; choose one of: {', '.join(RECIPES)}.")
+    if polish and init_from is None:
+        raise DataError("Polishing continues a version: say which one (init_from, or --init-from N).")
     dev = common.pick_device(device)
     data_path = Path(data_dir) / f"poems-{lang}.json"
     if not data_path.exists():
@@ -317,8 +319,6 @@ def train(
     if word_dropout is not None:
         recipe = replace(recipe, word_dropout=float(word_dropout))
     if polish:
-        if init_from is None:
-            raise DataError("Polishing continues a version: say which one (init_from, or --init-from N).")
         recipe = polish_recipe(recipe)
     vae_steps = steps if steps is not None else recipe.vae_steps
     lm_steps = steps if steps is not None else recipe.lm_steps
