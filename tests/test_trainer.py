@@ -457,3 +457,17 @@ def test_a_text_fine_tune_keeps_its_version_s_own_objective():
     assert version_recipe(card, "zh").kl_target == 16.0 != base.kl_target
     assert version_recipe(card, "zh").vae_steps == base.vae_steps  # only the objective comes from the card
     assert version_recipe({}, "zh") == base  # a card without its recipe: the language's
+
+
+def test_a_text_fine_tune_says_when_it_replays_other_poems_than_its_version_learned_from(tmp_path):
+    from genmodels.data.poems import build_poem_dataset, load_poem_dataset
+    from genmodels.feedback.trainer import replay_mismatch
+
+    src = tmp_path / "poems.txt"
+    src.write_text("\n\n".join(f"the moon upon the sea {i}\nthe night is long and deep" for i in range(12)), "utf-8")
+    ds = load_poem_dataset(build_poem_dataset("en", src, tmp_path / "data", seed=0))
+    card = {"name": "textvae-en", "version": 4, "data": {"sha256": ds.sha256}}
+    assert replay_mismatch(card, ds) is None
+    assert replay_mismatch({"name": "textvae-en", "version": 4}, ds) is None  # a card that does not say
+    line = replay_mismatch({**card, "data": {"sha256": "other"}}, ds)
+    assert "textvae-en/v0004" in line and "muse prepare poems" in line and str(ds.path) in line

@@ -115,6 +115,17 @@ def save_candidate(spec: dict, parent_dir: Path, tensors: dict, card: dict) -> P
     return vdir
 
 
+def replay_mismatch(card: dict, ds) -> str | None:
+    """A line saying so when the poem dataset a fine-tune replays and gates on is not the one the version learned
+    from (a `muse prepare poems` never run, or another corpus in the data dir), else None. The fine-tune still
+    runs: the built-in corpus is the offline fallback, but its poems are not the ones the model knows."""
+    learned = card.get("data", {}).get("sha256")
+    if learned is None or learned == ds.sha256:
+        return None
+    return (f"{card.get('name')}/{tag(card.get('version', 0))} learned from other poems than {ds.path}; the "
+            "fine-tune replays and gates on these (run `muse prepare poems` to build the corpus it learned from)")
+
+
 def run_job(spec: dict) -> dict:
     """Fine-tune ``spec['model']`` from version ``spec['parent']``, save the candidate, gate it. Runs in the
     worker process; returns plain data: {"version", "passed", "reason", "metrics", "parent_metrics"}."""
@@ -177,7 +188,8 @@ def run_job(spec: dict) -> dict:
                             gate={"passed": decision.passed, "parent_metrics": m_parent, "base": base["version"],
                                   "tolerance": spec["tolerance"], "reasons": decision.reasons})
     return {"version": spec["version"], "passed": decision.passed, "reason": decision.summary(),
-            "metrics": m_cand, "parent_metrics": m_parent, "preference": pref.stats if pref else None}
+            "metrics": m_cand, "parent_metrics": m_parent, "preference": pref.stats if pref else None,
+            "warning": None if image_model else replay_mismatch(card, ds)}
 
 
 def _die_with_parent(parent_pid: int) -> None:
@@ -532,6 +544,8 @@ class Trainer:
             return out
         res = answer[1]
         cand = tag(res["version"])
+        if res.get("warning"):  # the worker's own log goes nowhere; its warnings come back with the result
+            log.warning("fine-tune of %s: %s", model, res["warning"])
         detail = {"gate": res["reason"], "parent_metrics": res["parent_metrics"], "seconds": round(seconds, 1)}
         if res["passed"]:
             self._install(model, res["version"])
