@@ -441,8 +441,9 @@ class Engine:
                 job, y, s, n, rows = next(it)
                 z, grid = next(zi), images[i:i + n]
                 i += n
-                if rows is not None and len(rows) > n and not gen.is_distinct(grid):
-                    try:  # a grid with a near-copy: choose among its candidates, reusing the images of this pass
+                if rows is not None and len(rows) > n:
+                    try:  # the plain grid when it holds no near-copy, else a choice among its candidates; one
+                        # measure of this pass's images serves both (`sift_grid` starts from them)
                         z, grid = gen.sift_grid(rows, n, y, s, first=grid)
                     except BaseException as e:
                         outs[k] = e

@@ -72,11 +72,6 @@ def _distinct_indices(spaces: list[tuple[np.ndarray, float]], count: int, fill: 
     return taken
 
 
-def _grid_pixels(images: list[Image.Image]) -> np.ndarray:
-    """Rendered images as the near-copy rule compares them: 16×16 premultiplied RGBA (`coarse_pixels`)."""
-    return coarse_pixels(_as_model(images))
-
-
 def _as_model(images: list[Image.Image]) -> torch.Tensor:
     """Rendered images (uint8 RGBA, as delivered) back in the models' range: (N, 4, 64, 64)."""
     return to_model(np.stack([np.asarray(im.convert("RGBA")) for im in images]))
@@ -246,8 +241,9 @@ class ImageGenerator:
                   first: list[Image.Image] | None = None) -> tuple[torch.Tensor, list[Image.Image]]:
         """`distinct_grid`'s latents and their images. Rows are rendered ``count`` at a time (``first``: the first
         chunk's images, already rendered) and judged on the images as delivered (uint8 RGBA), so the engine, which
-        renders the plain grid in its batch and sifts only when `is_distinct` says no, chooses as the library does.
-        Usually the first chunk or two give a full grid and the rest are never rendered."""
+        renders the plain grid in its batch and passes it as ``first``, chooses as the library does. When the first
+        chunk holds no near-copy (`is_distinct`) it is the grid; usually the first chunk or two give a full grid and
+        the rest are never rendered."""
         images: list[Image.Image] = []
         chunks: list[list[tuple[np.ndarray, float]]] = []  # per chunk, per space: (vectors, threshold)
         for start in range(0, len(rows), count):

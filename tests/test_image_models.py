@@ -164,13 +164,14 @@ def test_grids_keep_near_copies_out():
 
 
 def test_a_version_with_distinct_grids_draws_them_from_its_seeds(tiny_models):
-    from genmodels.images import GRID_CANDIDATES, _distinct_indices, _grid_pixels
+    from genmodels.data.emoji import coarse_pixels
+    from genmodels.images import GRID_CANDIDATES, _as_model, _distinct_indices
 
     plain = ImageGenerator.load(tiny_models)
     card = {k: v for k, v in plain.card.items() if k != "sampling"}
     plain = ImageGenerator(plain.G, card)
     rows = plain.latents(5, GRID_CANDIDATES * 4)
-    px = _grid_pixels(plain.render(rows, [0] * len(rows)))  # the images as delivered, as the rule judges them
+    px = coarse_pixels(_as_model(plain.render(rows, [0] * len(rows))))  # the images as delivered, as the rule judges them
     d = np.linalg.norm(px[:, None] - px[None], axis=-1)
     thr = float(np.median(d[np.triu_indices(len(px), 1)]))  # strict: about half the pairs would be near-copies
     gen = ImageGenerator(plain.G, {**card, "sampling": {"near_copy_pixels": thr}})
@@ -186,7 +187,8 @@ def test_a_version_with_distinct_grids_draws_them_from_its_seeds(tiny_models):
 
 
 def test_a_version_with_a_feature_rule_keeps_look_alikes_out_of_its_grids(tiny_models):
-    from genmodels.images import GRID_CANDIDATES, _as_model, _distinct_indices, _grid_pixels, load_feature_net
+    from genmodels.data.emoji import coarse_pixels
+    from genmodels.images import GRID_CANDIDATES, _as_model, _distinct_indices, load_feature_net
 
     plain = ImageGenerator.load(tiny_models)
     trained = plain.card["sampling"]  # what `muse train dcgan` writes: both rules, and the net the feature rule uses
@@ -206,7 +208,7 @@ def test_a_version_with_a_feature_rule_keeps_look_alikes_out_of_its_grids(tiny_m
     gen = ImageGenerator(gen.G, {**card, "sampling": sampling}, root=tiny_models)
     grid_ = gen.generate("circles", count=4, seed=5)
     picked = [int(np.flatnonzero((rows == z).all(1))[0]) for z in grid_.latents]
-    assert picked == _distinct_indices([(_grid_pixels(images), 0.0), (f, thr)], 4) and picked != [0, 1, 2, 3]
+    assert picked == _distinct_indices([(coarse_pixels(_as_model(images)), 0.0), (f, thr)], 4) and picked != [0, 1, 2, 3]
     sub = d[np.ix_(picked, picked)][np.triu_indices(4, 1)]
     assert (sub >= thr).sum() > (d[:4, :4][np.triu_indices(4, 1)] >= thr).sum()  # further apart than the plain draw
     assert gen.is_distinct(grid_.images) == bool((sub >= thr).all())

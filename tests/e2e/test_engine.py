@@ -212,11 +212,12 @@ def test_missing_model_is_reported(tmp_path: Path):
 
 
 def test_the_engine_batches_plain_grids_and_sifts_only_those_with_a_near_copy(bot_models: Path):
-    from genmodels.images import GRID_CANDIDATES, _grid_pixels
+    from genmodels.data.emoji import coarse_pixels
+    from genmodels.images import GRID_CANDIDATES, _as_model
 
     base = ImageGenerator.load(bot_models)
     rows = base.latents(5, GRID_CANDIDATES * 4)
-    px = _grid_pixels(base.render(rows, [0] * len(rows)))
+    px = coarse_pixels(_as_model(base.render(rows, [0] * len(rows))))
     d = np.linalg.norm(px[:, None] - px[None], axis=-1)[np.triu_indices(len(px), 1)]
     strict = ImageGenerator(base.G, {**base.card, "sampling": {"near_copy_pixels": float(np.median(d))}})
     slow = Slow(strict)
