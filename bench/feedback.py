@@ -73,7 +73,7 @@ async def _round(kind: str, model: str, engine, store, rater, n: int, rng: rando
             output, latent, content = out.images[0], out.latents.numpy(), None
             params, version = {"theme": out.theme, "theme_index": out.theme_index, "count": 1}, out.version
         else:
-            poem = await engine.call(key, lambda m, s=seed: m.sample(s), user=i)
+            poem = await engine.run(key, "poem.sample", seed=seed, user=i)
             text, version = poem.text, poem.version
             # as the bot records a poem: one latent row per decoded line (the text fine-tune reads the text)
             output, latent, content, params = text, poem.latents.numpy(), text, {"lang": registry.get(model).lang}

@@ -81,10 +81,7 @@ def _write_sample(folder: str, kind: str, posts: list, final, closed: list) -> N
 
 async def _run(kind: str, lang: str, voters: int, rounds: int, candidates: int, models: str | None,
                seed: int, sample: str | None = None) -> dict:
-    import torch
-
     from bot.settings import load_settings
-    from genmodels import registry
 
     from .fakediscord import APP_ID, CHANNEL_ID, FakeDiscord, Payloads, started_bot
 
@@ -103,8 +100,7 @@ async def _run(kind: str, lang: str, voters: int, rounds: int, candidates: int, 
         t_start = time.perf_counter()
         bot = await started_bot(settings)  # every model loaded and warmed, as at start-up
         startup_s = time.perf_counter() - t_start
-        model_name = registry.of_kind("image")[0].name if kind == "image" else registry.poem_model(lang).name
-        threads = await bot.engine.call(model_name, lambda m: torch.get_num_threads())  # the worker's
+        threads = bot.engine.worker_threads  # the worker's (its models were loaded and warmed there)
         P = Payloads()
         options = {"kind": kind, "rounds": rounds, "candidates": candidates, "round_seconds": ROUND_SECONDS,
                    "seed": seed}

@@ -49,6 +49,9 @@ MESSAGES: dict[str, dict[str, str]] = {
     "too_many_pixels": {EN: "“{name}” is {size} pixels, more than I can read ({mp:.1f} megapixels at most). "
                             "Please attach a smaller picture.",
                         ZH: "“{name}” 有 {size} 像素，超过了我能读取的上限（{mp:.1f} 百万像素）。请换一张小一点的图片。"},
+    "too_many_pixels_unread": {EN: "“{name}” is too large for me to open (I read pictures of up to {mp:.1f} megapixels). "
+                                   "Please attach a smaller picture.",
+                               ZH: "“{name}” 太大了，我打不开（最多读取 {mp:.1f} 百万像素）。请换一张小一点的图片。"},
     "unknown_emoji": {EN: "“{text}” is not an emoji I can draw. Use one standard emoji, like 🐱.",
                       ZH: "我画不出“{text}”。请用一个标准表情符号，比如 🐱。"},
     "bad_text": {EN: "I can't use that text: {detail}", ZH: "这段文字用不了：{detail}"},

@@ -8,7 +8,10 @@ Why it exists:
   queue, and the next batch takes all of them at once (up to ``max_batch_images``). On a CPU a DCGAN forward
   pass costs far less per image at batch 64 than at batch 1. An image job names its latents by seeds (a lineage
   of `Generation`s, which the image model turns into latents) or carries them (`Slot.image_from_latents`); both
-  kinds share the same forward passes.
+  share the same forward passes, and only jobs of the same model share one.
+- Every job is a **named operation with plain arguments** (`genmodels.operations`: ``slot.run("textvae-en",
+  "poem.sample", seed=7)``), never a function, so another backend could run it from its name and arguments, and
+  each job names the model it runs on.
 - The queue is **bounded** and each user has a **cap** on their share of it. Admission is a cheap, synchronous
   `Engine.reserve` that the bot calls *before* it answers Discord, so a full queue gets a polite ephemeral
   reply instead of a failure, and every accepted job knows how many jobs are ahead of it.
@@ -37,13 +40,13 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from . import latents as _latents, registry
-from .latents import VARIATION_STRENGTH, Generation
+from . import operations, registry
+from .latents import Generation
 from .outputs import ImageOutput
 
 log = logging.getLogger(__name__)
 
-IMAGE_MODEL = registry.of_kind("image")[0].name  # the model image jobs are batched through ("dcgan")
+IMAGE_MODEL = registry.model_for("image").name  # the model image jobs run on unless they name another ("dcgan")
 
 
 class EngineBusy(Exception):
@@ -79,37 +82,32 @@ class EngineConfig:
         return self.models_dir
 
 
-# ---- compatibility: the lineage maths lives in `genmodels.latents` (and `ImageGenerator.lineage_latents`) ---------
-
-MAX_LINEAGE = 7  # the depth the older `engine.lineage_latents` refuses beyond; the engine itself applies no limit
-
-
-def lineage_latents(latents: Callable[[int, int], torch.Tensor], lineage: Sequence[Generation],
-                    strength: float = VARIATION_STRENGTH) -> torch.Tensor:
-    """`genmodels.latents.lineage_latents`, refusing lineages deeper than `MAX_LINEAGE` as this name always has.
-    Kept for older callers; new code calls `genmodels.latents.lineage_latents` or `ImageGenerator.lineage_latents`."""
-    return _latents.lineage_latents(latents, lineage, strength, max_depth=MAX_LINEAGE)
-
-
 @dataclass
 class Job:
-    kind: str  # "image" for batchable DCGAN work, else "call"
+    """One queued operation (`genmodels.operations`): its name, the model it runs on, and its plain arguments."""
+
+    op: str  # an operation's name: "image.grid", "poem.sample", ...
     user: Any
     future: asyncio.Future
-    fn: Callable[..., Any] | None = None  # "call": fn(engine_models) -> result, run in the worker
-    model_key: str = ""  # the model the job needs (loaded before it runs)
-    theme: Any = None  # "image": theme name or index
-    style: Any = None  # "image": style name, index, "any" (drawn from the lineage's first seed) or None (default)
-    lineage: tuple[Generation, ...] = ()  # "image": the seeds its latents are derived from...
-    latents: torch.Tensor | None = None  # ... or the latents themselves (count, nz), on the CPU
+    model_key: str  # the model the job runs on (a registry name), loaded before it runs
+    args: dict[str, Any] = field(default_factory=dict)
     submitted: float = field(default_factory=time.perf_counter)
     ahead: int = 0  # jobs ahead of this one when it was queued (0: it starts right away)
 
     @property
+    def batched(self) -> bool:
+        """An image job: it shares the DCGAN's forward pass with the other image jobs of its model."""
+        return self.op in operations.BATCHED
+
+    @property
     def count(self) -> int:
-        if self.latents is not None:
-            return len(self.latents)
-        return self.lineage[-1].count if self.lineage else 0
+        """Images the job renders (0 for a job that is not batched)."""
+        if self.op == "image.latents":
+            return len(self.args["latents"])
+        if self.op == "image.grid":
+            lineage = self.args["lineage"]
+            return lineage[-1].count if lineage else 0
+        return 0
 
 
 class Slot:
@@ -132,34 +130,30 @@ class Slot:
         if not self._used:
             self.release()
 
-    def _take(self) -> None:
+    def run(self, model_key: str, op: str, **args: Any) -> Job:
+        """Queue operation ``op`` (`genmodels.operations`) on the model named ``model_key`` with plain ``args``."""
+        if op not in operations.NAMES:
+            raise KeyError(f"unknown operation {op!r}; the operations are {', '.join(operations.NAMES)}")
         if self._used or self._released:
             raise RuntimeError("a slot takes one job")
         self._used = True
+        job = Job(op, self.user, self.engine._loop().create_future(), registry.canonical(model_key), args)
+        return self.engine._enqueue(job, self)
 
-    def image(self, theme: str | int, lineage: Sequence[Generation], style: str | int | None = None) -> Job:
-        """Render the last grid of ``lineage`` in ``style``; the job's result is an `ImageOutput`."""
-        self._take()
-        return self.engine._enqueue(Job("image", self.user, self.engine._loop().create_future(),
-                                        model_key=IMAGE_MODEL, theme=theme, style=style, lineage=tuple(lineage)),
-                                    self)
+    def image(self, theme: str | int, lineage: Sequence[Generation], style: str | int | None = None, *,
+              model_key: str = IMAGE_MODEL) -> Job:
+        """Render the last grid of ``lineage`` in ``style`` (``image.grid``); the job's result is an `ImageOutput`."""
+        return self.run(model_key, "image.grid", theme=theme, style=style, lineage=tuple(lineage))
 
-    def image_from_latents(self, theme: str | int, latents: Any, style: str | int | None = None) -> Job:
-        """Render explicit latents (count, nz) (a tensor or an array: crossovers, mutations, stored rows), batched
-        with the seed jobs through the same forward pass. The result's ``lineage`` is empty and ``seed`` None."""
+    def image_from_latents(self, theme: str | int, latents: Any, style: str | int | None = None, *,
+                           model_key: str = IMAGE_MODEL) -> Job:
+        """Render explicit latents (count, nz) (``image.latents``: crossovers, mutations, stored rows), batched with
+        the seed jobs through the same forward pass. The result's ``lineage`` is empty and ``seed`` None."""
         z = torch.as_tensor(latents, dtype=torch.float32).detach().cpu().clone()  # the caller may reuse theirs
         if z.ndim != 2 or not 1 <= len(z) <= self.engine.config.max_batch_images:
             raise ValueError(f"latents must have shape (1 to {self.engine.config.max_batch_images}, nz); "
                              f"got {tuple(z.shape)}")
-        self._take()
-        return self.engine._enqueue(Job("image", self.user, self.engine._loop().create_future(),
-                                        model_key=IMAGE_MODEL, theme=theme, style=style, latents=z), self)
-
-    def call(self, model_key: str, fn: Callable[[Any], Any]) -> Job:
-        """Run ``fn(model)`` in the worker with the model named ``model_key`` ("dcgan", "vae", "textvae-en"...)."""
-        self._take()
-        return self.engine._enqueue(Job("call", self.user, self.engine._loop().create_future(), fn=fn,
-                                        model_key=registry.canonical(model_key)), self)
+        return self.run(model_key, "image.latents", theme=theme, style=style, latents=z)
 
 
 def _default_loader(key: str, cfg: EngineConfig):
@@ -190,6 +184,7 @@ class Engine:
         self._per_user: collections.Counter = collections.Counter()
         self._load_lock = threading.Lock()
         self.stats = collections.Counter()  # batches, images, jobs, inference_s: for tests and the benchmark
+        self.worker_threads: int | None = None  # torch's intra-op threads in the worker, once it has started
         self._owner_loop: asyncio.AbstractEventLoop | None = None
 
     # ---- lifecycle ------------------------------------------------------------------------------------------
@@ -226,6 +221,7 @@ class Engine:
             n = max(1, (os.cpu_count() or 2) - 1)
         if n:
             torch.set_num_threads(n)
+        self.worker_threads = torch.get_num_threads()
 
     async def close(self) -> None:
         if self._task is not None:
@@ -337,9 +333,10 @@ class Engine:
         with self.reserve(user) as slot:
             return await slot.image_from_latents(theme, latents, style).future
 
-    async def call(self, model_key: str, fn: Callable[[Any], Any], *, user: Any = None) -> Any:
+    async def run(self, model_key: str, op: str, *, user: Any = None, **args: Any) -> Any:
+        """Reserve a place, run operation ``op`` on ``model_key`` with ``args``, and return its result."""
         with self.reserve(user) as slot:
-            return await slot.call(model_key, fn).future
+            return await slot.run(model_key, op, **args).future
 
     # ---- the dispatcher -------------------------------------------------------------------------------------
 
@@ -354,7 +351,7 @@ class Engine:
             batch = self._take_batch()
             self._busy = len(batch)
             try:
-                if batch[0].kind == "image":
+                if batch[0].batched:
                     outputs = await loop.run_in_executor(self._executor, self._render_batch, batch)
                 else:
                     outputs = [await loop.run_in_executor(self._executor, self._call, batch[0])]
@@ -378,15 +375,17 @@ class Engine:
             self.stats["jobs"] += len(batch)
 
     def _take_batch(self) -> list[Job]:
+        """The next job, with every queued image job of the same model that fits its forward pass."""
         first = self._pending.popleft()
         batch = [first]
-        if first.kind != "image" or not self.config.batching:
+        if not first.batched or not self.config.batching:
             return batch
         images = first.count
         rest: collections.deque[Job] = collections.deque()
         while self._pending:
             job = self._pending.popleft()
-            if job.kind == "image" and images + job.count <= self.config.max_batch_images:
+            if (job.batched and job.model_key == first.model_key
+                    and images + job.count <= self.config.max_batch_images):
                 batch.append(job)
                 images += job.count
             else:
@@ -398,27 +397,29 @@ class Engine:
 
     def _call(self, job: Job) -> Any:
         try:
-            return job.fn(self.model(job.model_key))
+            return operations.get(job.op)(self.model(job.model_key), self.model, **job.args)
         except BaseException as e:
             return e
 
     def _render_batch(self, batch: list[Job]) -> list[Any]:
         """Runs in the worker: one DCGAN forward pass for every job of the batch; per-job errors stay per job."""
-        gen = self.model(IMAGE_MODEL)  # read once: a swap during this batch affects only the next one
+        gen = self.model(batch[0].model_key)  # read once: a swap during this batch affects only the next one
         zs, ys, ss, ok, outs = [], [], [], [], []
         for job in batch:
             try:
-                y = gen.theme_index(job.theme)
-                s = gen.style_index(job.style, job.lineage[0].seed if job.lineage else None)
+                a = job.args
+                lineage = a.get("lineage", ())
+                y = gen.theme_index(a["theme"])
+                s = gen.style_index(a.get("style"), lineage[0].seed if lineage else None)
                 rows = None
-                if job.latents is None:
+                if job.op == "image.grid":
                     # the plain grid goes into the batch; its other candidates wait in case it holds a near-copy
-                    rows = gen.grid_rows(job.lineage, y, s)
-                    z = rows[:job.lineage[-1].count]
-                elif job.latents.shape[1] != gen.cfg.nz:
-                    raise ValueError(f"latents have {job.latents.shape[1]} dimensions; the model takes {gen.cfg.nz}")
+                    rows = gen.grid_rows(lineage, y, s)
+                    z = rows[:lineage[-1].count]
+                elif a["latents"].shape[1] != gen.cfg.nz:
+                    raise ValueError(f"latents have {a['latents'].shape[1]} dimensions; the model takes {gen.cfg.nz}")
                 else:
-                    z = job.latents
+                    z = a["latents"]
                 zs.append(z)
                 ys.extend([y] * len(z))
                 ss.extend([s] * len(z))
@@ -448,11 +449,12 @@ class Engine:
                     except BaseException as e:
                         outs[k] = e
                         continue
-                seed = job.lineage[-1].seed if job.latents is None else None
+                lineage = job.args.get("lineage", ())
+                seed = lineage[-1].seed if job.op == "image.grid" else None
                 outs[k] = ImageOutput(grid, z, gen.themes[y], y, gen.version, seed=seed,
-                                      lineage=job.lineage, batch_images=total, style=gen.styles[s], style_index=s)
+                                      lineage=lineage, batch_images=total, style=gen.styles[s], style_index=s)
         return outs
 
 
-__all__ = ["Engine", "EngineBusy", "EngineConfig", "Generation", "IMAGE_MODEL", "ImageOutput", "Job", "MAX_LINEAGE",
-           "ModelUnavailable", "Slot", "lineage_latents"]
+__all__ = ["Engine", "EngineBusy", "EngineConfig", "Generation", "IMAGE_MODEL", "ImageOutput", "Job",
+           "ModelUnavailable", "Slot"]

@@ -360,13 +360,19 @@ class Morpher:
             return load_image_rgba(s)
         if not s or len(s) > 16 or any(c.isascii() and c.isalnum() for c in s):
             raise ValueError(f"'{s[:40]}' is neither an image file nor a single emoji.")
+        return self.emoji_image(s, style)
+
+    def emoji_image(self, char: str, style: str | None = None) -> Image.Image:
+        """One emoji (64×64 RGBA) drawn in ``style``: None or "noto" with the emoji font, another set from the
+        prepared dataset (`emoji_in_style`). The text is never taken for a path, so it is safe for a member's
+        input. Raises ValueError for text that is not an emoji of that set, `DataError` for a set not prepared."""
         if style not in (None, "noto"):
-            return self.emoji_in_style(s, style)
+            return self.emoji_in_style(char, style)
         if self._renderer is None:
             self._renderer = EmojiRenderer()
-        im = self._renderer.render(s)
+        im = self._renderer.render(char)
         if im is None:
-            raise ValueError(f"'{s}' is not an emoji the emoji font can draw.")
+            raise ValueError(f"'{char[:40]}' is not an emoji the emoji font can draw.")
         return im
 
     def emoji_in_style(self, char: str, style: str) -> Image.Image:

@@ -30,7 +30,7 @@ met by drawing candidate lines around the same centre in batches and assembling 
 (`genmodels.verse`); a form that cannot be met within the budget raises `FormNotMet`, a ValueError.
 
 Group sessions breed poems as genomes of line latents (`genmodels.breeding`): `fresh_latents` draws a new poem's
-(L, D) rows as `sample` does, `verse_form` draws its zh clause length, and `decode_poems` decodes N such genomes in
+(L, D) rows as `sample` does, `clause_length` draws its zh clause length, and `decode_poems` decodes N such genomes in
 one batch without resampling any row.
 """
 
@@ -216,7 +216,7 @@ class PoemModel:
         eps = torch.randn(n, self.model.cfg.latent_dim, generator=g)  # (n, D)
         return math.sqrt(1 - spread) * centre + math.sqrt(spread) * eps
 
-    def verse_form(self, generator: torch.Generator) -> int | None:
+    def clause_length(self, generator: torch.Generator) -> int | None:
         """The zh clause length (5 or 7, 五言 or 七言) drawn from ``generator`` as `sample` draws it (one uniform
         draw); None, drawing nothing, for en and for a zh model whose card says fewer than 80 % of its training
         clauses had 5 or 7 characters."""
@@ -228,7 +228,7 @@ class PoemModel:
     def fresh_latents(self, generator: torch.Generator, lines: int = 4, theme: str | None = None) -> torch.Tensor:
         """A new poem's line latents (L, D), L = ``lines`` (en) or 2·``lines`` (zh, two clauses a line), drawn as
         `sample` draws its first attempt: the centre (``theme``'s posterior mean, else the preference or N(0, I)),
-        then L Gaussian offsets. Unlike `sample`, no verse form is drawn in between (see `verse_form`). A group
+        then L Gaussian offsets. Unlike `sample`, no verse form is drawn in between (see `clause_length`). A group
         session's newcomer genome (`genmodels.breeding`)."""
         if not 1 <= int(lines) <= MAX_LINES:
             raise ValueError(f"A poem can have 1 to {MAX_LINES} lines.")
@@ -237,21 +237,21 @@ class PoemModel:
 
     @torch.no_grad()
     def decode_poems(self, latents: torch.Tensor, *, generator: torch.Generator, temperature: float = 0.9,
-                     top_p: float = 0.9, form: int | None = None, rerank: int | None = None) -> list[PoemOutput]:
+                     top_p: float = 0.9, clause_len: int | None = None, rerank: int | None = None) -> list[PoemOutput]:
         """Decode N poems from explicit line latents ``latents`` (N, L, D): one per row, nothing resampled.
 
         All N·L rows go through the decoder in one batched `TextVAE.sample` call, then the rows that came out empty
         are decoded once more in a second batched call (a row still empty stays an empty line, so lines and latent
-        rows stay aligned). zh: L must be even; clauses 2j and 2j+1 become the line "a，b。", and ``form`` (5, 7 or
-        None, see `verse_form`) fixes every clause's length. Deterministic given the generator state. Each output's
-        ``latents`` are its poem's rows (L, D) and its ``seed`` is None. ``rerank``: lines sampled per row, the
-        most fluent kept (None: the version's `rerank`; 1: one line per row, N·L rows in one call, for callers with
+        rows stay aligned). zh: L must be even; clauses 2j and 2j+1 become the line "a，b。", and ``clause_len`` (5, 7
+        or None, see `clause_length`) fixes every clause's length (a verse form is `sample`'s ``form``).
+        Deterministic given the generator state. Each output's ``latents`` are its poem's rows (L, D) and its
+        ``seed`` is None. ``rerank``: lines sampled per row, the most fluent kept (None: the version's `rerank`; 1: one line per row, N·L rows in one call, for callers with
         a latency target).
         """
         if not 0 < top_p <= 1:
             raise ValueError("top_p must be in (0, 1].")
-        if form is not None and form not in ZH_FORMS:
-            raise ValueError(f"form must be one of {ZH_FORMS} or None; got {form!r}.")
+        if clause_len is not None and clause_len not in ZH_FORMS:
+            raise ValueError(f"clause_len must be one of {ZH_FORMS} or None; got {clause_len!r}.")
         temperature = min(max(float(temperature), 0.0), 2.0)
         D, per_line = self.model.cfg.latent_dim, self._rows_per_line
         latents = torch.as_tensor(latents).detach().float().cpu()
@@ -261,17 +261,17 @@ class PoemModel:
                              f"got {tuple(latents.shape)}.")
         N, L, _ = latents.shape
         flat = latents.reshape(N * L, D)  # (N·L, D), poem-major
-        texts = self._decode(flat, generator, temperature, top_p, form, rerank)
+        texts = self._decode(flat, generator, temperature, top_p, clause_len, rerank)
         empty = [i for i, text in enumerate(texts) if not text]
         if empty:
-            for i, text in zip(empty, self._decode(flat[empty], generator, temperature, top_p, form, rerank)):
+            for i, text in zip(empty, self._decode(flat[empty], generator, temperature, top_p, clause_len, rerank)):
                 texts[i] = text
         outputs = []
         for k in range(N):
             rows = texts[k * L:(k + 1) * L]
             poem = [f"{a}，{b}。" for a, b in zip(rows[0::2], rows[1::2])] if per_line == 2 else rows
             params = {"lang": self.lang, "lines": L // per_line, "temperature": temperature, "top_p": top_p,
-                      "form": form}
+                      "clause_len": clause_len}
             outputs.append(PoemOutput("\n".join(poem), poem, latents[k].clone(), None, self.version, params))
         return outputs
 
@@ -304,7 +304,7 @@ class PoemModel:
         centre, spread = self._centre(g, theme)
         if form != "free":
             return self._sample_form(form, g, centre, spread, temperature, top_p, seed, theme)
-        length = self.verse_form(g)
+        length = self.clause_length(g)
         out: list[str] = []
         rows: list[torch.Tensor] = []  # the latent each kept line was decoded from
         seen: set[str] = set()
@@ -329,7 +329,7 @@ class PoemModel:
 
     def _sample_form(self, form: str, g: torch.Generator, centre: torch.Tensor, spread: float, temperature: float,
                      top_p: float, seed: int | None, theme: str | None) -> PoemOutput:
-        """`sample` with a verse form, after the centre is drawn: zh draws the clause length (as `verse_form`, or
+        """`sample` with a verse form, after the centre is drawn: zh draws the clause length (as `clause_length`, or
         one uniform draw when the card gives none), a quatrain its order (one uniform draw); then `compose` asks
         for batches of candidates, each ``self.verse.batch`` latents (B, D) around the centre decoded in one call,
         one line per latent. A version that ranks its lines (``rerank`` > 1) hands each batch over most fluent
@@ -337,7 +337,7 @@ class PoemModel:
         the cost of one scoring pass per batch."""
         length, scheme = None, RHYME_SCHEMES[0]
         if self.lang == "zh":
-            length = self.verse_form(g) or (ZH_FORMS[1] if float(torch.rand((), generator=g)) < ZH_SEVEN_P
+            length = self.clause_length(g) or (ZH_FORMS[1] if float(torch.rand((), generator=g)) < ZH_SEVEN_P
                                             else ZH_FORMS[0])
         elif form == "quatrain":
             scheme = RHYME_SCHEMES[int(float(torch.rand((), generator=g)) >= 0.5)]

@@ -292,8 +292,8 @@ def poem_readability(poem, ds: PoemDataset, *, n_poems: int = 200, lines: int = 
     # the same number of lines, each from its own independent draw of the prior (no shared centre)
     g = torch.Generator().manual_seed(seed)
     lat = torch.randn(n_poems, lines * (2 if lang == "zh" else 1), poem.model.cfg.latent_dim, generator=g)
-    form = poem.verse_form(g)
-    independent = [o.lines for o in poem.decode_poems(lat, generator=g, form=form)]
+    clause_len = poem.clause_length(g)
+    independent = [o.lines for o in poem.decode_poems(lat, generator=g, clause_len=clause_len)]
     real, mixed = _real_poems(ds, lang, n_poems, lines, seed)
 
     populations = {"samples": [units(r, lang) for r in rows], "heldout": [units(l, lang) for l in held],

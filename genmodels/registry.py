@@ -108,10 +108,23 @@ def of_kind(kind: str) -> tuple[ModelSpec, ...]:
     return tuple(m for m in MODELS if m.kind == kind)
 
 
+def model_for(kind: str, lang: str | None = None) -> ModelSpec:
+    """The model that serves requests of ``kind`` ("image", "morph" or "poem"; a poem needs its ``lang``): the one
+    place where a request is matched to a model, which the bot, the sessions and the benchmarks ask."""
+    if kind == "poem":
+        if lang is None:
+            raise KeyError("a poem model needs a language")
+        return poem_model(lang)
+    found = of_kind(kind)
+    if not found:
+        raise KeyError(f"no model of kind {kind!r}; the kinds are image, morph, poem")
+    return found[0]
+
+
 def load(name: str, root: Root = None, version: int | None = None, device: str = "cpu") -> Any:
     """Load model ``name`` (see `ModelSpec.load`)."""
     return get(name).load(root, version, device)
 
 
-__all__ = ["MODELS", "ModelSpec", "NAMES", "canonical", "full_tag", "get", "load", "of_kind", "parse_tag",
-           "poem_model", "short_tag", "tag"]
+__all__ = ["MODELS", "ModelSpec", "NAMES", "canonical", "full_tag", "get", "load", "model_for", "of_kind",
+           "parse_tag", "poem_model", "short_tag", "tag"]

@@ -1,5 +1,5 @@
 """Group-session breeding (genmodels.breeding) and the pipeline pieces it uses: `ImageGenerator.fresh_latent`,
-`PoemModel.fresh_latents` / `verse_form` / `decode_poems`, and `PoemModel.sample` unchanged by their extraction."""
+`PoemModel.fresh_latents` / `clause_length` / `decode_poems`, and `PoemModel.sample` unchanged by their extraction."""
 
 from __future__ import annotations
 
@@ -342,16 +342,16 @@ def test_decode_poems_is_one_batch_deterministic_and_keeps_rows(poem_models, lan
         return decode(zb, **kw)
 
     monkeypatch.setattr(m.model, "sample", counting)
-    form = 5 if lang == "zh" else None
-    a = m.decode_poems(z, generator=torch.Generator().manual_seed(1), form=form)
+    clause_len = 5 if lang == "zh" else None
+    a = m.decode_poems(z, generator=torch.Generator().manual_seed(1), clause_len=clause_len)
     assert calls[0] == 5 * rows and len(calls) <= 2  # every row in one batch, then the empty ones once more
-    b = m.decode_poems(z, generator=torch.Generator().manual_seed(1), form=form)
+    b = m.decode_poems(z, generator=torch.Generator().manual_seed(1), clause_len=clause_len)
     assert len(a) == 5 and [p.text for p in a] == [p.text for p in b]
     per_line = 2 if lang == "zh" else 1
     for k, p in enumerate(a):
         assert torch.equal(p.latents, z[k]) and p.seed is None and p.version == m.version
         assert len(p.lines) == rows // per_line and p.text == "\n".join(p.lines)
-        assert p.params == {"lang": lang, "lines": rows // per_line, "temperature": 0.9, "top_p": 0.9, "form": form}
+        assert p.params == {"lang": lang, "lines": rows // per_line, "temperature": 0.9, "top_p": 0.9, "clause_len": clause_len}
         if lang == "zh":
             for line in p.lines:
                 assert line.endswith("。") and "，" in line
@@ -402,13 +402,13 @@ def test_fresh_latents_draw_as_sample_does(poem_models, monkeypatch):
         monkeypatch.setattr(m.model, "sample", lambda zb, **kw: first.append((zb, kw["length"])) or decode(zb, **kw))
         m.sample(seed=7, lines=3)
         if lang == "en":
-            assert m.verse_form(torch.Generator()) is None
+            assert m.clause_length(torch.Generator()) is None
             assert torch.equal(first[0][0], m.fresh_latents(torch.Generator().manual_seed(7), lines=3))
         else:  # the centre is drawn, then the verse form, then the offsets
             g = torch.Generator().manual_seed(7)
             centre = torch.randn(8, generator=g)
-            form = m.verse_form(g)
-            assert form in (5, 7) and first[0][1] == form
+            clause_len = m.clause_length(g)
+            assert clause_len in (5, 7) and first[0][1] == clause_len
             assert torch.allclose(first[0][0], math.sqrt(0.5) * centre + math.sqrt(0.5) * torch.randn(6, 8, generator=g))
             m.card = {**m.card, "line_shape": {"share_5or7": 0.5}}  # no verse form: nothing drawn in between
             first.clear()
@@ -417,7 +417,7 @@ def test_fresh_latents_draw_as_sample_does(poem_models, monkeypatch):
             assert torch.equal(first[0][0], m.fresh_latents(torch.Generator().manual_seed(7), lines=3))
 
 
-# Recorded from the shipped weights (en v3 before `sample` was split into `_centre` / `verse_form` / `_spread`; the
+# Recorded from the shipped weights (en v3 before `sample` was split into `_centre` / `clause_length` / `_spread`; the
 # others when they shipped): no change to the code may change a single poem of a shipped version.
 GOLDEN = {
     ("en", 3, 7, None): (

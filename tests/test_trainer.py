@@ -208,7 +208,7 @@ def test_text_finetune_promotes(world, tmp_path):
     async def main():
         async with running(models, db, _config(poems_dir, tolerance=10.0), preload=()) as (engine, store, trainer, _):
             for i in range(6):
-                poem = (await engine.call("poem-en", lambda m, s=i: m.sample(s, lines=2))).text
+                poem = (await engine.run("poem-en", "poem.sample", seed=i, lines=2)).text
                 await store.record_result(kind="poem", model="textvae-en", model_version=f"v{parent:04d}", seed=i, content=poem,
                                           message_id=900 + i)
                 await store.add_reaction(900 + i, 70 + i, "👍" if i % 2 else "👎")
@@ -216,7 +216,7 @@ def test_text_finetune_promotes(world, tmp_path):
             assert result.outcome == "promoted", result.reason
             assert engine.loaded("poem-en").version == f"textvae-en/v{parent + 1:04d}"
             assert (checkpoints.version_dir(models, "textvae-en", parent + 1) / "tokenizer.json").exists()
-            assert isinstance((await engine.call("poem-en", lambda m: m.sample(1))).text, str)
+            assert isinstance((await engine.run("poem-en", "poem.sample", seed=1)).text, str)
 
 
     asyncio.run(main())

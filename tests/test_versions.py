@@ -101,7 +101,7 @@ def test_refused_candidate_is_not_served_when_the_store_is_unreadable(refused, t
         try:
             await trainer.start()
             assert await store.served_version("vae") == "v0001"
-            assert (await engine.call("morph", lambda m: m.version)) == "vae/v0001"
+            assert (await engine.run("morph", "model.version")) == "vae/v0001"
         finally:
             await trainer.close()
             await store.close()

@@ -13,7 +13,8 @@ import pytest
 import torch
 
 from genmodels import checkpoints
-from genmodels.engine import Engine, EngineBusy, EngineConfig, Generation, ModelUnavailable, lineage_latents
+from genmodels.engine import Engine, EngineBusy, EngineConfig, Generation, ModelUnavailable
+from genmodels.latents import lineage_latents
 from genmodels.images import ImageGenerator
 
 from museharness import run
@@ -159,7 +160,7 @@ def test_lineage_rederives_variations(bot_models: Path):
     assert torch.allclose(z, plain.variations(plain.generate("circles", 4, seed=11).latents[2], "circles", 4,
                                               seed=99).latents, atol=1e-6)
     with pytest.raises(ValueError, match="generations deep"):
-        lineage_latents(gen.latents, [Generation(1, 4, 0)] * 8)
+        lineage_latents(gen.latents, [Generation(1, 4, 0)] * 8, max_depth=7)
 
 
 def test_a_job_can_carry_latents_instead_of_seeds(bot_models: Path):

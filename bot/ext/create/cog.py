@@ -9,6 +9,7 @@ from discord import app_commands
 from discord.app_commands import locale_str as _
 from discord.ext import commands
 
+from genmodels import registry
 from genmodels.data.emoji import THEMES
 from genmodels.latents import Generation
 from genmodels.images import MAX_SEED
@@ -33,7 +34,7 @@ def form_lang(form: str | None) -> str | None:
 
 
 async def theme_autocomplete(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
-    gen = interaction.client.engine.loaded("dcgan")  # type: ignore[attr-defined]
+    gen = interaction.client.engine.loaded(registry.model_for("image").name)  # type: ignore[attr-defined]
     themes = gen.themes if gen is not None else THEMES
     cur = current.lower().strip()
     return [app_commands.Choice(name=th, value=th) for th in themes if cur in th.lower()][:25]

@@ -44,7 +44,7 @@ log = logging.getLogger("muse.create")
 
 def resolve_theme(interaction: discord.Interaction, theme: str | int) -> str | int:
     """Check a theme against the loaded generator (if loaded; otherwise the worker checks it)."""
-    gen = bot_of(interaction).engine.loaded("dcgan")
+    gen = bot_of(interaction).engine.loaded(registry.model_for("image").name)
     if gen is None:
         return theme
     try:
@@ -56,7 +56,7 @@ def resolve_theme(interaction: discord.Interaction, theme: str | int) -> str | i
 def resolve_style(interaction: discord.Interaction, style: str | int | None, seed: int) -> str | int | None:
     """Check a style against the loaded generator and draw "any" from ``seed`` (if the model is not loaded yet,
     the worker does both, the same way)."""
-    gen = bot_of(interaction).engine.loaded("dcgan")
+    gen = bot_of(interaction).engine.loaded(registry.model_for("image").name)
     if gen is None or style is None:
         return style
     try:
@@ -104,7 +104,7 @@ async def post_image(interaction: discord.Interaction, theme: str | int, lineage
               "lineage": render.encode_lineage(out.lineage, base=10)}
     if parent_cell is not None:
         params["parent_cell"] = parent_cell
-    await record(interaction, msg, kind="image", model="dcgan", version=out.version, seed=out.lineage[-1].seed,
+    await record(interaction, msg, kind="image", model=registry.model_for("image").name, version=out.version, seed=out.lineage[-1].seed,
                  latent=out.latents, params=params, parent_message=parent_of(interaction) if signal else None,
                  signal=signal, lineage=signal == "variation")
 
@@ -113,9 +113,9 @@ async def post_poem(interaction: discord.Interaction, lang: str, theme: str | No
                     *, parent: int | None = None, signal: str | None = None, form: str = "free") -> None:
     """``parent``: the seed of the poem this one varies; ``signal`` as in `post_image`; ``form``: a verse form of
     ``lang`` (`genmodels.verse.FORMS`), which sets the number of lines itself."""
-    poet = registry.poem_model(lang).name
+    poet = registry.model_for("poem", lang).name
     with await begin(interaction) as slot:
-        job = slot.call(poet, lambda m: m.sample(seed, lines=4, temperature=temperature, theme=theme, form=form))
+        job = slot.run(poet, "poem.sample", seed=seed, lines=4, temperature=temperature, theme=theme, form=form)
     try:
         out = await wait(interaction, job)
     except UserError as e:

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import logging
-import threading
 
 import discord
 
-from genmodels.data import DataError
-from genmodels.data.imagefile import ImageTooLarge
 from genmodels import registry
 from genmodels.latents import Generation
+from genmodels.operations import EndUnusable, ImageEnd
 
 from ... import render
 from ...errors import UserError
@@ -20,26 +19,6 @@ from ...recording import record
 from ...replies import begin, bot_of, finish, requester, wait
 
 log = logging.getLogger("muse.interpolate")
-
-
-_renderer_lock = threading.Lock()
-
-
-_renderer = None
-
-
-def _emoji_image(text: str):
-    """Render one emoji (in the worker thread). Never treats the text as a path."""
-    global _renderer
-    from genmodels.data.emoji import EmojiRenderer
-
-    with _renderer_lock:
-        if _renderer is None:
-            _renderer = EmojiRenderer()
-        im = _renderer.render(text)
-    if im is None:
-        raise UserError("unknown_emoji", text=text)
-    return im
 
 
 class Source:
@@ -72,68 +51,69 @@ class Source:
                 log.info("could not download attachment %r: %s", self.label[:100], e)
                 raise UserError("attachment_gone", name=self.label) from None
 
-    def image(self, engine, morpher):  # worker thread
-        if self.emoji is not None and self.emoji_style not in (None, "noto"):
-            try:
-                return morpher.emoji_in_style(self.emoji, self.emoji_style)
-            except DataError:
-                raise UserError("style_unprepared", style=self.emoji_style) from None
-            except ValueError:
-                raise UserError("not_in_style", text=self.emoji, style=self.emoji_style) from None
+    def end(self) -> ImageEnd:
+        """This end as the ``morph.images`` operation takes it (after `fetch`)."""
         if self.emoji is not None:
-            return _emoji_image(self.emoji)
-        if self.data is not None:
-            # the library decodes with an explicit list of formats and a pixel budget, checked from the header
-            try:
-                return morpher.image_from(self.data)
-            except ImageTooLarge as e:
-                raise UserError("too_many_pixels", name=self.label, size=f"{e.width}×{e.height}" if e.width else "?",
-                                mp=e.limit / 1e6) from None
-            except (DataError, ValueError):
-                raise UserError("not_image", name=self.label) from None
-        gen = engine.model("dcgan")
-        style = gen.style_index(self.style)
-        z = gen.lineage_latents(self.lineage, self.theme, style)  # `render.decode_lineage`: ≤ MAX_LINEAGE deep
-        return gen.render(z[self.cell:self.cell + 1], [self.theme], [style])[0]
+            return ImageEnd(self.label, emoji=self.emoji, emoji_style=self.emoji_style)
+        if self.attachment is not None:
+            return ImageEnd(self.label, data=self.data)
+        return ImageEnd(self.label, theme=self.theme, style=self.style, lineage=tuple(self.lineage or ()),
+                        cell=self.cell)
+
+
+def unusable(e: EndUnusable) -> UserError:
+    """What the member is told about an end the morph could not use."""
+    end = e.end
+    if e.reason == "unknown_emoji":
+        return UserError("unknown_emoji", text=end.emoji or end.label)
+    if e.reason == "style_unprepared":
+        return UserError("style_unprepared", style=end.emoji_style)
+    if e.reason == "not_in_style":
+        return UserError("not_in_style", text=end.emoji or end.label, style=end.emoji_style)
+    if e.reason == "too_many_pixels":
+        if e.width and e.height:
+            return UserError("too_many_pixels", name=end.label, size=f"{e.width}×{e.height}", mp=e.limit / 1e6)
+        return UserError("too_many_pixels_unread", name=end.label, mp=(e.limit or 0) / 1e6)
+    return UserError("not_image", name=end.label)
+
+
+def _morph_files(frames: list, cell_px: int) -> tuple[bytes, bytes]:
+    return render.morph_gif(frames, cell_px), render.strip_png(frames, max(64, cell_px // 2))
 
 
 async def post_morph(interaction: discord.Interaction, a: Source, b: Source, frames: int) -> None:
     bot = bot_of(interaction)
-    engine = bot.engine
     cell_px = bot.settings.limits.cell_px
+    model = registry.model_for("morph").name
     with await begin(interaction) as slot:
         await a.fetch()
         await b.fetch()
-
-        def work(morpher):
-            ims = [a.image(engine, morpher), b.image(engine, morpher)]
-            out = morpher.morph(ims[0], ims[1], frames=frames)
-            seq = out.frames
-            gif, strip = render.morph_gif(seq, cell_px), render.strip_png(seq, max(64, cell_px // 2))
-            return gif, strip, out.version, out.latents
-
-        job = slot.call("vae", work)
-    gif, strip, version, latents = await wait(interaction, job)
+        job = slot.run(model, "morph.images", a=a.end(), b=b.end(), frames=frames)
+    try:
+        out = await wait(interaction, job)
+    except EndUnusable as e:
+        raise unusable(e) from None
+    gif, strip = await asyncio.get_running_loop().run_in_executor(bot.encoder, _morph_files, out.frames, cell_px)
     loc = interaction.locale
     embed = discord.Embed(title=t(loc, "morph_title"), colour=discord.Colour.teal())
     embed.set_image(url="attachment://morph.gif")
     embed.add_field(name=t(loc, "f_from"), value=a.label[:256])
     embed.add_field(name=t(loc, "f_to"), value=b.label[:256])
     embed.add_field(name=t(loc, "f_frames"), value=str(frames))
-    embed.add_field(name=t(loc, "f_model"), value=version)
-    embed.set_footer(text=render.footer(kind="morph", frames=frames, model=version, by=requester(interaction),
+    embed.add_field(name=t(loc, "f_model"), value=out.version)
+    embed.set_footer(text=render.footer(kind="morph", frames=frames, model=out.version, by=requester(interaction),
                                         **{"from": a.label[:300], "to": b.label[:300]}))
     msg = await finish(interaction, embed=embed, files=[discord.File(io.BytesIO(gif), "morph.gif"),
                                                         discord.File(io.BytesIO(strip), "strip.png")])
     parent = a.message_id if a.message_id is not None else b.message_id
-    await record(interaction, msg, kind="morph", model="vae", version=version, parent_message=parent,
-                 latent=latents, params={"from": a.describe(), "to": b.describe(), "frames": frames})
+    await record(interaction, msg, kind="morph", model=model, version=out.version, parent_message=parent,
+                 latent=out.latents, params={"from": a.describe(), "to": b.describe(), "frames": frames})
 
 
 async def post_morph_poem(interaction: discord.Interaction, lang: str, a: str, b: str, steps: int) -> None:
-    poet = registry.poem_model(lang).name
+    poet = registry.model_for("poem", lang).name
     with await begin(interaction) as slot:
-        job = slot.call(poet, lambda m: m.morph(a, b, steps=steps))
+        job = slot.run(poet, "poem.morph", a=a, b=b, steps=steps)
     out = await wait(interaction, job)
     lines, version = out.frames, out.version
     loc = interaction.locale

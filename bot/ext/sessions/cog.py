@@ -32,7 +32,7 @@ from ...i18n import lang_of, t
 from ..create.cog import theme_autocomplete
 from ..create.flows import resolve_theme
 from . import present
-from .runner import SessionRunner, first_round
+from .runner import SessionRunner
 
 if TYPE_CHECKING:
     from ...app import MuseBot
@@ -150,7 +150,7 @@ class Sessions(commands.Cog):
                             limit=cfg.per_guild) from None
         s = await store.get_session(session_id)
         try:
-            await self.runner.store_round(s, 1, lambda m: first_round(m, s))
+            await self.runner.first_round(s)
         except BaseException as e:
             await store.end_session(session_id, "failed", "the first round could not be made")
             if isinstance(e, ValueError):  # the model cannot use the member's text (words it does not know)

@@ -14,8 +14,9 @@ latents, parents, operation and mutation size, votes, seeds), so this object hol
   (session, number) key (`FeedbackStore.add_round`), and breeding is a pure function of the stored state (the
   session's seed, the round number, the candidates' latents, the votes), so a restart between closing and posting
   breeds the same children, once.
-- Breeding (`genmodels.breeding`) and decoding run in the engine's worker as one job, and a round's images are
-  rendered as one batch (`Slot.image_from_latents`), next to members' /image requests.
+- Making a round (`genmodels.rounds`: breeding and decoding) runs in the engine's worker as one named operation
+  (``session.first_round`` / ``session.next_round``) with the stored state as plain arguments, and a round's images
+  are rendered as one batch (``image.latents``), next to members' /image requests.
 
 Every step for one session runs under that session's lock; different sessions run independently.
 """
@@ -27,15 +28,14 @@ import collections
 import io
 import logging
 import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 import discord
 import numpy as np
-import torch
 
 from genmodels import breeding
 from genmodels.engine import EngineBusy
+from genmodels.rounds import POEM_LINES, BroughtIn, Parent, SessionPlan, descent_path
 
 from ... import render
 from ...errors import log_error
@@ -52,95 +52,16 @@ if TYPE_CHECKING:
 log = logging.getLogger("muse.sessions")
 
 ACTIVE = ("running", "paused")
-# Lines sampled per latent row of a round's poems, the most fluent kept (`PoemModel.decode_poems`): a round decodes
-# every candidate's lines at once and must be posted within 2 s of the close on a 2-core CPU (docs/BENCHMARKS.md),
-# which the served models' 16 per row (`/poem`) do not allow.
-ROUND_RERANK = 1
-POEM_LINES = 4  # lines per poem candidate, as /poem writes them (so a /poem result can be brought in)
 GIF_MAX_FRAMES = 48
 ENGINE_RETRY_S = 3.0  # a full engine queue: try the round again this much later ...
 ENGINE_TRIES = 20  # ... this many times (a minute), then leave the session for the next start
 
 
-# ---- the work done in the engine's worker (pure functions of the stored state) -------------------------------
-
-
-@dataclass
-class Bred:
-    """A round's candidates as `FeedbackStore.add_round` takes them, and the model version that made them."""
-
-    rows: list[dict]
-    version: str
-
-
-def _fresh(model: Any, session: "SessionRow") -> Callable[[torch.Generator], torch.Tensor]:
-    if session.kind == "image":
-        return model.fresh_latent
-    theme = session.params.get("theme")
-    return lambda g: model.fresh_latents(g, lines=POEM_LINES, theme=theme)
-
-
-def _rows(children: list[breeding.Child], texts: list[str | None], seeded_by: list[int | None]) -> list[dict]:
-    return [{"idx": i, "op": c.op, "parents": list(c.parents), "t": c.t, "mutation": c.mutation,
-             "latent": c.latent.detach().cpu().numpy().astype(np.float32), "content": texts[i],
-             "seeded_by": seeded_by[i]} for i, c in enumerate(children)]
-
-
-def verse_form(model: Any, session: "SessionRow") -> int | None:
-    """A Chinese session's clause length (5 or 7), drawn once from the session's seed, so every round of one
-    session is in the same form (None for English)."""
-    return model.verse_form(torch.Generator().manual_seed(session.seed))
-
-
-def _texts(model: Any, session: "SessionRow", children: list[breeding.Child], known: list[str | None],
-           generator: torch.Generator) -> list[str | None]:
-    """Poems: the text of each child. Known texts (the elite's, a brought-in poem's) are kept as they are; the rest
-    are decoded in one batch."""
-    if session.kind != "poem":
-        return [None] * len(children)
-    todo = [i for i, text in enumerate(known) if text is None]
-    out = list(known)
-    if todo:
-        z = torch.stack([children[i].latent for i in todo])  # (n, L, D)
-        poems = model.decode_poems(z, generator=generator, temperature=float(session.params.get("temperature", 0.9)),
-                                   form=verse_form(model, session), rerank=ROUND_RERANK)
-        for i, poem in zip(todo, poems):
-            out[i] = poem.text
-    return out
-
-
-def first_round(model: Any, session: "SessionRow") -> Bred:
-    g = breeding.round_generator(session.seed, 1)
-    children = breeding.first_round(session.candidates, _fresh(model, session), g)
-    texts = _texts(model, session, children, [None] * len(children), g)
-    return Bred(_rows(children, texts, [None] * len(children)), model.version)
-
-
-def next_round(model: Any, session: "SessionRow", number: int, prev: list["CandidateRow"], tally: "Tally",
-               seeds: list, cfg: breeding.BreedConfig) -> Bred:
-    g = breeding.round_generator(session.seed, number)
-    latents = torch.stack([torch.from_numpy(np.asarray(c.latent, np.float32)) for c in prev])
-    shape = tuple(latents.shape[1:])
-    usable = [s for s in seeds if tuple(np.asarray(s.latent).shape) == shape][: cfg.max_seeds]
-    children = breeding.breed(latents, tally.votes, n=session.candidates, round_number=number, rounds=session.rounds,
-                              fresh=_fresh(model, session), generator=g, cfg=cfg, none_votes=tally.none,
-                              seeds=[torch.from_numpy(np.asarray(s.latent, np.float32)) for s in usable])
-    known: list[str | None] = []
-    seeded_by: list[int | None] = []
-    seed_iter = iter(usable)
-    for c in children:
-        if c.op == "elite":
-            known.append(prev[c.parents[0]].content)
-            seeded_by.append(None)
-        elif c.op == "seeded":
-            s = next(seed_iter)
-            known.append(s.content)
-            seeded_by.append(s.user_id)
-        else:
-            known.append(None)
-            seeded_by.append(None)
-    texts = _texts(model, session, children, known, g)
-    return Bred(_rows(children, texts, seeded_by), model.version)
+def plan_of(s: "SessionRow") -> SessionPlan:
+    """What breeding needs of a stored session (`genmodels.rounds`)."""
+    return SessionPlan(s.kind, s.seed, s.candidates, s.rounds,
+                              theme=s.params.get("theme") if s.kind == "poem" else None,
+                              temperature=float(s.params.get("temperature", 0.9)))
 
 
 # ---- the runner --------------------------------------------------------------------------------------------
@@ -339,8 +260,11 @@ class SessionRunner:
             tally = tally or await self.store.tally(prev.id)
             cands = await self.store.candidates(prev.id)
             seeds = await self.store.seeds(s.id, number)
-            cfg = self.bot.settings.breeding
-            r = await self.store_round(s, number, lambda m: next_round(m, s, number, cands, tally, seeds, cfg))
+            r = await self.store_round(
+                s, number, "session.next_round", plan=plan_of(s), number=number,
+                prev=[Parent(c.latent, c.content) for c in cands], votes=list(tally.votes),
+                none_votes=tally.none, brought_in=[BroughtIn(x.latent, x.content, x.user_id) for x in seeds],
+                cfg=self.bot.settings.breeding)
         if r.status == "open" and r.message_id is None and not await self._post_round(s, r):
             return
         if r.status == "open":
@@ -379,11 +303,16 @@ class SessionRunner:
         return {"kind": s.kind, "model": s.model, "guild_id": s.guild_id, "channel_id": s.thread_id or s.channel_id,
                 "params": params}
 
-    async def store_round(self, s: "SessionRow", number: int, make: Callable[[Any], Bred]) -> "RoundRow":
-        """Make round ``number`` in the engine's worker (``make(model)``: `first_round` or `next_round`) and store it,
-        open, with its deadline and its candidates as results. A round already stored under that number is kept
-        (`FeedbackStore.add_round`), so making it twice stores it once."""
-        bred = await self._engine_call(s, make)
+    async def first_round(self, s: "SessionRow") -> "RoundRow":
+        """Make and store a new session's first round."""
+        return await self.store_round(s, 1, "session.first_round", plan=plan_of(s))
+
+    async def store_round(self, s: "SessionRow", number: int, op: str, /, **args: Any) -> "RoundRow":
+        """Make round ``number`` in the engine's worker (operation ``op``, ``session.first_round`` or
+        ``session.next_round``, with ``args``) and store it, open, with its deadline and its candidates as results. A
+        round already stored under that number is kept (`FeedbackStore.add_round`), so making it twice stores it
+        once."""
+        bred = await self._engine(s, lambda user: self.bot.engine.run(s.model, op, user=user, **args))
         round_id, _ = await self.store.add_round(
             s.id, number, deadline=time.time() + self.seconds(s.round_seconds),
             model_version=version_tag(bred.version), candidates=bred.rows, result=self._result_spec(s))
@@ -399,11 +328,7 @@ class SessionRunner:
                 await asyncio.sleep(ENGINE_RETRY_S)
         raise RuntimeError(f"the engine stayed busy; session {s.id} will continue at the next start")
 
-    async def _engine_call(self, s: "SessionRow", fn: Callable[[Any], Any]) -> Any:
-        """Run ``fn(model)`` in the engine's worker."""
-        return await self._engine(s, lambda user: self.bot.engine.call(s.model, fn, user=user))
-
-    async def _render(self, s: "SessionRow", latents: torch.Tensor) -> list:
+    async def _render(self, s: "SessionRow", latents: np.ndarray) -> list:
         """Images of the session's theme from latents (N, nz): one batch through the engine."""
         out = await self._engine(s, lambda user: self.bot.engine.image_from_latents(s.params["theme_index"],
                                                                                     latents, user=user))
@@ -419,8 +344,7 @@ class SessionRunner:
         names = await self._seeders(s, r.number)
         files = []
         if s.kind == "image":
-            z = torch.from_numpy(np.stack([np.asarray(c.latent, np.float32) for c in cands]))
-            images = await self._render(s, z)
+            images = await self._render(s, np.stack([np.asarray(c.latent, np.float32) for c in cands]))
             png = await self._encode(render.numbered_grid_png, images, self.bot.settings.limits.cell_px)
             files.append(discord.File(io.BytesIO(png), "round.png"))
         loc = present.locale_of(s)
@@ -510,10 +434,8 @@ class SessionRunner:
         version = rounds[chain[-1][0] - 1].model_version or s.model
         files = []
         if s.kind == "image":
-            z = torch.from_numpy(np.stack([np.asarray(c.latent, np.float32) for _, c in chain]))  # (K, nz)
-            k = len(z)
-            between = 0 if k == 1 else max(0, min(4, (GIF_MAX_FRAMES - k) // (k - 1)))
-            frames = await self._render(s, breeding.descent_frames(z, between))
+            path_z, between = descent_path([c.latent for _, c in chain], GIF_MAX_FRAMES)
+            frames = await self._render(s, path_z)
             durations = [900 if i % (between + 1) == 0 else 90 for i in range(len(frames))]
             durations[-1] = 2000
             gif = await self._encode(render.morph_gif, frames, 256, durations, False)
