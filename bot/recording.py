@@ -29,6 +29,7 @@ from .errors import log_error
 
 if TYPE_CHECKING:
     from .app import MuseBot
+    from .provenance import Provenance
 
 log = logging.getLogger("muse.feedback")
 
@@ -161,11 +162,11 @@ async def save(bot: "MuseBot", write: PendingWrite) -> Any:
     return value
 
 
-async def record(interaction: discord.Interaction, message: discord.Message | None, *, kind: str, model: str,
-                 version: str, seed: int | None = None, latent: Any = None, params: dict | None = None,
-                 content: str | None = None, parent_message: int | None = None, signal: str | None = None,
-                 lineage: bool = True) -> int | None:
-    """Store a result Muse just posted as ``message``, and return its id (None if not stored yet). Never raises.
+async def record(interaction: discord.Interaction, message: discord.Message | None, prov: "Provenance", *,
+                 latent: Any = None, content: str | None = None, parent_message: int | None = None,
+                 signal: str | None = None, lineage: bool = True) -> int | None:
+    """Store a result Muse just posted as ``message`` with its provenance (kind, model, version, seed and
+    ``prov.params()``), and return its id (None if not stored yet). Never raises.
 
     ``parent_message``: the message of the result this one came from (the button's message, or the grid a
     morph started from). ``signal``: the button pressed on it ('variation' | 'reroll'), stored as a weak
@@ -177,6 +178,7 @@ async def record(interaction: discord.Interaction, message: discord.Message | No
     if store is None:
         return None
     user, message_id = interaction.user.id, message.id if message is not None else None
+    kind = prov.kind
     signalled = False
 
     async def write() -> int:
@@ -191,8 +193,8 @@ async def record(interaction: discord.Interaction, message: discord.Message | No
                 if lineage:
                     parents.append(parent.id)
         return await store.record_result(
-            kind=kind, model=model, model_version=version_tag(version), seed=seed, latent=as_latent(latent),
-            params=params, parents=parents, content=content, message_id=message_id,
+            kind=kind, model=prov.model, model_version=version_tag(prov.version), seed=prov.seed,
+            latent=as_latent(latent), params=prov.params(), parents=parents, content=content, message_id=message_id,
             channel_id=message.channel.id if message is not None else interaction.channel_id,
             guild_id=interaction.guild_id, requester_id=user)
 

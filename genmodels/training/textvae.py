@@ -34,9 +34,11 @@ import torch
 
 from .. import checkpoints
 from ..paths import version_root
+from ..poetry import PoemModel, sampling_for
 from ..data import DataError
 from ..data.poems import build_poem_dataset, load_poem_dataset
 from ..data.tokenizer import TOKENIZER_FILE, lines_to_tensor, load_tokenizer, save_tokenizer, train_tokenizer
+from ..eval_text import IW_K, add_readability, text_metrics
 from ..nets.textvae import TextVAE, TextVAEConfig
 from . import common
 
@@ -292,8 +294,6 @@ def train(
     version's LM baseline as it is (no LM phase, no new ``textlm`` version) and train only the VAE, with the
     version's own objective (`version_recipe`) on `polish_recipe`'s schedule.
     """
-    from ..eval_text import IW_K, add_readability, text_metrics  # late: eval_text imports this module's helpers
-    from ..poetry import PoemModel, sampling_for
 
     if lang not in RECIPES:
         raise DataError(f"Unknown poem language '{lang}'; choose one of: {', '.join(RECIPES)}.")

@@ -35,6 +35,7 @@ from ...render import MAX_LINEAGE
 from ...checks import check_range, random_seed
 from ...errors import UserError
 from ...i18n import t
+from ...provenance import Provenance
 from ...recording import record
 from ...replies import CUSTOM_ID_MAX, SafeItem, begin, bot_of, finish, parent_of, requester, wait
 from ..interpolate.views import ImageMorph
@@ -83,29 +84,24 @@ async def post_image(interaction: discord.Interaction, theme: str | int, lineage
     loc = interaction.locale
     title = (t(loc, "variation_title", theme=out.theme, cell=parent_cell + 1) if parent_cell is not None
              else t(loc, "image_title", theme=out.theme))
-    root = out.lineage[0]
-    embed = discord.Embed(title=title, colour=discord.Colour.blurple())
-    embed.set_image(url="attachment://muse.png")
-    embed.add_field(name=t(loc, "f_theme"), value=out.theme)
-    embed.add_field(name=t(loc, "f_style"), value=out.style)
-    embed.add_field(name=t(loc, "f_seed"), value=str(out.lineage[-1].seed))
-    embed.add_field(name=t(loc, "f_model"), value=out.version)
+    last = out.lineage[-1]
+    prov = Provenance("image", registry.model_for("image").name, out.version, requester(interaction), seed=last.seed)
+    prov.add("theme", out.theme, label="f_theme").add("theme_index", out.theme_index)
+    prov.add("style", out.style, label="f_style").add("style_index", out.style_index)
+    prov.add("count", last.count).add("seed", last.seed, label="f_seed", stored=False)
+    prov.add("lineage", render.encode_lineage(out.lineage, base=10))
     if len(out.lineage) > 1:
         chain = " → ".join(f"{g.seed}·V{g.cell + 1}" for g in out.lineage[:-1])
-        embed.add_field(name=t(loc, "f_parents"), value=chain, inline=False)
-    embed.set_footer(text=render.footer(kind="image", theme=out.theme, theme_index=out.theme_index,
-                                        style=out.style, style_index=out.style_index, count=out.lineage[-1].count, seed=out.lineage[-1].seed,
-                                        lineage=render.encode_lineage(out.lineage, base=10),
-                                        model=out.version, by=requester(interaction), root_seed=root.seed))
+        prov.add("parents", chain, label="f_parents", inline=False, footer=False, stored=False)
+    if parent_cell is not None:
+        prov.add("parent_cell", parent_cell, footer=False)
+    prov.add("root_seed", out.lineage[0].seed, stored=False)
+    embed = prov.fields(discord.Embed(title=title, colour=discord.Colour.blurple()), loc)
+    embed.set_image(url="attachment://muse.png")
+    embed.set_footer(text=prov.footer())
     msg = await finish(interaction, embed=embed, files=[discord.File(io.BytesIO(png), "muse.png")],
                        view=image_view(loc, out.theme_index, out.lineage, out.style_index))
-    params = {"theme": out.theme, "theme_index": out.theme_index, "style": out.style,
-              "style_index": out.style_index, "count": out.lineage[-1].count,
-              "lineage": render.encode_lineage(out.lineage, base=10)}
-    if parent_cell is not None:
-        params["parent_cell"] = parent_cell
-    await record(interaction, msg, kind="image", model=registry.model_for("image").name, version=out.version, seed=out.lineage[-1].seed,
-                 latent=out.latents, params=params, parent_message=parent_of(interaction) if signal else None,
+    await record(interaction, msg, prov, latent=out.latents, parent_message=parent_of(interaction) if signal else None,
                  signal=signal, lineage=signal == "variation")
 
 
@@ -122,35 +118,22 @@ async def post_poem(interaction: discord.Interaction, lang: str, theme: str | No
         if isinstance(e.__cause__, FormNotMet):  # the form's constraints were not met within the tries
             raise UserError("form_not_met", form=form, detail=str(e.__cause__).split(";")[0]) from e.__cause__
         raise
-    text, version = out.text, out.version
+    text = out.text
     loc = interaction.locale
-    embed = discord.Embed(title=t(loc, "poem_var_title" if parent is not None else "poem_title"),
-                          description=text[:4000], colour=discord.Colour.gold())
-    if theme:
-        embed.add_field(name=t(loc, "f_theme"), value=theme, inline=False)
-    embed.add_field(name=t(loc, "f_seed"), value=str(seed))
-    embed.add_field(name=t(loc, "f_temperature"), value=f"{temperature:g}")
-    if form != "free":
-        embed.add_field(name=t(loc, "f_form"), value=form)
-    embed.add_field(name=t(loc, "f_model"), value=version)
+    prov = Provenance("poem", poet, out.version, requester(interaction), seed=seed)
+    prov.add("lang", lang).add("seed", seed, label="f_seed", stored=False)
+    prov.add("temperature", temperature, label="f_temperature", shown=f"{temperature:g}")
+    prov.add("form", form, label="f_form" if form != "free" else None, footer=form != "free")
+    prov.add("theme", theme, label="f_theme" if theme else None, inline=False, footer=bool(theme))
+    prov.add("lines", len(out.lines), footer=False)
     if parent is not None:
-        embed.add_field(name=t(loc, "f_parents"), value=str(parent))
-    fields = dict(kind="poem", lang=lang, seed=seed, temperature=f"{temperature:g}", model=version,
-                  by=requester(interaction))
-    if parent is not None:
-        fields["parent"] = parent
-    if theme:
-        fields["theme"] = theme
-    if form != "free":
-        fields["form"] = form
-    embed.set_footer(text=render.footer(**fields))
+        prov.add("parent", parent, label="f_parents", stored_as="parent_seed")
+    embed = prov.fields(discord.Embed(title=t(loc, "poem_var_title" if parent is not None else "poem_title"),
+                                      description=text[:4000], colour=discord.Colour.gold()), loc)
+    embed.set_footer(text=prov.footer())
     msg = await finish(interaction, embed=embed, files=[], view=poem_view(loc, lang, temperature, seed))
     # The latent has one row per line the text VAE decoded; seed + parameters also reproduce the poem exactly.
-    params = {"lang": lang, "theme": theme, "temperature": temperature, "lines": len(out.lines), "form": form}
-    if parent is not None:
-        params["parent_seed"] = parent
-    await record(interaction, msg, kind="poem", model=poet, version=version, seed=seed,
-                 latent=out.latents if len(out.latents) else None, params=params, content=text,
+    await record(interaction, msg, prov, latent=out.latents if len(out.latents) else None, content=text,
                  parent_message=parent_of(interaction) if signal else None, signal=signal,
                  lineage=signal == "variation")
 

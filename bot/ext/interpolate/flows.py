@@ -15,6 +15,7 @@ from genmodels.operations import EndUnusable, ImageEnd
 from ... import render
 from ...errors import UserError
 from ...i18n import t
+from ...provenance import Provenance
 from ...recording import record
 from ...replies import begin, bot_of, finish, requester, wait
 
@@ -95,19 +96,18 @@ async def post_morph(interaction: discord.Interaction, a: Source, b: Source, fra
         raise unusable(e) from None
     gif, strip = await asyncio.get_running_loop().run_in_executor(bot.encoder, _morph_files, out.frames, cell_px)
     loc = interaction.locale
-    embed = discord.Embed(title=t(loc, "morph_title"), colour=discord.Colour.teal())
+    prov = Provenance("morph", model, out.version, requester(interaction))
+    for key, label, end in (("from", "f_from", a), ("to", "f_to", b)):
+        prov.add(key, end.label[:300], label=label, shown=end.label[:256], stored=False)  # as the member named it
+        prov.add(key, end.describe(), footer=False)  # what the store keeps of it
+    prov.add("frames", frames, label="f_frames")
+    embed = prov.fields(discord.Embed(title=t(loc, "morph_title"), colour=discord.Colour.teal()), loc)
     embed.set_image(url="attachment://morph.gif")
-    embed.add_field(name=t(loc, "f_from"), value=a.label[:256])
-    embed.add_field(name=t(loc, "f_to"), value=b.label[:256])
-    embed.add_field(name=t(loc, "f_frames"), value=str(frames))
-    embed.add_field(name=t(loc, "f_model"), value=out.version)
-    embed.set_footer(text=render.footer(kind="morph", frames=frames, model=out.version, by=requester(interaction),
-                                        **{"from": a.label[:300], "to": b.label[:300]}))
+    embed.set_footer(text=prov.footer())
     msg = await finish(interaction, embed=embed, files=[discord.File(io.BytesIO(gif), "morph.gif"),
                                                         discord.File(io.BytesIO(strip), "strip.png")])
     parent = a.message_id if a.message_id is not None else b.message_id
-    await record(interaction, msg, kind="morph", model=model, version=out.version, parent_message=parent,
-                 latent=out.latents, params={"from": a.describe(), "to": b.describe(), "frames": frames})
+    await record(interaction, msg, prov, parent_message=parent, latent=out.latents)
 
 
 async def post_morph_poem(interaction: discord.Interaction, lang: str, a: str, b: str, steps: int) -> None:
@@ -115,17 +115,16 @@ async def post_morph_poem(interaction: discord.Interaction, lang: str, a: str, b
     with await begin(interaction) as slot:
         job = slot.run(poet, "poem.morph", a=a, b=b, steps=steps)
     out = await wait(interaction, job)
-    lines, version = out.frames, out.version
+    lines = out.frames
     loc = interaction.locale
+    prov = Provenance("morph-poem", poet, out.version, requester(interaction))
+    prov.add("lang", lang).add("steps", steps, label="f_steps").add("from", a).add("to", b)
     body = "\n".join(f"`{i + 1:>2}` {line}" for i, line in enumerate(lines))
-    embed = discord.Embed(title=t(loc, "morph_poem_title"), description=body[:4000], colour=discord.Colour.teal())
-    embed.add_field(name=t(loc, "f_steps"), value=str(steps))
-    embed.add_field(name=t(loc, "f_model"), value=version)
-    embed.set_footer(text=render.footer(kind="morph-poem", lang=lang, steps=steps, model=version,
-                                        by=requester(interaction), **{"from": a, "to": b}))
+    embed = prov.fields(discord.Embed(title=t(loc, "morph_poem_title"), description=body[:4000],
+                                      colour=discord.Colour.teal()), loc)
+    embed.set_footer(text=prov.footer())
     msg = await finish(interaction, embed=embed, files=[])
-    await record(interaction, msg, kind="morph-poem", model=poet, version=version,
-                 params={"lang": lang, "from": a, "to": b, "steps": steps}, content="\n".join(lines))
+    await record(interaction, msg, prov, content="\n".join(lines))
 
 
 def guess_lang(*texts: str) -> str:
