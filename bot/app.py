@@ -109,7 +109,9 @@ class MuseBot(commands.Bot):
         self._feedback = feedback
         self._own_store = self._own_trainer = False
         # results (and votes) the database could not take yet: kept and retried, never dropped silently
-        self.pending_writes = PendingWrites(self, settings.database.retry_seconds)
+        self.pending_writes = PendingWrites(settings.database.retry_seconds,
+                                            report=lambda text: self.report_to_admins(text),
+                                            database=settings.database.path)
         # what the extensions registered: the templates of their buttons, and their forms by custom_id pattern
         self.button_templates: list[re.Pattern[str]] = []
         self.modal_routes: list[tuple[re.Pattern[str], ModalHandler]] = []

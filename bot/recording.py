@@ -18,7 +18,7 @@ import asyncio
 import logging
 import sqlite3
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Protocol
 
 import discord
 import numpy as np
@@ -28,7 +28,8 @@ from genmodels import registry
 from .errors import log_error
 
 if TYPE_CHECKING:
-    from .app import MuseBot
+    from genmodels.feedback.store import FeedbackStore
+
     from .provenance import Provenance
 
 log = logging.getLogger("muse.feedback")
@@ -67,11 +68,12 @@ class PendingWrites:
     """Writes the database refused for now, retried in order until it takes them.
 
     A reaction on a result that is still waiting here waits behind it (`holds`), so no vote is dropped because
-    its result was not stored yet. The admins get one report when an outage starts and one when it ends.
+    its result was not stored yet. The admins get one report when an outage starts and one when it ends, through
+    ``report(text)``; ``database`` names the file in it.
     """
 
-    def __init__(self, bot: "MuseBot", retry_seconds: float):
-        self.bot, self.retry_seconds = bot, retry_seconds
+    def __init__(self, retry_seconds: float, *, report: Callable[[str], Awaitable[Any]], database: str):
+        self.retry_seconds, self._report, self.database = retry_seconds, report, database
         self._queue: list[PendingWrite] = []
         self._task: asyncio.Task | None = None
         self._saved = 0
@@ -97,7 +99,7 @@ class PendingWrites:
             self._tell(f"⚠️ Muse could not save a result to its database ({error}). Results and the votes on "
                        f"them are kept in memory and retried every {self.retry_seconds:g} s, so nothing is lost "
                        "unless Muse stops before the database works again. Check the free disk space, and that "
-                       f"no other program holds `{self.bot.settings.database.path}` locked.")
+                       f"no other program holds `{self.database}` locked.")
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._retry(), name="muse-pending-writes")
 
@@ -134,7 +136,7 @@ class PendingWrites:
 
     def _tell(self, text: str) -> None:
         loop = asyncio.get_running_loop()
-        task = loop.create_task(self.bot.report_to_admins(text), name="muse-pending-report")
+        task = loop.create_task(self._report(text), name="muse-pending-report")
         task.add_done_callback(lambda t: t.exception() if not t.cancelled() else None)
 
     async def close(self) -> None:
@@ -145,21 +147,28 @@ class PendingWrites:
                 await self._task
             except (asyncio.CancelledError, Exception):  # noqa: BLE001
                 pass
-        if self._queue and self.bot.store is not None and not await self.flush():
+        if self._queue and not await self.flush():
             log.error("Muse stopped before the database worked again: %d results and votes were not saved: %s",
                       len(self._queue), ", ".join(f"{w.what} (message {w.message_id})" for w in self._queue[:20]))
 
 
-async def save(bot: "MuseBot", write: PendingWrite) -> Any:
-    """Run ``write`` now; if the database refuses it for now, queue it in ``bot.pending_writes``."""
-    try:
-        value = await write.run()
-    except TRANSIENT as e:
-        bot.pending_writes.add(write, e)
-        return None
-    if write.after is not None:
-        await write.after(value)
-    return value
+    async def save(self, write: PendingWrite) -> Any:
+        """Run ``write`` now; if the database refuses it for now, keep it here and retry it."""
+        try:
+            value = await write.run()
+        except TRANSIENT as e:
+            self.add(write, e)
+            return None
+        if write.after is not None:
+            await write.after(value)
+        return value
+
+
+class Recorder(Protocol):
+    """What storing a result needs of the bot (`bot.app.MuseBot` is one)."""
+
+    store: "FeedbackStore | None"
+    pending_writes: PendingWrites
 
 
 async def record(interaction: discord.Interaction, message: discord.Message | None, prov: "Provenance", *,
@@ -173,7 +182,7 @@ async def record(interaction: discord.Interaction, message: discord.Message | No
     vote of the presser. ``lineage``: whether the parent is this result's parent (a variation or a morph is;
     a reroll is not: it asked for something else, not something derived).
     """
-    bot: MuseBot = interaction.client  # type: ignore[assignment]
+    bot: Recorder = interaction.client  # type: ignore[assignment]
     store = bot.store
     if store is None:
         return None
@@ -199,7 +208,7 @@ async def record(interaction: discord.Interaction, message: discord.Message | No
             guild_id=interaction.guild_id, requester_id=user)
 
     try:
-        return await save(bot, PendingWrite(f"a {kind} result of user {user}", message_id, write))
+        return await bot.pending_writes.save(PendingWrite(f"a {kind} result of user {user}", message_id, write))
     except Exception as e:  # noqa: BLE001 - the result is posted; losing its row must not turn into an error
         log_error(e, f"storing a {kind} result of user {user}")
         return None

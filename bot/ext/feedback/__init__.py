@@ -16,7 +16,7 @@ import discord
 from discord.ext import commands
 
 from ...errors import log_error
-from ...recording import PendingWrite, save
+from ...recording import PendingWrite
 
 if TYPE_CHECKING:
     from ...app import MuseBot
@@ -93,7 +93,7 @@ class Reactions(commands.Cog):
             if pending.holds(message_id):  # its result waits for the database: the vote waits behind it
                 pending.add(PendingWrite(what, message_id, write), "its result is not saved yet")
                 return
-            await save(self.bot, PendingWrite(what, message_id, write))
+            await self.bot.pending_writes.save(PendingWrite(what, message_id, write))
         except Exception as e:  # noqa: BLE001 - a listener has no one to answer; log and go on
             log_error(e, f"recording a reaction of user {user} on message {message_id}")
 

@@ -40,7 +40,7 @@ from genmodels.rounds import POEM_LINES, BroughtIn, Parent, SessionPlan, descent
 from ... import render
 from ...errors import log_error
 from ...i18n import t
-from ...recording import PendingWrite, as_latent, save, version_tag
+from ...recording import PendingWrite, as_latent, version_tag
 from . import present
 from .views import round_view
 
@@ -462,6 +462,6 @@ class SessionRunner:
                 channel_id=s.thread_id or s.channel_id, guild_id=s.guild_id, requester_id=s.starter_id)
 
         try:
-            await save(self.bot, PendingWrite(f"the winner of session {s.id}", msg.id, write))
+            await self.bot.pending_writes.save(PendingWrite(f"the winner of session {s.id}", msg.id, write))
         except Exception as e:  # noqa: BLE001 - the winner is posted; losing its row must not break the end
             log_error(e, f"storing the winner of session {s.id}")
