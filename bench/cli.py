@@ -20,7 +20,6 @@ import sys
 from pathlib import Path
 
 from genmodels import cli as core_cli
-from genmodels import paths
 
 
 def cmd_bench(args) -> int:
@@ -44,6 +43,8 @@ def cmd_bench(args) -> int:
                                candidates=args.candidates, models=args.models, seed=args.seed,
                                sample=args.sample)
     else:
+        from genmodels import paths
+
         from .train import run as bench_train
 
         result = bench_train(steps=args.steps or 30, device=args.device,
@@ -56,10 +57,10 @@ def add_commands(sub) -> None:
     """Add ``bench train|feedback|serve|session`` to ``sub`` (what ``ArgumentParser.add_subparsers()`` returned)."""
     sp = sub.add_parser("bench", help="benchmarks that print JSON")
     sp.add_argument("what", choices=["train", "feedback", "serve", "session"])
-    sp.add_argument("--json", action="store_true")
+    sp.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     sp.add_argument("--steps", type=int, help="train: timed steps per loop (30); feedback: fine-tune steps")
-    sp.add_argument("--device", default="auto")
-    sp.add_argument("--data")
+    sp.add_argument("--device", default="auto", help="train: auto (CUDA if present), cpu or cuda")
+    sp.add_argument("--data", help="train, feedback: dataset folder (default: $MUSE_DATA_DIR or ./data)")
     sp.add_argument("--models", help="models folder (default: $MUSE_MODELS_DIR, then the shipped weights)")
     sp.add_argument("--kind", choices=["image", "poem"], default="image",
                     help="feedback: what the community rates; session: what the session breeds")

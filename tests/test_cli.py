@@ -122,3 +122,19 @@ def test_eval_and_generate_in_each_style(styled_models, styled_npz, tmp_path, ca
     code, _, err = run(capsys, "generate", "image", "--theme", "circles", "--style", "twemoji",
                        "--models", str(styled_models), "--out", str(tmp_path / "h.png"))
     assert code == 2 and "does not draw the style 'twemoji'" in err
+
+
+def test_generated_files_go_to_out_by_default(tiny_models, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # the README's examples write into ./out (git-ignored), made when missing
+    code, stdout, err = run(capsys, "generate", "image", "--theme", "squares", "--models", str(tiny_models))
+    assert code == 0, err
+    assert "wrote out/grid.png" in stdout and Image.open(tmp_path / "out" / "grid.png").format == "PNG"
+
+
+def test_a_style_missing_from_the_prepared_emoji_says_how_to_get_it(styled_models, styled_npz, tmp_path, capsys):
+    src = tmp_path / "a.png"
+    Image.new("RGBA", (40, 40), (255, 200, 0, 255)).save(src)
+    code, _, err = run(capsys, "generate", "morph", "--from", str(src), "--to", "🐶", "--to-style", "twemoji",
+                       "--models", str(styled_models), "--data", str(styled_npz.parent), "--out", str(tmp_path / "m.gif"))
+    assert code == 2 and "hold no 'twemoji' style" in err
+    assert "`muse prepare images --styles noto,openmoji,twemoji`" in err and "Traceback" not in err

@@ -1,4 +1,4 @@
-"""`muse prepare poems`: the big corpora's dataset and card, and the fallback to Debian's fortunes files.
+"""`muse prepare poems`: the big corpora's dataset and card, and the fallback to Debian's fortunes files (asked for).
 
 The corpora's own readers are tested in tests/test_gutenberg.py and tests/test_chinese_poetry.py; here the
 fetch-and-build steps are replaced, so nothing is downloaded.
@@ -43,15 +43,25 @@ def test_the_big_corpus_is_written_with_its_card(tmp_path, monkeypatch):
     assert "splits" not in card  # the card is the small, readable part
 
 
-def test_a_corpus_that_cannot_be_fetched_falls_back_to_fortunes_and_says_so(tmp_path, monkeypatch):
-    def no_npm(cache):
-        raise DataError("npm is needed to download the chinese-poetry corpus; install it with: sudo apt-get "
-                        "install npm (without it, Muse builds the Chinese corpus from Debian's fortunes-zh)")
+def _no_npm(cache):
+    raise DataError("npm is needed to download the chinese-poetry corpus; install it with: sudo apt-get "
+                    "install npm (or build the small Chinese corpus from Debian's fortunes-zh instead)")
 
-    monkeypatch.setattr(chinese_poetry, "fetch_tarball", no_npm)
+
+def test_a_corpus_that_cannot_be_fetched_is_an_error_and_nothing_is_written(tmp_path, monkeypatch):
+    monkeypatch.setattr(chinese_poetry, "fetch_tarball", _no_npm)
     monkeypatch.setattr(poems, "FORTUNES_DIR", fake_fortunes(tmp_path / "fortunes"))
     said: list[str] = []
-    out = corpora.build_corpus("zh", tmp_path / "data", progress=False, say=said.append)
+    with pytest.raises(DataError, match="apt-get install npm"):
+        corpora.build_corpus("zh", tmp_path / "data", progress=False, say=said.append)
+    assert said == [] and not (tmp_path / "data" / "poems-zh.json").exists()
+
+
+def test_a_corpus_that_cannot_be_fetched_falls_back_to_fortunes_when_asked_and_says_so(tmp_path, monkeypatch):
+    monkeypatch.setattr(chinese_poetry, "fetch_tarball", _no_npm)
+    monkeypatch.setattr(poems, "FORTUNES_DIR", fake_fortunes(tmp_path / "fortunes"))
+    said: list[str] = []
+    out = corpora.build_corpus("zh", tmp_path / "data", progress=False, fallback=True, say=said.append)
     assert len(said) == 2 and "apt-get install npm" in said[0] and "Debian" in said[1]
     ds = load_poem_dataset(out)
     # six poems from each of tang300 and song100; the "chinese" file's copies of them are dropped as seen

