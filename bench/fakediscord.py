@@ -82,6 +82,8 @@ class Fault:
     code: int
     message: str
     times: int | None
+    headers: dict[str, str] | None = None  # extra response headers (a 429's Retry-After, Discord's Via)
+    body: Any = None  # the body instead of Discord's {"code", "message"}: a dict (JSON) or text (an HTML page)
 
 
 def _user(uid: int, name: str, bot: bool = False) -> dict:
@@ -102,6 +104,9 @@ class FakeDiscord:
         self.port = 0
         self.old_base = discord.http.Route.BASE
         self.faults: list[Fault] = []  # answers to give instead of the usual ones (see `fail`)
+        # Discord's 3 s for acknowledging an interaction, from its snowflake: a callback later than this is
+        # answered 404 Unknown interaction (10062). None (the default): callbacks are never too late.
+        self.callback_window: float | None = None
         self.threads: dict[int, int] = {}  # threads opened through the fake: id -> parent channel id
 
     # ---- lifecycle ------------------------------------------------------------------------------------------
@@ -127,12 +132,31 @@ class FakeDiscord:
         return f"http://127.0.0.1:{self.port}"
 
     def fail(self, method: str, path_part: str, status: int, code: int = 0, message: str = "fake failure",
-             times: int | None = None) -> "Fault":
+             times: int | None = None, *, headers: dict[str, str] | None = None, body: Any = None) -> "Fault":
         """Answer requests of ``method`` whose path contains ``path_part`` with an error, as Discord does (a JSON
-        body with ``code`` and ``message``), ``times`` times (None: until removed from ``faults``)."""
-        fault = Fault(method.upper(), path_part, status, code, message, times)
+        body with ``code`` and ``message``), ``times`` times (None: until removed from ``faults``).
+
+        ``headers`` and ``body`` shape the answer further: a 429 from Discord's API carries ``Via`` (discord.py
+        then sleeps its JSON ``retry_after`` and retries by itself), one from Discord's edge (Cloudflare) has no
+        ``Via`` and may be an HTML page with only a ``Retry-After`` header (discord.py raises it at once).
+        """
+        fault = Fault(method.upper(), path_part, status, code, message, times, headers, body)
         self.faults.append(fault)
         return fault
+
+    def rate_limit(self, method: str, path_part: str, retry_after: float, *, edge: bool = True,
+                   times: int | None = 1) -> "Fault":
+        """A 429 on ``method`` ``path_part``: from Discord's edge (Cloudflare: no ``Via``, an HTML page, a
+        ``Retry-After`` header) or, with ``edge=False``, from Discord's API (``Via``, a JSON ``retry_after``)."""
+        if edge:
+            return self.fail(method, path_part, 429, times=times, headers={"Retry-After": f"{retry_after:g}"},
+                             body="<html><head><title>Error 1015</title></head><body>You are being rate limited."
+                                  "</body></html>")
+        return self.fail(method, path_part, 429, times=times,
+                         headers={"Via": "1.1 google", "Retry-After": f"{retry_after:g}",
+                                  "X-RateLimit-Scope": "user"},
+                         body={"message": "You are being rate limited.", "retry_after": retry_after,
+                               "global": False, "code": 0})
 
     def add_asset(self, name: str, data: bytes, content_type: str = "image/png") -> str:
         self.assets[name] = (content_type, data)
@@ -247,7 +271,12 @@ class FakeDiscord:
             if fault.method == r.method and fault.path_part in p and fault.times != 0:
                 if fault.times is not None:
                     fault.times -= 1
-                return self._json({"message": fault.message, "code": fault.code}, status=fault.status)
+                if isinstance(fault.body, str):
+                    return web.Response(status=fault.status, text=fault.body, content_type="text/html",
+                                        headers=fault.headers)
+                body = fault.body if fault.body is not None else {"message": fault.message, "code": fault.code}
+                return web.Response(status=fault.status, body=json.dumps(body).encode(),
+                                    headers={"Content-Type": "application/json", **(fault.headers or {})})
         if p.startswith("/assets/"):
             name = p[len("/assets/"):]
             if name not in self.assets:
@@ -261,6 +290,10 @@ class FakeDiscord:
                                "bot_public": True, "bot_require_code_grant": False, "verify_key": "0" * 64,
                                "owner": _user(USER_ID, "owner"), "flags": 0})
         if p.endswith("/callback"):
+            if self.callback_window is not None and r.interaction_id is not None and (
+                    discord.utils.utcnow() - discord.utils.snowflake_time(r.interaction_id)).total_seconds() \
+                    > self.callback_window:
+                return self._json({"message": "Unknown interaction", "code": 10062}, status=404)
             return self._json({"interaction": {"id": str(r.interaction_id), "type": (r.json or {}).get("type", 0)}})
         if "/webhooks/" in p:
             if r.method == "DELETE":

@@ -9,16 +9,20 @@ The permission checks are ``app_commands`` checks, used as decorators (`server_a
 
 from __future__ import annotations
 
+import contextlib
 import random
+from typing import Iterator, Sequence
 
 import discord
 from discord import app_commands
 
-from genmodels.images import MAX_SEED
+from genmodels import registry
+from genmodels.images import ANY_STYLE, MAX_SEED
+from genmodels.latents import Generation
 from genmodels.verse import FORMS
 
 from . import render
-from .errors import UserError
+from .errors import StaleButton, UserError
 from .i18n import t
 from .replies import bot_of
 
@@ -52,6 +56,104 @@ def check_range(name: str, value, lo, hi):
     if not lo <= value <= hi:
         raise UserError("range", name=name, lo=lo, hi=hi, value=value)
     return value
+
+
+def check_choice(name: str, value, choices: Sequence[str]):
+    """An option with choices (``lang``, ``kind``): an outdated client or a hand-made payload may send another."""
+    if value not in choices:
+        raise UserError("choice", name=name, choices=", ".join(choices), value=value)
+    return value
+
+
+# ---- the options' limits ----------------------------------------------------------------------------------
+# One check each, used by the slash command's option and by the same value read back from a button's or a form's
+# custom_id (wrapped in `from_custom_id`), so a hand-made id is held to exactly what the command allows.
+
+COUNT = (1, 4)  # images in a grid: /image count, 🔁, and every generation of a lineage
+TEMPERATURE = (0.2, 1.5)  # /poem temperature; 🔁 and 🌱 carry it ×100
+FRAMES = (2, 24)  # /interpolate image frames
+STEPS = (2, 10)  # /interpolate poem steps
+LANGS = ("en", "zh")  # /poem lang, and the language a poem button carries
+SNOWFLAKE_MAX = 2**63 - 1  # a Discord id; anything larger overflows SQLite's INTEGER
+
+
+def check_count(count) -> int:
+    return check_range("count", count, *COUNT)
+
+
+def check_temperature(temperature) -> float:
+    return float(check_range("temperature", temperature, *TEMPERATURE))
+
+
+def check_frames(frames) -> int:
+    return check_range("frames", frames, *FRAMES)
+
+
+def check_steps(steps) -> int:
+    return check_range("steps", steps, *STEPS)
+
+
+def check_lang(lang) -> str:
+    return check_choice("lang", lang, LANGS)
+
+
+def check_cell(number, count: int) -> int:
+    """A cell of a grid of ``count``, numbered from 1 as the member sees it (V1–V4, "which cell")."""
+    return check_range("cell", number, 1, count)
+
+
+def check_lineage(lineage: Sequence[Generation]) -> tuple[Generation, ...]:
+    """A lineage read back from a custom_id: 1 to `render.MAX_LINEAGE` generations, each seed and count within
+    what /image allows, and each picked cell inside its own grid."""
+    if not 1 <= len(lineage) <= render.MAX_LINEAGE:
+        raise UserError("too_deep", n=render.MAX_LINEAGE)
+    for g in lineage:
+        check_seed(g.seed)
+        check_count(g.count)
+        if g.cell is not None:
+            check_cell(g.cell + 1, g.count)
+    return tuple(lineage)
+
+
+def check_theme_index(interaction: discord.Interaction, theme: int) -> int:
+    """A theme index against the loaded image model (if it is not loaded yet, the worker checks it)."""
+    gen = bot_of(interaction).engine.loaded(registry.model_for("image").name)
+    if gen is not None:
+        try:
+            gen.theme_index(theme)
+        except ValueError:
+            raise UserError("unknown_theme", theme=theme, themes=", ".join(gen.themes)) from None
+    return theme
+
+
+def check_style_index(interaction: discord.Interaction, style: int) -> int:
+    """A style index against the loaded image model (if it is not loaded yet, the worker checks it)."""
+    gen = bot_of(interaction).engine.loaded(registry.model_for("image").name)
+    if gen is not None:
+        try:
+            gen.style_index(style)
+        except ValueError:
+            raise UserError("unknown_style", style=style, styles=", ".join(gen.styles + [ANY_STYLE])) from None
+    return style
+
+
+def check_message_id(message_id: int) -> int:
+    if not 0 < message_id <= SNOWFLAKE_MAX:
+        raise UserError("range", name="message", lo=1, hi=SNOWFLAKE_MAX, value=message_id)
+    return message_id
+
+
+@contextlib.contextmanager
+def from_custom_id() -> Iterator[None]:
+    """Around the checks of values read from a button's or a form's custom_id: a value its check refuses (a forged
+    or garbled id, or one written by a Muse with other limits) becomes `StaleButton`, the "can't rebuild this"
+    answer quoting the check's own sentence, given before anything is posted."""
+    try:
+        yield
+    except StaleButton:
+        raise
+    except UserError as e:
+        raise StaleButton(e) from None
 
 
 def check_text(name: str, text: str | None, limit: int, *, optional: bool = False) -> str | None:

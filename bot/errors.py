@@ -44,6 +44,23 @@ class UserError(app_commands.AppCommandError):
         return t(locale, self.key, **{k: clip(v) for k, v in self.kw.items()})
 
 
+class StaleButton(UserError):
+    """A value in a button's or a form's custom_id that its option's check refuses (`bot.checks.from_custom_id`):
+    said as "I can't rebuild this result any more", followed by the check's own sentence."""
+
+    def __init__(self, inner: UserError):
+        super().__init__("stale", detail=inner.key)
+        self.inner = inner
+
+    def message(self, locale) -> str:
+        return t(locale, "stale", detail=self.inner.message(locale))
+
+
+class Unanswerable(Exception):
+    """Discord would not take the interaction's acknowledgement within its 3 s (`bot.replies.begin`), so nothing
+    can answer it any more. Logged once where it happens; `report` sends nothing for it."""
+
+
 def message_for(interaction: discord.Interaction, error: BaseException) -> str:
     """The sentence to show for ``error`` (logging unexpected errors with an id)."""
     loc = interaction.locale
@@ -124,6 +141,10 @@ def _model_name(text: str) -> str:
 
 async def report(interaction: discord.Interaction, error: BaseException) -> None:
     """Tell the user, ephemerally, whatever state the interaction is in."""
+    if isinstance(error, app_commands.CommandInvokeError):
+        error = error.original
+    if isinstance(error, Unanswerable):
+        return  # already logged; the interaction expired unacknowledged, so nothing can reach the member
     text = clip(message_for(interaction, error), MESSAGE_MAX)
     try:
         if interaction.type is discord.InteractionType.autocomplete:

@@ -16,7 +16,6 @@ from genmodels.images import MAX_SEED
 from genmodels.verse import FORMS
 
 from ... import checks
-from ...errors import UserError
 from ...i18n import lang_of
 from . import flows
 
@@ -59,7 +58,7 @@ class Create(commands.Cog):
                     seed: Optional[app_commands.Range[int, 0, MAX_SEED]] = None,
                     style: Optional[str] = None) -> None:
         theme = checks.check_text("theme", theme, self.bot.settings.limits.max_text_chars)
-        checks.check_range("count", count, 1, 4)
+        checks.check_count(count)
         seed = checks.check_seed(seed)
         await flows.post_image(interaction, theme, (Generation(seed, count),), style=style)
 
@@ -78,10 +77,9 @@ class Create(commands.Cog):
                    seed: Optional[app_commands.Range[int, 0, MAX_SEED]] = None,
                    form: Optional[str] = None) -> None:
         lang = lang or form_lang(form) or ("zh" if lang_of(interaction.locale) == "zh" else "en")
-        if lang not in ("en", "zh"):
-            raise UserError("range", name="lang", lo="en", hi="zh", value=lang)
+        checks.check_lang(lang)
         form = checks.check_form(form, lang)
         theme = checks.check_text("theme", theme, self.bot.settings.limits.max_text_chars, optional=True)
-        checks.check_range("temperature", temperature, 0.2, 1.5)
+        checks.check_temperature(temperature)
         seed = checks.check_seed(seed)
         await flows.post_poem(interaction, lang, theme, float(temperature), seed, form=form)

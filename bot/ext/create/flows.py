@@ -32,7 +32,8 @@ from genmodels.verse import FORMS, FormNotMet
 
 from ... import render
 from ...render import MAX_LINEAGE
-from ...checks import check_range, random_seed
+from ...checks import (check_cell, check_count, check_lang, check_lineage, check_seed, check_style_index,
+                       check_temperature, check_theme_index, from_custom_id, random_seed)
 from ...errors import UserError
 from ...i18n import t
 from ...provenance import Provenance
@@ -154,7 +155,10 @@ class ImageReroll(SafeItem, discord.ui.DynamicItem[discord.ui.Button],
         return cls(theme, int(match["count"]), style=style)
 
     async def run(self, interaction: discord.Interaction) -> None:
-        count = check_range("count", self.count, 1, 4)
+        with from_custom_id():  # every value of the id passes the check of /image's option
+            count = check_count(self.count)
+            check_theme_index(interaction, self.theme)
+            check_style_index(interaction, self.style)
         await post_image(interaction, self.theme, (Generation(random_seed(), count),), style=self.style,
                          signal="reroll")
 
@@ -177,8 +181,11 @@ class ImageVariation(SafeItem, discord.ui.DynamicItem[discord.ui.Button],
             parent = render.decode_lineage(self.lineage)
         except ValueError as e:
             raise UserError("stale", detail=str(e)) from None
-        if not 0 <= self.cell < parent[-1].count:
-            raise UserError("stale", detail=f"V{self.cell + 1}")
+        with from_custom_id():  # seeds, counts and cells as /image allows them, the theme and style the model's
+            check_lineage(parent)
+            check_cell(self.cell + 1, parent[-1].count)
+            check_theme_index(interaction, self.theme)
+            check_style_index(interaction, self.style)
         child = render.with_child(parent, self.cell, random_seed(), 4)
         await post_image(interaction, self.theme, child, style=self.style, parent_cell=self.cell,
                          signal="variation")
@@ -210,9 +217,11 @@ class PoemReroll(SafeItem, discord.ui.DynamicItem[discord.ui.Button], template=r
         return cls(match["lang"], int(match["temp"]))
 
     async def run(self, interaction: discord.Interaction) -> None:
+        with from_custom_id():  # as /poem's options allow
+            lang, temperature = check_lang(self.lang), check_temperature(self.temp / 100)
         meta, _ = _poem_state(interaction)
-        await post_poem(interaction, self.lang, meta.get("theme"), self.temp / 100, random_seed(), signal="reroll",
-                        form=_form_of(meta, self.lang))
+        await post_poem(interaction, lang, meta.get("theme"), temperature, random_seed(), signal="reroll",
+                        form=_form_of(meta, lang))
 
 
 class PoemVariation(SafeItem, discord.ui.DynamicItem[discord.ui.Button],
@@ -227,11 +236,14 @@ class PoemVariation(SafeItem, discord.ui.DynamicItem[discord.ui.Button],
         return cls(match["lang"], int(match["temp"]), match["seed"])
 
     async def run(self, interaction: discord.Interaction) -> None:
+        with from_custom_id():  # as /poem's options allow
+            lang, temperature = check_lang(self.lang), check_temperature(self.temp / 100)
+            parent = check_seed(int(self.seed, 36))
         meta, text = _poem_state(interaction)
         first = next((line.strip() for line in text.splitlines() if line.strip()), None)
         theme = first.rstrip("，。,.!?;:")[:200] if first else None
-        await post_poem(interaction, self.lang, theme or None, self.temp / 100, random_seed(),
-                        parent=int(self.seed, 36), signal="variation", form=_form_of(meta, self.lang))
+        await post_poem(interaction, lang, theme or None, temperature, random_seed(),
+                        parent=parent, signal="variation", form=_form_of(meta, lang))
 
 
 BUTTONS = (ImageReroll, ImageVariation, PoemReroll, PoemVariation)

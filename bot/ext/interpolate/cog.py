@@ -44,7 +44,7 @@ class Interpolate(commands.Cog):
                                 to_image: Optional[discord.Attachment] = None,
                                 frames: app_commands.Range[int, 2, 24] = 8,
                                 from_style: Optional[str] = None, to_style: Optional[str] = None) -> None:
-        checks.check_range("frames", frames, 2, 24)
+        checks.check_frames(frames)
         a = self._source(interaction, "from", from_, from_image, from_style)
         b = self._source(interaction, "to", to, to_image, to_style)
         await flows.post_morph(interaction, a, b, frames)
@@ -70,7 +70,7 @@ class Interpolate(commands.Cog):
         limit = self.bot.settings.limits.max_text_chars
         a = checks.check_text("from", from_, limit)
         b = checks.check_text("to", to, limit)
-        checks.check_range("steps", steps, 2, 10)
+        checks.check_steps(steps)
         await flows.post_morph_poem(interaction, flows.guess_lang(a, b), a, b, steps)
 
 

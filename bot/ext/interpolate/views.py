@@ -10,7 +10,8 @@ import discord
 from genmodels.latents import Generation
 
 from ... import render
-from ...checks import check_emoji, check_range
+from ...checks import (check_cell, check_emoji, check_lineage, check_message_id, check_style_index,
+                       check_theme_index, from_custom_id)
 from ...errors import UserError, report
 from ...i18n import t
 from ...replies import CUSTOM_ID_MAX, SafeItem, modal_values, parent_of
@@ -34,8 +35,17 @@ class ImageMorph(SafeItem, discord.ui.DynamicItem[discord.ui.Button],
             lineage = render.decode_lineage(self.lineage)
         except ValueError as e:
             raise UserError("stale", detail=str(e)) from None
+        with from_custom_id():  # checked before the form opens, as /image's options are
+            check_grid(interaction, self.theme, self.style, lineage)
         await MorphModal(interaction.locale, self.theme, lineage, message_id=parent_of(interaction),
                          style=self.style).send(interaction)
+
+
+def check_grid(interaction: discord.Interaction, theme: int, style: int, lineage: tuple[Generation, ...]) -> None:
+    """The grid a 🌀 button or a morph form names: its lineage, theme and style as /image allows them."""
+    check_lineage(lineage)
+    check_theme_index(interaction, theme)
+    check_style_index(interaction, style)
 
 
 MODAL_TEMPLATE = re.compile(r"muse:mm:(?P<cond>" + render.COND_PATTERN
@@ -75,6 +85,10 @@ class MorphModal(discord.ui.Modal):
                 (theme, style), lineage = render.decode_cond(match["cond"]), render.decode_lineage(match["lineage"])
             except ValueError as e:
                 raise UserError("stale", detail=str(e)) from None
+            with from_custom_id():  # what the form's custom_id carries, before anything is posted
+                check_grid(interaction, theme, style, lineage)
+                message_id = check_message_id(int(match["message"], 36)) if match["message"] else None
+            message_id = message_id or parent_of(interaction)
             values = modal_values(interaction)
             count = lineage[-1].count
             raw_cell = values.get("cell", "").strip()
@@ -82,9 +96,8 @@ class MorphModal(discord.ui.Modal):
                 cell = int(raw_cell) - 1
             except ValueError:
                 raise UserError("range", name="cell", lo=1, hi=count, value=raw_cell or "nothing") from None
-            check_range("cell", cell + 1, 1, count)
+            check_cell(cell + 1, count)  # typed by the member: said as it is, not as a stale form
             emoji = check_emoji(values.get("to", ""))
-            message_id = int(match["message"], 36) if match["message"] else parent_of(interaction)
             a = flows.Source(f"Muse {lineage[-1].seed}·V{cell + 1}", theme=theme, lineage=lineage, cell=cell,
                              message_id=message_id, style=style)
             await flows.post_morph(interaction, a, flows.Source(emoji, emoji=emoji), frames=8)

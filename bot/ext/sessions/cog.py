@@ -109,8 +109,7 @@ class Sessions(commands.Cog):
         if not cfg.enabled:
             raise UserError("session_off")
         store = self._guild_store(interaction)
-        if kind not in KINDS:
-            raise UserError("range", name="kind", lo="image", hi="poem", value=kind)
+        checks.check_choice("kind", kind, KINDS)
         checks.check_range("rounds", rounds, 2, 12)
         checks.check_range("round_seconds", round_seconds, 30, 900)
         checks.check_range("candidates", candidates, 4, 9)
@@ -133,8 +132,7 @@ class Sessions(commands.Cog):
             params = {"theme": name, "theme_index": index, "locale": loc}
         else:
             lang = lang or ("zh" if lang_of(interaction.locale) == "zh" else "en")
-            if lang not in ("en", "zh"):
-                raise UserError("range", name="lang", lo="en", hi="zh", value=lang)
+            checks.check_lang(lang)
             theme = checks.check_text("theme", theme, bot.settings.limits.max_text_chars, optional=True)
             model = registry.poem_model(lang).name
             params = {"theme": theme, "lang": lang, "temperature": 0.9, "locale": loc}
