@@ -17,6 +17,7 @@ import discord
 from discord import app_commands
 
 from genmodels import registry
+from genmodels.data.emoji import THEMES
 from genmodels.images import ANY_STYLE, MAX_SEED
 from genmodels.latents import Generation
 from genmodels.verse import FORMS
@@ -115,26 +116,48 @@ def check_lineage(lineage: Sequence[Generation]) -> tuple[Generation, ...]:
     return tuple(lineage)
 
 
+def resolve_theme(interaction: discord.Interaction, theme: str | int) -> str | int:
+    """A theme (a name or an index) as the loaded image model's index; unchanged when the model is not loaded yet
+    (the worker checks it then, the same way)."""
+    gen = bot_of(interaction).engine.loaded(registry.model_for("image").name)
+    if gen is None:
+        return theme
+    try:
+        return gen.theme_index(theme.strip().lower() if isinstance(theme, str) else theme)
+    except ValueError:
+        raise UserError("unknown_theme", theme=theme, themes=", ".join(gen.themes)) from None
+
+
+def resolve_style(interaction: discord.Interaction, style: str | int | None, seed: int | None = None) -> str | int | None:
+    """A style (a name, an index, "any" drawn from ``seed``, or None for the default) as the loaded image model's
+    index; unchanged when the model is not loaded yet (the worker does both then, the same way)."""
+    gen = bot_of(interaction).engine.loaded(registry.model_for("image").name)
+    if gen is None or style is None:
+        return style
+    try:
+        return gen.style_index(style, seed)
+    except ValueError:
+        raise UserError("unknown_style", style=style, styles=", ".join(gen.styles + [ANY_STYLE])) from None
+
+
 def check_theme_index(interaction: discord.Interaction, theme: int) -> int:
     """A theme index against the loaded image model (if it is not loaded yet, the worker checks it)."""
-    gen = bot_of(interaction).engine.loaded(registry.model_for("image").name)
-    if gen is not None:
-        try:
-            gen.theme_index(theme)
-        except ValueError:
-            raise UserError("unknown_theme", theme=theme, themes=", ".join(gen.themes)) from None
+    resolve_theme(interaction, theme)
     return theme
 
 
 def check_style_index(interaction: discord.Interaction, style: int) -> int:
     """A style index against the loaded image model (if it is not loaded yet, the worker checks it)."""
-    gen = bot_of(interaction).engine.loaded(registry.model_for("image").name)
-    if gen is not None:
-        try:
-            gen.style_index(style)
-        except ValueError:
-            raise UserError("unknown_style", style=style, styles=", ".join(gen.styles + [ANY_STYLE])) from None
+    resolve_style(interaction, style)
     return style
+
+
+async def theme_autocomplete(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+    """The themes of the loaded image model (or the default ones) that contain what the member typed."""
+    gen = bot_of(interaction).engine.loaded(registry.model_for("image").name)
+    themes = gen.themes if gen is not None else THEMES
+    cur = current.lower().strip()
+    return [app_commands.Choice(name=th, value=th) for th in themes if cur in th.lower()][:25]
 
 
 def check_message_id(message_id: int) -> int:

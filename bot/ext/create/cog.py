@@ -9,8 +9,6 @@ from discord import app_commands
 from discord.app_commands import locale_str as _
 from discord.ext import commands
 
-from genmodels import registry
-from genmodels.data.emoji import THEMES
 from genmodels.latents import Generation
 from genmodels.images import MAX_SEED
 from genmodels.verse import FORMS
@@ -32,13 +30,6 @@ def form_lang(form: str | None) -> str | None:
     return owners[0] if len(owners) == 1 else None
 
 
-async def theme_autocomplete(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
-    gen = interaction.client.engine.loaded(registry.model_for("image").name)  # type: ignore[attr-defined]
-    themes = gen.themes if gen is not None else THEMES
-    cur = current.lower().strip()
-    return [app_commands.Choice(name=th, value=th) for th in themes if cur in th.lower()][:25]
-
-
 class Create(commands.Cog):
     """/image and /poem."""
 
@@ -50,7 +41,7 @@ class Create(commands.Cog):
                            seed=_("The same seed draws the same images (0-4294967295); empty = random"),
                            style=_("Which emoji set to draw like (default: Noto)"))
     @app_commands.rename(theme=_("theme"), count=_("count"), seed=_("seed"), style=_("style"))
-    @app_commands.autocomplete(theme=theme_autocomplete)
+    @app_commands.autocomplete(theme=checks.theme_autocomplete)
     @app_commands.choices(style=[app_commands.Choice(name=_(label), value=value)
                                  for value, label in checks.STYLE_CHOICES])
     async def image(self, interaction: discord.Interaction, theme: str,

@@ -26,11 +26,10 @@ import re
 import discord
 
 from genmodels import registry
-from genmodels.images import ANY_STYLE
 from genmodels.latents import Generation
 from genmodels.verse import FORMS, FormNotMet
 
-from ... import render
+from ... import checks, render
 from ...render import MAX_LINEAGE
 from ...checks import (check_cell, check_count, check_lang, check_lineage, check_seed, check_style_index,
                        check_temperature, check_theme_index, from_custom_id, random_seed)
@@ -44,29 +43,6 @@ from ..interpolate.views import ImageMorph
 log = logging.getLogger("muse.create")
 
 
-def resolve_theme(interaction: discord.Interaction, theme: str | int) -> str | int:
-    """Check a theme against the loaded generator (if loaded; otherwise the worker checks it)."""
-    gen = bot_of(interaction).engine.loaded(registry.model_for("image").name)
-    if gen is None:
-        return theme
-    try:
-        return gen.theme_index(theme.strip().lower() if isinstance(theme, str) else theme)
-    except ValueError:
-        raise UserError("unknown_theme", theme=theme, themes=", ".join(gen.themes)) from None
-
-
-def resolve_style(interaction: discord.Interaction, style: str | int | None, seed: int) -> str | int | None:
-    """Check a style against the loaded generator and draw "any" from ``seed`` (if the model is not loaded yet,
-    the worker does both, the same way)."""
-    gen = bot_of(interaction).engine.loaded(registry.model_for("image").name)
-    if gen is None or style is None:
-        return style
-    try:
-        return gen.style_index(style, seed)
-    except ValueError:
-        raise UserError("unknown_style", style=style, styles=", ".join(gen.styles + [ANY_STYLE])) from None
-
-
 async def post_image(interaction: discord.Interaction, theme: str | int, lineage: tuple[Generation, ...],
                      *, style: str | int | None = None, parent_cell: int | None = None,
                      signal: str | None = None) -> None:
@@ -74,8 +50,8 @@ async def post_image(interaction: discord.Interaction, theme: str | int, lineage
     this ('variation' | 'reroll'), pressed on the interaction's message."""
     if len(lineage) > MAX_LINEAGE:
         raise UserError("too_deep", n=MAX_LINEAGE)
-    theme = resolve_theme(interaction, theme)
-    style = resolve_style(interaction, style, lineage[0].seed)
+    theme = checks.resolve_theme(interaction, theme)
+    style = checks.resolve_style(interaction, style, lineage[0].seed)
     bot = bot_of(interaction)
     with await begin(interaction) as slot:
         job = slot.image(theme, lineage, style)

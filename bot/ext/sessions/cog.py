@@ -29,8 +29,6 @@ from genmodels.images import MAX_SEED
 from ... import checks
 from ...errors import UserError
 from ...i18n import lang_of, t
-from ..create.cog import theme_autocomplete
-from ..create.flows import resolve_theme
 from . import present
 from .runner import SessionRunner
 
@@ -99,7 +97,7 @@ class Sessions(commands.Cog):
                                 app_commands.Choice(name=_("Poems"), value="poem")],
                           lang=[app_commands.Choice(name=_("English"), value="en"),
                                 app_commands.Choice(name=_("Chinese"), value="zh")])
-    @app_commands.autocomplete(theme=theme_autocomplete)
+    @app_commands.autocomplete(theme=checks.theme_autocomplete)
     async def start(self, interaction: discord.Interaction, kind: str = "image", theme: Optional[str] = None,
                     rounds: app_commands.Range[int, 2, 12] = 6,
                     round_seconds: app_commands.Range[int, 30, 900] = 120,
@@ -126,7 +124,7 @@ class Sessions(commands.Cog):
                 themes = gen.themes if gen is not None else ["smileys"]
                 theme = random.Random(seed).choice(themes)
             theme = checks.check_text("theme", theme, bot.settings.limits.max_text_chars)
-            index = resolve_theme(interaction, theme)
+            index = checks.resolve_theme(interaction, theme)
             name = gen.themes[index] if gen is not None and isinstance(index, int) else theme
             model = registry.of_kind("image")[0].name
             params = {"theme": name, "theme_index": index, "locale": loc}

@@ -45,7 +45,7 @@ from . import present
 from .views import round_view
 
 if TYPE_CHECKING:
-    from genmodels.feedback.store import CandidateRow, RoundRow, SessionRow, Tally, VoteResult
+    from genmodels.feedback.store import RoundRow, SessionRow, Tally, VoteResult
 
     from ...app import MuseBot
 
