@@ -189,11 +189,15 @@ class MuseBot(commands.Bot):
     async def _open_feedback(self) -> None:
         """The store, then the trainer. A failure is logged and leaves that part off: generating must still work."""
         if self.store is None:
-            from genmodels.feedback.store import FeedbackStore
+            from genmodels.feedback.store import FeedbackStore, StoreCorrupt
 
             try:  # [feedback] is the store's VoteConfig
                 self.store = await FeedbackStore.open(self.settings.database.path, self.settings.feedback)
                 self._own_store = True
+            except StoreCorrupt as e:  # found at open, nothing written to it: one warning saying what to do
+                log.warning("%s Until then Muse serves without it: results and votes are not recorded, and "
+                            "/muse stats, the feedback export, group sessions and the trainer are off.", e)
+                return
             except Exception as e:  # noqa: BLE001 - a broken database must not keep Muse offline
                 log_error(e, f"opening the feedback store {self.settings.database.path!r}; "
                              "results and votes will not be recorded")

@@ -168,6 +168,11 @@ MESSAGES: dict[str, dict[str, str]] = {
                       ZH: "🛑 **{model}**：候选版本 {version} 未上线：{reason}。仍在使用 {served}。"},
     "train_failed": {EN: "❌ **{model}**: training failed: {reason}. Still serving {served}.",
                      ZH: "❌ **{model}**：训练失败：{reason}。仍在使用 {served}。"},
+    "train_unloadable": {EN: "❌ **{model}**: the candidate {version} passed the gate but could not be loaded: {reason}. "
+                             "The served model is unchanged: still serving {served}. {version} is withdrawn and will "
+                             "not be served.",
+                         ZH: "❌ **{model}**：候选版本 {version} 通过了评估，但无法加载：{reason}。正在使用的模型没有变化，"
+                             "仍在使用 {served}。{version} 已撤下，不会被使用。"},
     "train_skipped": {EN: "⏭️ **{model}**: nothing was trained: {reason}. Still serving {served}.",
                       ZH: "⏭️ **{model}**：没有训练：{reason}。仍在使用 {served}。"},
     "train_interrupted": {EN: "⏹️ **{model}**: training was interrupted because Muse is stopping. Still serving {served}.",

@@ -412,3 +412,89 @@ def test_acknowledged_votes_survive_kill_9(tmp_path):
             assert [await store.vote_of(rid, user) for user in acked] == [1] * len(acked)
 
     asyncio.run(check())
+
+
+# ---- a damaged file ---------------------------------------------------------------------------------------------
+
+WAL_WRITER = """
+import os, sqlite3, sys
+db = sqlite3.connect(sys.argv[1], isolation_level=None)
+db.execute("INSERT INTO reactions (result_id, user_id, emoji, value, added_at) VALUES (1, 99, '👍', 1, 0.0)")
+os._exit(0)  # killed before it closed: the committed vote is in the -wal file only
+"""
+
+
+def file_hashes(path: Path) -> dict[str, str]:
+    """The SHA-256 of the database file and of its -wal file, by name (what must not change)."""
+    import hashlib
+
+    files = [path, Path(f"{path}-wal")]
+    return {f.name: hashlib.sha256(f.read_bytes()).hexdigest() for f in files if f.exists()}
+
+
+def corrupt_database(path: Path, results: int = 400) -> dict[str, str]:
+    """A real feedback database with rows, a committed vote left in its -wal (the writer was killed), then two
+    pages in the middle of the file overwritten with noise, as a disk fault would. The header and the schema
+    (page 1) are intact, so SQLite opens it and reads its schema; ``PRAGMA quick_check`` fails. Returns
+    `file_hashes` of the damaged files."""
+
+    async def create() -> None:
+        async with await FeedbackStore.open(path):
+            pass
+
+    asyncio.run(create())
+    latent = np.zeros((4, 64), np.float32).tobytes()  # a 4-image grid's latents: 1 KiB a row
+    with closing(sqlite3.connect(path)) as db, db:
+        db.executemany(
+            "INSERT INTO results (message_id, guild_id, requester_id, kind, model, model_version, seed, latent,"
+            " latent_shape, params, created_at) VALUES (?, 1, 7, 'image', 'dcgan', 'v0001', ?, ?, '[4, 64]', '{}', ?)",
+            [(1000 + i, i, latent, float(i)) for i in range(results)])
+        db.executemany("INSERT INTO reactions (result_id, user_id, emoji, value, added_at) VALUES (?, 5, '👍', 1, ?)",
+                       [(i + 1, float(i)) for i in range(results)])
+    subprocess.run([sys.executable, "-c", WAL_WRITER, str(path)], check=True, timeout=60)
+    assert Path(f"{path}-wal").stat().st_size > 0
+    page = int.from_bytes(path.read_bytes()[16:18], "big")  # the header's page size
+    pages = path.stat().st_size // page
+    noise = random.Random(0)
+    with open(path, "r+b") as f:
+        for p in (pages // 2, pages // 2 + 1):
+            f.seek(p * page)
+            f.write(noise.randbytes(page))
+    hashes = file_hashes(path)
+    # (read-only: closing a read-write connection would checkpoint the -wal into the file)
+    with closing(sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)) as db:
+        assert db.execute("SELECT count(*) FROM sqlite_master WHERE name = 'results'").fetchall() == [(1,)]
+        with pytest.raises(sqlite3.DatabaseError):  # the damage shows only when its pages are read
+            db.execute("SELECT count(*), sum(length(latent)) FROM results").fetchall()
+    assert file_hashes(path) == hashes and len(hashes) == 2
+    return hashes
+
+
+def test_a_damaged_file_is_refused_at_open_and_never_written(tmp_path):
+    from genmodels.feedback.store import StoreCorrupt
+
+    path = tmp_path / "muse.sqlite3"
+    before = corrupt_database(path)
+    with pytest.raises(StoreCorrupt) as err:
+        asyncio.run(FeedbackStore.open(path))
+    assert isinstance(err.value, StoreError) and err.value.path == path and err.value.problems
+    text = str(err.value)
+    assert str(path) in text and "damaged" in text and "backup" in text and f"sqlite3 {path} .recover" in text
+    # nothing written: no migration, and the -wal was not checkpointed into the damaged file
+    assert file_hashes(path) == before
+
+    # a sound file with a -wal left by a killed writer opens as before, its vote there
+    sound = tmp_path / "sound.sqlite3"
+
+    async def create() -> None:
+        async with await FeedbackStore.open(sound) as store:
+            await image(store, 1)
+
+    async def reopen() -> int | None:
+        async with await FeedbackStore.open(sound) as store:
+            return await store.vote_of(1, 99)
+
+    asyncio.run(create())
+    subprocess.run([sys.executable, "-c", WAL_WRITER, str(sound)], check=True, timeout=60)
+    assert Path(f"{sound}-wal").stat().st_size > 0
+    assert asyncio.run(reopen()) == 1

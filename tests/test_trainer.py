@@ -471,3 +471,101 @@ def test_a_text_fine_tune_says_when_it_replays_other_poems_than_its_version_lear
     assert replay_mismatch({"name": "textvae-en", "version": 4}, ds) is None  # a card that does not say
     line = replay_mismatch({**card, "data": {"sha256": "other"}}, ds)
     assert "textvae-en/v0004" in line and "muse prepare poems" in line and str(ds.path) in line
+
+
+# ---- a candidate that passes the gate but cannot be loaded ---------------------------------------------------
+
+def _passing_candidate_whose_weights_rot(spec: dict) -> dict:
+    """A worker job: the candidate (a copy of its parent) is written and passes the gate, then its weights are
+    damaged on disk before the bot's process loads it (a disk fault, a botched copy between gate and swap)."""
+    parent_root = Path(spec["root"])
+    tensors, card = checkpoints.load_version(parent_root, spec["model"], spec["parent"])
+    keep = {k: v for k, v in card.items() if k not in ("name", "version", "created", "sha256")}
+    vdir = save_candidate(spec, checkpoints.version_dir(parent_root, spec["model"], spec["parent"]), tensors,
+                          {**keep, "parent": f"{spec['model']}/v{spec['parent']:04d}"})
+    metrics = {"precision": 0.5}
+    checkpoints.update_card(vdir, metrics=metrics, gate={"passed": True, "reasons": []})
+    weights = vdir / checkpoints.MODEL_FILE
+    data = bytearray(weights.read_bytes())
+    data[-64:] = bytes(b ^ 0xFF for b in data[-64:])  # the tensors' bytes, not the header: only the checksum knows
+    weights.write_bytes(bytes(data))
+    return {"version": spec["version"], "passed": True, "reason": "passed: precision 0.5", "metrics": metrics,
+            "parent_metrics": metrics, "preference": None, "warning": None}
+
+
+def _passing_candidate(spec: dict) -> dict:
+    """A worker job: the candidate (a copy of its parent, intact) is written and passes the gate."""
+    parent_root = Path(spec["root"])
+    tensors, card = checkpoints.load_version(parent_root, spec["model"], spec["parent"])
+    keep = {k: v for k, v in card.items() if k not in ("name", "version", "created", "sha256")}
+    vdir = save_candidate(spec, checkpoints.version_dir(parent_root, spec["model"], spec["parent"]), tensors,
+                          {**keep, "parent": f"{spec['model']}/v{spec['parent']:04d}"})
+    checkpoints.update_card(vdir, metrics={"precision": 0.5}, gate={"passed": True, "reasons": []})
+    return {"version": spec["version"], "passed": True, "reason": "passed: precision 0.5",
+            "metrics": {"precision": 0.5}, "parent_metrics": {"precision": 0.5}, "preference": None, "warning": None}
+
+
+class _TrainerWithARottenCandidate(Trainer):
+    job = staticmethod(_passing_candidate_whose_weights_rot)
+
+
+class _TrainerWithAPassingCandidate(Trainer):
+    job = staticmethod(_passing_candidate)
+
+
+@pytest.mark.parametrize("fault", ["weights damaged after the gate", "the loader raises"])
+def test_a_candidate_that_passes_the_gate_but_fails_to_load_is_recorded_failed(world, monkeypatch, fault):
+    """The hot swap after the gate fails: the run is 'failed' with a finish time and the reason, the candidate is
+    refused and withdrawn (never served by default), the engine keeps serving (and reloading) the served version,
+    and the admins are told the candidate passed the gate but could not be loaded."""
+    from genmodels import registry
+
+    models, data_dir, db = world
+    if fault == "the loader raises":
+        trainer_class = _TrainerWithAPassingCandidate
+        real_load = registry.load
+
+        def load(name, root=None, version=None, *a, **kw):
+            if version == 2:
+                raise MemoryError("cannot allocate 3 GiB for the candidate")
+            return real_load(name, root, version, *a, **kw)
+
+        monkeypatch.setattr(registry, "load", load)
+    else:
+        trainer_class = _TrainerWithARottenCandidate
+
+    async def main():
+        async with running(models, db, _config(data_dir), trainer_class=trainer_class) as (
+                engine, store, trainer, reports):
+            await _rate_images(engine, store, n=2)
+            result = await asyncio.wait_for(trainer.train("dcgan", trigger="test"), 120)
+            assert (result.outcome, result.version, result.served) == ("failed", "v0002", "v0001")
+            assert result.stage == "load"
+            words = "checksum" if fault == "weights damaged after the gate" else "cannot allocate"
+            assert words in result.reason
+
+            run = await store.last_run("dcgan")
+            assert run["outcome"] == "failed" and run["finished_at"] is not None
+            assert run["candidate_version"] == "v0002"
+            assert "passed the gate but could not be loaded" in run["detail"]["reason"]
+            assert words in run["detail"]["reason"]
+            assert await store.served_version("dcgan") == "v0001"
+            versions = {v["version"]: v for v in await store.model_versions("dcgan")}
+            assert versions["v0002"]["status"] == "refused" and "could not be loaded" in versions["v0002"]["note"]
+
+            # the engine serves the previous version, and its loader was never pointed at the candidate
+            assert engine.loaded("image").version == "dcgan/v0001"
+            assert await engine.reload("image") == "dcgan/v0001"
+            assert (await engine.image(0, count=1, seed=1)).version == "dcgan/v0001"
+            card = checkpoints.read_card(checkpoints.version_dir(models, "dcgan", 2))
+            assert card["withdrawn"] and not checkpoints.servable(card)
+
+            assert len(reports) == 1
+            assert "passed the gate but could not be loaded" in reports[0] and words in reports[0]
+            assert "v0001 is still served" in reports[0]
+        # a restart serves the served version too, by the store and by default
+        assert ImageGenerator.load(str(models)).version == "dcgan/v0001"
+        async with running(models, db, _config(data_dir), trainer_class=trainer_class) as (engine, store, _, _):
+            assert engine.loaded("image").version == "dcgan/v0001"
+
+    asyncio.run(asyncio.wait_for(main(), 240))

@@ -26,6 +26,12 @@ default loaders. With the trainer on, `Trainer.start` pins each model to the ver
 A rollback marks the version it takes out of service ``withdrawn`` on its card as well as ``refused`` in the
 store, so no default loader picks it again either.
 
+A passed candidate is loaded before anything points at it: the engine swaps it in only once it has loaded, and
+only then is the engine's loader pinned to it and the store told it is served. A candidate that passed the gate
+but does not load (its files damaged since the gate, out of memory) leaves the served version in place; it is
+marked ``refused`` in the store and ``withdrawn`` on its card, the run is recorded ``failed`` (stage ``load``),
+and the admins are told.
+
 Stopping
 --------
 `Trainer.close` ends a fine-tune in flight within seconds: it terminates the worker process (SIGTERM, then
@@ -99,6 +105,7 @@ class TrainOutcome:
     metrics: dict = field(default_factory=dict)
     feedback_used: int = 0
     run_id: int | None = None
+    stage: str | None = None  # where a 'failed' run failed: None (the fine-tune), 'load' (passed the gate, unloadable)
 
 
 # ---- the worker process --------------------------------------------------------------------------------------
@@ -415,9 +422,13 @@ class Trainer:
         except checkpoints.CheckpointError:
             return None
 
-    def _install(self, model: str, version: int) -> None:
+    def _loader(self, model: str, version: int) -> Callable[[], Any]:
+        """A function that loads exactly ``version`` of ``model`` the way the engine serves it."""
         root, device = self.root, self.engine.config.device
-        self.engine.set_loader(model, lambda: registry.load(model, root, version, device))
+        return lambda: registry.load(model, root, version, device)
+
+    def _install(self, model: str, version: int) -> None:
+        self.engine.set_loader(model, self._loader(model, version))
 
     def _roots(self) -> list[Path]:
         roots = [self.models_dir, *paths.model_roots(self.root)]
@@ -548,8 +559,11 @@ class Trainer:
             log.warning("fine-tune of %s: %s", model, res["warning"])
         detail = {"gate": res["reason"], "parent_metrics": res["parent_metrics"], "seconds": round(seconds, 1)}
         if res["passed"]:
-            self._install(model, res["version"])
-            await self.engine.reload(model)  # hot swap between batches; queued jobs use the new one
+            try:  # hot swap between batches; queued jobs use the new one. A load that fails changes nothing
+                await self.engine.reload(model, self._loader(model, res["version"]))
+            except Exception as e:  # noqa: BLE001 - corrupt files, out of memory, a bug in a loader
+                return await self._unloadable(run, res, e, detail)
+            self._install(model, res["version"])  # the engine loads this version from now on
             await self.store.set_model_version(model, cand, "served", res["metrics"], note=f"fine-tune run {run.run_id}")
             outcome, served = "promoted", cand
         else:
@@ -558,6 +572,25 @@ class Trainer:
         await self.store.finish_run(run.run_id, outcome, candidate_version=cand, feedback_used=used, detail=detail)
         out = TrainOutcome(model, outcome, cand, served, res["reason"], res["metrics"], used, run.run_id)
         log.info("fine-tune of %s: %s %s (%s)", model, outcome, cand, res["reason"])
+        await self._report(out)
+        return out
+
+    async def _unloadable(self, run: _Run, res: dict, error: BaseException, detail: dict) -> TrainOutcome:
+        """The candidate passed the gate but the engine could not load it (its files damaged since the gate, out
+        of memory, a loader's bug): the served version stays, in the engine and in the store; the candidate is
+        refused in the store and withdrawn on its card, so no default loader serves it; the run is 'failed'."""
+        model, version, cand = run.model, res["version"], tag(res["version"])
+        error_text = f"{type(error).__name__}: {error}"
+        reason = f"{cand} passed the gate but could not be loaded ({error_text})"
+        log.error("fine-tune of %s: %s; %s is still served", model, reason, run.served)
+        self._withdraw(model, version, f"passed the gate but could not be loaded: {error_text}"[:500])
+        await self.store.set_model_version(model, cand, "refused", res["metrics"],
+                                           note=f"passed the gate but could not be loaded: {error_text}"[:1000])
+        detail = {**detail, "reason": reason[:2000], "error": error_text[:2000], "stage": "load"}
+        await self.store.finish_run(run.run_id, "failed", candidate_version=cand, feedback_used=run.feedback_used,
+                                    detail=detail)
+        out = TrainOutcome(model, "failed", cand, run.served, error_text, res["metrics"], run.feedback_used,
+                           run.run_id, stage="load")
         await self._report(out)
         return out
 
@@ -594,6 +627,10 @@ class Trainer:
         text = {"promoted": f"Muse promoted {out.model} {out.version} ({out.reason}).",
                 "refused": f"Muse kept {out.model} {out.served}: the candidate {out.version} was refused ({out.reason}).",
                 "failed": f"Muse's fine-tune of {out.model} failed; {out.served} is still served. Error: {out.reason}"}
+        if out.outcome == "failed" and out.stage == "load":
+            text["failed"] = (f"Muse's fine-tune of {out.model}: the candidate {out.version} passed the gate but could "
+                              f"not be loaded ({out.reason}); {out.served} is still served, and {out.version} is "
+                              "withdrawn.")
         try:
             await self.report(text.get(out.outcome, out.reason))
         except Exception:  # a report must never break training

@@ -400,3 +400,114 @@ def test_soak_500_interactions_at_50_per_second(bot_models: Path, caplog):
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
     print(f"soak: {total} interactions in {wall:.1f} s; ack max {max(acks.values()) * 1000:.0f} ms; "
           f"{len(busy)} busy; {total - len(busy)} results")
+
+
+# ---- issue 30, 3. a candidate that passes the gate but cannot be loaded -------------------------------------
+
+
+def _passing_candidate_whose_weights_rot(spec: dict) -> dict:
+    """A trainer worker job: the candidate (a copy of its parent) passes the gate, then its weights are damaged on
+    disk before the bot's process loads it for the hot swap."""
+    from genmodels import checkpoints
+    from genmodels.feedback.trainer import save_candidate
+
+    root = Path(spec["root"])
+    tensors, card = checkpoints.load_version(root, spec["model"], spec["parent"])
+    keep = {k: v for k, v in card.items() if k not in ("name", "version", "created", "sha256")}
+    vdir = save_candidate(spec, checkpoints.version_dir(root, spec["model"], spec["parent"]), tensors, keep)
+    checkpoints.update_card(vdir, metrics={"precision": 0.5}, gate={"passed": True, "reasons": []})
+    weights = vdir / checkpoints.MODEL_FILE
+    data = bytearray(weights.read_bytes())
+    data[-64:] = bytes(b ^ 0xFF for b in data[-64:])
+    weights.write_bytes(bytes(data))
+    return {"version": spec["version"], "passed": True, "reason": "passed: precision 0.5",
+            "metrics": {"precision": 0.5}, "parent_metrics": {"precision": 0.5}, "preference": None, "warning": None}
+
+
+def test_a_candidate_that_cannot_be_loaded_after_the_gate_is_reported_to_the_admin(bot_models: Path, tmp_path: Path,
+                                                                                   monkeypatch, caplog):
+    import shutil
+
+    from genmodels.feedback.trainer import Trainer
+    from test_feedback import react
+
+    models = tmp_path / "models"
+    shutil.copytree(bot_models, models)  # the trainer writes v0002 next to v0001: not in the shared models
+    monkeypatch.setattr(Trainer, "job", staticmethod(_passing_candidate_whose_weights_rot))
+    trainer = {"enabled": True, "min_feedback": 1000, "every_hours": 0.0}
+    reports: list[str] = []
+
+    async def main():
+        async with harness(models, trainer=trainer, database={"path": str(tmp_path / "muse.sqlite3")}) as (
+                fake, bot, P):
+            async def report(text):
+                reports.append(text)
+
+            bot.trainer.report = report
+            img = await invoke(fake, bot, P.command("image", {"theme": "circles", "count": 4, "seed": 1}))
+            await react(bot, "add", P.reaction_add(int(img.response["id"]), "👍", user_id=101))
+            out = {"train": await invoke(fake, bot, P.command("muse", {"kind": "dcgan"}, sub="model train"), 120)}
+            out["status"] = await invoke(fake, bot, P.command("muse", sub="model status"))
+            out["image"] = await invoke(fake, bot, P.command("image", {"theme": "circles", "count": 1, "seed": 1}))
+            out["run"] = await bot.store.last_run("dcgan")
+            out["served"] = await bot.store.served_version("dcgan")
+            return out
+
+    with caplog.at_level(logging.WARNING):
+        out = run(main())
+    text = _text(out["train"])
+    assert is_ephemeral(out["train"]) and "Error id" not in text and "isn't installed" not in text
+    assert text.startswith("❌ **dcgan**: the candidate v0002 passed the gate but could not be loaded: "), text
+    assert "checksum" in text and "The served model is unchanged: still serving v0001" in text
+    status = {f["name"]: f["value"] for f in body(out["status"])["embeds"][0]["fields"]}["dcgan"]
+    assert "Serving **v0001**" in status and "v0002 (refused)" in status and "**failed**" in status
+    assert "could not be loaded" in status
+    image = {f["name"]: f["value"] for f in body(out["image"])["embeds"][0]["fields"]}
+    assert image["Model"] == "dcgan/v0001"
+    assert out["run"]["outcome"] == "failed" and out["run"]["finished_at"] and out["served"] == "v0001"
+    assert len(reports) == 1 and "passed the gate but could not be loaded" in reports[0]
+    # one error line for the failed load, with what happened; no unexpected error (no error id)
+    assert not [r for r in caplog.records if "unexpected error" in r.getMessage()]
+
+
+# ---- issue 30, 7. a damaged database is found at open -------------------------------------------------------
+
+
+def test_a_damaged_database_is_found_at_open_and_muse_serves_without_it(bot_models: Path, tmp_path: Path, caplog):
+    from test_feedback import react
+
+    from tests.test_store import corrupt_database, file_hashes
+
+    path = tmp_path / "muse.sqlite3"
+    before = corrupt_database(path)
+
+    async def main():
+        async with harness(bot_models, database={"path": str(path)}) as (fake, bot, P):
+            out = {"store": bot.store, "image": await invoke(fake, bot, P.command(
+                "image", {"theme": "circles", "count": 4, "seed": 1}))}
+            await react(bot, "add", P.reaction_add(int(out["image"].response["id"]), "👍", user_id=101))
+            out["poem"] = await invoke(fake, bot, P.command("poem", {"lang": "en", "seed": 2}))
+            out["stats"] = await invoke(fake, bot, P.command("muse", sub="stats"))
+            out["stats_zh"] = await invoke(fake, bot, Payloads(locale="zh-CN").command("muse", sub="stats"))
+            out["export"] = await invoke(fake, bot, P.command("muse", sub="feedback export"))
+            out["session"] = await invoke(fake, bot, P.command("session", {"kind": "image"}, sub="start"))
+            return out
+
+    with caplog.at_level(logging.INFO):
+        out = run(main())
+    assert out["store"] is None
+    # members' commands get their results (not recorded)
+    assert not is_ephemeral(out["image"]) and out["image"].files
+    assert not is_ephemeral(out["poem"]) and (_text(out["poem"]) or body(out["poem"]).get("embeds"))
+    # the commands that need the store get the usual answer, not an error id
+    for name in ("stats", "export", "session"):
+        assert is_ephemeral(out[name]) and "Feedback isn't being recorded" in _text(out[name]), name
+    assert "没有记录反馈" in _text(out["stats_zh"])
+    # one clear warning for the owner: which file, that nothing was written, what to do
+    said = [r for r in caplog.records if "is damaged" in r.getMessage()]
+    assert len(said) == 1 and said[0].levelno == logging.WARNING
+    text = said[0].getMessage()
+    assert str(path) in text and "backup" in text and ".recover" in text and "serves without it" in text
+    assert not _errors(caplog) and not [r for r in caplog.records if r.exc_info]
+    # and the damaged files were never written
+    assert file_hashes(path) == before

@@ -187,6 +187,8 @@ class Muse(commands.Cog):
             return
         key = (f"train_{out.outcome}" if out.outcome in ("promoted", "refused", "failed", "skipped", "interrupted")
                else "train_failed")
+        if out.outcome == "failed" and getattr(out, "stage", None) == "load":  # passed the gate, would not load
+            key = "train_unloadable"
         text = t(loc, key, model=out.model, version=out.version or "—", served=out.served or "—",
                  reason=(out.reason or "—")[:1000], n=out.feedback_used)
         embed = None

@@ -10,7 +10,8 @@ this list:
   `normalise_emoji`), latents as blobs, and `StoreError`;
 * `.schema`: the tables (`MIGRATIONS`), their version (`SCHEMA_VERSION`) and `migrate`;
 * `.connection`: `StoreBase`, the one connection with its pragmas, lock and write transactions, and the
-  durability model (WAL, ``synchronous=FULL``, ``BEGIN IMMEDIATE``);
+  durability model (WAL, ``synchronous=FULL``, ``BEGIN IMMEDIATE``); the check at open (`quick_check`) that
+  refuses a damaged file with `StoreCorrupt` without writing to it;
 * `.results`: results, the reactions on their messages, votes, button signals, and the feedback a fine-tune
   reads; also why reactions are stored as the rows present on a message;
 * `.registry`: model versions and trainer runs;
@@ -25,7 +26,7 @@ part of the interface, wherever it is defined.
 
 from __future__ import annotations
 
-from .connection import BUSY_TIMEOUT_MS, StoreBase
+from .connection import BUSY_TIMEOUT_MS, QUICK_CHECK_MAX, StoreBase, StoreCorrupt, quick_check
 from .registry import RUN_OUTCOMES, VERSION_STATUSES, RegistryMixin
 from .reports import EXPORT_COLUMNS, ReportsMixin
 from .results import KINDS, ResultsMixin
@@ -68,6 +69,7 @@ __all__ = [
     "EXPORT_COLUMNS",
     "KINDS",
     "MIGRATIONS",
+    "QUICK_CHECK_MAX",
     "RUN_OUTCOMES",
     "SCHEMA_VERSION",
     "SESSION_KINDS",
@@ -81,12 +83,14 @@ __all__ = [
     "SeedRow",
     "SessionBusy",
     "SessionRow",
+    "StoreCorrupt",
     "StoreError",
     "Tally",
     "VoteConfig",
     "VoteResult",
     "migrate",
     "normalise_emoji",
+    "quick_check",
 ]
 
 
