@@ -256,7 +256,8 @@ class Engine:
             except Exception as e:  # CheckpointError, DataError, KeyError...
                 self._load_errors[key] = str(e)
                 raise ModelUnavailable(f"The {key} model is not available: {e}") from e
-            self._models[key] = m
+            # a swap that landed while this loaded (on the loop, which never waits for this lock) wins
+            m = self._models.setdefault(key, m)
             log.info("loaded %s (%s)", key, getattr(m, "version", "?"))
             return m
 
