@@ -3,7 +3,7 @@
     muse bench train [--steps N] [--device auto|cpu|cuda]        the training loops' throughput
     muse bench feedback [--kind image|poem] [--rater MODULE:FN]   a simulated community fine-tuning a model
     muse bench serve [--requests N] [--count N]                   /image through discord.py and a fake Discord
-    muse bench session [--kind image|poem] [--lang en|zh] [--voters N] [--rounds N] [--candidates N]
+    muse bench session [--kind image|poem] [--lang en|zh] [--voters N] [--burst N] [--rounds N] [--candidates N]
                                                                   a group session voted through to its winner
 
 `add_commands` adds ``bench`` to the sub-commands of a `muse` parser (see `genmodels.cli.build_parser`); the
@@ -41,7 +41,7 @@ def cmd_bench(args) -> int:
         rounds = 3 if args.rounds is None else args.rounds
         result = bench_session(kind=args.kind, lang=args.lang, voters=args.voters, rounds=rounds,
                                candidates=args.candidates, models=args.models, seed=args.seed,
-                               sample=args.sample)
+                               sample=args.sample, burst=args.burst)
     else:
         from genmodels import paths
 
@@ -77,6 +77,7 @@ def add_commands(sub) -> None:
     sp.add_argument("--count", type=int, default=4, help="serve: images per request")
     sp.add_argument("--voters", type=int, default=50, help="session: simulated members voting in each round")
     sp.add_argument("--candidates", type=int, default=9, help="session: candidates per round (4-9)")
+    sp.add_argument("--burst", type=int, default=0, help="session: voters pressing at once (0: all of them)")
     sp.set_defaults(func=cmd_bench)
 
 

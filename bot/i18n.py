@@ -218,6 +218,11 @@ MESSAGES: dict[str, dict[str, str]] = {
     "session_bot": {EN: "Bots can't vote in sessions.", ZH: "机器人不能在创作中投票。"},
     "session_closed": {EN: "This round is closed, so the vote was not counted. Vote in the current round instead.",
                        ZH: "这一轮已经结束，这一票没有计入。请到当前这一轮投票。"},
+    "session_unknown_round": {EN: "This vote button isn't from a session round Muse knows (it may come from a deleted "
+                                  "session or an altered message), so nothing was counted. Vote on the round message "
+                                  "Muse posted.",
+                              ZH: "这个投票按钮不属于 Muse 所知道的任何一轮创作（可能来自已删除的创作或被改动的消息），"
+                                  "所以没有计票。请在 Muse 发出的那一轮消息上投票。"},
     "session_vote_ok": {EN: "🗳️ Your votes in round {round}: **{choices}**. Press a number again to take it back. "
                             "The tallies are shown when the round closes{deadline}.",
                         ZH: "🗳️ 你在第 {round} 轮的投票：**{choices}**。再按一次数字可以撤回。本轮结束时公布票数{deadline}。"},

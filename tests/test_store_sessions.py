@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import sqlite3
 from contextlib import closing
@@ -265,13 +266,71 @@ async def test_toggle_votes_and_tally(tmp_path):
         assert await store.close_round(rid, "deadline") is not None
         assert await store.toggle_vote(rid, 6, 1) == VoteResult("closed", [0], 5, "paused")
         assert await store.toggle_vote(rid, 6, 9) == VoteResult("closed", [0], 5, "paused")
-        assert await store.toggle_vote(999, 6, 0) == VoteResult("closed", [], 0, None)
+        assert await store.toggle_vote(999, 6, 0) == VoteResult("missing", [], 0, None)  # no such round
 
         other = await start(store, 11)
         other_round = await opened(store, other)
         assert await store.end_session(other, "abandoned", "idle")
         assert await store.toggle_vote(other_round, 1, 0) == VoteResult("closed", [], 0, "abandoned")
         assert await store.tally(999) == Tally([], 0, 0, [])
+
+
+def count_transactions(store: FeedbackStore) -> list[int]:
+    """Count ``store``'s write transactions (the list's one item) from now on."""
+    count = [0]
+    original = store._write
+
+    @contextlib.asynccontextmanager
+    async def counted():
+        count[0] += 1
+        async with original() as db:
+            yield db
+
+    store._write = counted
+    return count
+
+
+@async_test
+async def test_a_burst_of_votes_shares_transactions_and_keeps_its_order(tmp_path):
+    """Votes that arrive together are written in one transaction (group commit), applied in arrival order: each
+    press gets what it would have got alone, after the presses before it, so a member who presses twice (or
+    presses "None of these" between two approvals) ends up where the same presses one by one would leave them."""
+    rng = np.random.default_rng(5)
+    presses = [(int(rng.integers(0, 60)), int(rng.choice([-1, 0, 1, 2, 3, 7]))) for _ in range(400)]
+    presses += [(100, 1), (100, 1), (100, 1), (101, -1), (101, 2), (101, -1)]  # quick presses of two members
+    async with await FeedbackStore.open(tmp_path / "a.sqlite3") as a, \
+            await FeedbackStore.open(tmp_path / "b.sqlite3") as b:
+        rounds = {}
+        for store in (a, b):
+            rounds[store] = await opened(store, await start(store))
+        writes = count_transactions(a)
+        burst = await asyncio.gather(*(a.toggle_vote(rounds[a], user, choice, f"u{user}") for user, choice in presses))
+        one_by_one = [await b.toggle_vote(rounds[b], user, choice, f"u{user}") for user, choice in presses]
+        assert burst == one_by_one
+        assert {r.status for r in burst} == {"ok", "unknown"}  # 7 is no candidate of a 4-candidate round
+        assert writes[0] <= 3  # 406 presses: two batches (of at most VOTE_BATCH_MAX, 300), not 406 transactions
+        assert await a.tally(rounds[a]) == await b.tally(rounds[b])
+        votes = "SELECT user_id, choice, name FROM session_votes ORDER BY user_id, choice"
+        assert raw(tmp_path / "a.sqlite3", votes) == raw(tmp_path / "b.sqlite3", votes)
+        # the quick presses at the end: on, off, on; then none, an approval (none withdrawn), none again
+        assert [r.choices for r in burst[-6:]] == [[1], [], [1], [-1], [2], [-1]]
+
+
+@async_test
+async def test_forged_round_ids_are_no_round_not_an_error(tmp_path):
+    """A button's round id is whatever the click says: one beyond SQLite's integers (13 base-36 digits), zero or
+    negative is simply no round the store has, even in a batch with real votes, which still count."""
+    async with await FeedbackStore.open(tmp_path / "muse.sqlite3") as store:
+        rid = await opened(store, await start(store))
+        forged = int("z" * 13, 36)
+        assert forged > 2**63 - 1
+        out = await asyncio.gather(*(store.toggle_vote(r, 1, 0, "Ann") for r in (forged, rid, 0, -3, 2**63 - 1)))
+        assert [r.status for r in out] == ["missing", "ok", "missing", "missing", "missing"]
+        assert out[0] == VoteResult("missing", [], 0, None) and out[1] == VoteResult("ok", [0], 1, "running")
+        assert (await store.toggle_votes([(forged, 2, 0, ""), (rid, 2, 1, "Bob")]))[1].voters == 2
+        with pytest.raises(ValueError):  # no Discord user has such an id; it never reaches a batch
+            await store.toggle_vote(rid, 2**64, 0)
+        assert (await store.tally(rid)).votes == [1, 1, 0, 0]
 
 
 @async_test

@@ -30,8 +30,12 @@ def test_bench_session_plays_a_session_to_its_winner(bot_models: Path, kind: str
     assert res["close_to_post_ms_p50"] <= res["close_to_post_ms_max"] and res["close_to_final_ms"] > 0
     assert res["first_round_ms"] > 0
     assert res["votes"] >= 2 * 6 and res["votes_refused"] == 0  # every voter at least once per round, all counted
-    ack = res["vote_ack_ms"]
-    assert 0 < ack["p50"] <= ack["p99"] <= ack["max"]
+    assert res["burst"] == 5  # the five voters before the last press at once
+    assert res["votes_stored"] == res["votes_expected"] == res["votes"]  # each press a distinct pick, each stored
+    assert 0 <= res["votes_deferred"] <= res["votes"] and res["targets"]["every_vote_stored"]
+    ack, confirmed = res["vote_ack_ms"], res["vote_confirmed_ms"]
+    assert 0 < ack["p50"] <= ack["p99"] <= ack["max"] and ack["max"] <= confirmed["max"]
+    assert isinstance(res["targets"]["votes_acknowledged_under_1s"], bool)
     assert 0 <= res["loop_lag_ms"]["p99"] <= res["loop_lag_ms"]["max"]
     assert res["torch_threads"] >= 1 and res["cpu_count"] >= 1
     assert isinstance(res["targets"]["next_round_under_2s"], bool)
@@ -39,8 +43,9 @@ def test_bench_session_plays_a_session_to_its_winner(bot_models: Path, kind: str
 
 def test_bench_session_command_line():
     args = build_parser().parse_args(["bench", "session", "--kind", "poem", "--lang", "zh", "--voters", "7",
-                                      "--rounds", "4", "--candidates", "5", "--json"])
-    assert (args.what, args.kind, args.lang, args.voters, args.rounds, args.candidates, args.json) == (
-        "session", "poem", "zh", 7, 4, 5, True)
+                                      "--rounds", "4", "--candidates", "5", "--burst", "3", "--json"])
+    assert (args.what, args.kind, args.lang, args.voters, args.rounds, args.candidates, args.burst, args.json) == (
+        "session", "poem", "zh", 7, 4, 5, 3, True)
     defaults = build_parser().parse_args(["bench", "session"])
-    assert (defaults.kind, defaults.voters, defaults.rounds, defaults.candidates) == ("image", 50, None, 9)
+    assert (defaults.kind, defaults.voters, defaults.rounds, defaults.candidates, defaults.burst) == (
+        "image", 50, None, 9, 0)

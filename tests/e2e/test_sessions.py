@@ -9,7 +9,9 @@ store holds.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
+import logging
 import sqlite3
 import time
 
@@ -17,7 +19,7 @@ import pytest
 from PIL import Image
 
 from bench.fakediscord import CHANNEL_ID, GUILD_ID, FakeDiscord
-from museharness import body, custom_ids, harness, invoke, is_ephemeral, message_from, run
+from museharness import body, custom_ids, harness, invoke, is_ephemeral, message_from, run, with_buttons
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -368,3 +370,147 @@ def test_a_round_message_deleted_before_anyone_voted_is_posted_again(bot_models)
             assert (await bot.store.tally((await bot.store.round_of(1, 1)).id)).votes == [0, 1, 0, 0]
 
     run(go())
+
+
+def slow_disk(store, seconds: float) -> None:
+    """Every write transaction of ``store`` takes ``seconds`` longer before its commit (a slow fsync), holding the
+    store's lock meanwhile, as a real slow disk would."""
+    original = store._write
+
+    @contextlib.asynccontextmanager
+    async def slow():
+        async with original() as db:
+            yield db
+            await asyncio.sleep(seconds)
+
+    store._write = slow
+
+
+def failing_disk(store) -> None:
+    """Every write transaction of ``store`` fails before its commit (and is rolled back)."""
+    original = store._write
+
+    @contextlib.asynccontextmanager
+    async def failing():
+        async with original() as db:
+            yield db
+            raise sqlite3.OperationalError("disk I/O error")
+
+    store._write = failing
+
+
+def first_callback(fake, token: str):
+    """The interaction callback that acknowledged the interaction (type 4: answered; 5: deferred)."""
+    return next(r for r in fake.for_token(token) if r.path.endswith("/callback"))
+
+
+def test_a_burst_of_votes_is_stored_exactly_and_acknowledged_at_once(bot_models):
+    """Eighty presses at once on a disk that takes 50 ms per commit: one transaction per vote would answer the last
+    after 4 s, past Discord's 3 s ("This interaction failed", although the vote was stored). Batched, every press is
+    acknowledged within a second with its own confirmation, and the store holds exactly the presses' outcome; a
+    member who presses twice in a row, or "None of these" between two picks, gets each toggle in order."""
+    async def go():
+        async with harness(bot_models, sessions={"quorum": 0}) as (fake, bot, P):
+            await start(fake, bot, P, {"candidates": 4, "round_seconds": 300})
+            r1 = await round_post(fake, 1)
+            await bot.sessions.idle()
+            msg, ids = message_from(fake, r1), {i.rsplit(":", 1)[1]: i for i in custom_ids(r1.json)}
+            slow_disk(bot.store, 0.05)
+            members = [1100000000000000200 + i for i in range(70)]
+            presses = [(m, str(i % 4)) for i, m in enumerate(members)]
+            presses += [(members[0], "0"), (members[1], "n"), (members[1], "1"), (members[2], "2"), (members[3], "3"),
+                        (members[3], "n"), (members[4], "0"), (members[5], "n"), (members[5], "n"), (members[6], "0")]
+            sent = []
+            for user, code in presses:  # all at once, as the gateway delivers a burst
+                p = P.button(ids[code], msg, user_id=user)
+                sent.append((p["token"], time.perf_counter()))
+                bot._connection.parse_interaction_create(p)
+            answers = await asyncio.gather(*(fake.result_of(token, 30) for token, _ in sent))
+            acks = [first_callback(fake, token).t - t0 for token, t0 in sent]
+            assert max(acks) < 1.0, sorted(acks)[-5:]
+            assert all(is_ephemeral(a) and body(a)["content"].startswith("🗳") for a in answers)
+            # each press's answer is that press's outcome, in the order pressed
+            expected: dict[int, set[int]] = {}
+            for (user, code), answer in zip(presses, answers):
+                mine = expected.setdefault(user, set())
+                choice = -1 if code == "n" else int(code)
+                if choice in mine:
+                    mine.discard(choice)
+                else:
+                    mine.difference_update({c for c in mine if (c >= 0) == (choice == -1)})
+                    mine.add(choice)
+                text = body(answer)["content"]
+                if not mine:
+                    assert "no votes" in text, text
+                elif mine == {-1}:
+                    assert "**none of these**" in text, text
+                else:
+                    assert f"**{', '.join(str(c + 1) for c in sorted(mine))}**" in text, text
+            tally = await bot.store.tally((await bot.store.round_of(1, 1)).id)
+            stored: dict[int, set[int]] = {}
+            for user, choice in tally.approvals:
+                stored.setdefault(user, set()).add(choice)
+            assert stored == {u: c for u, c in expected.items() if c and c != {-1}}
+            assert tally.none == sum(c == {-1} for c in expected.values())
+            assert tally.voters == sum(bool(c) for c in expected.values())
+            # members[0] took their vote back, members[5] pressed "None of these" twice
+            assert expected[members[0]] == set() and expected[members[5]] == set() and expected[members[1]] == {1}
+
+    run(go())
+
+
+def test_a_slow_or_failing_store_never_confirms_an_unstored_vote(bot_models):
+    """A commit slower than `ANSWER_WITHIN_S`: the press is acknowledged with a private "thinking…" at once, and
+    confirmed once the vote is stored. A commit that fails: no confirmation, an error; and nothing is counted."""
+    async def go():
+        async with harness(bot_models, sessions={"quorum": 0}) as (fake, bot, P):
+            await start(fake, bot, P, {"candidates": 4, "round_seconds": 300})
+            r1 = await round_post(fake, 1)
+            await bot.sessions.idle()
+            slow_disk(bot.store, 2.0)
+            p = P.button(custom_ids(r1.json)[1], message_from(fake, r1), user_id=A)
+            t0 = time.perf_counter()
+            bot._connection.parse_interaction_create(p)
+            answer = await fake.result_of(p["token"], 30)
+            ack = first_callback(fake, p["token"])
+            assert ack.json["type"] == 5 and ack.json["data"]["flags"] & 64  # deferred, ephemeral
+            assert ack.t - t0 < 1.5 and answer.t - t0 >= 2.0  # acknowledged at ANSWER_WITHIN_S (0.75 s)
+            assert "webhooks" in answer.path and is_ephemeral(answer) and "**2**" in body(answer)["content"]
+            assert (await bot.store.tally(1)).votes == [0, 1, 0, 0]
+
+            failing_disk(bot.store)
+            refused = await vote(fake, bot, P, r1, 3, B)
+            assert is_ephemeral(refused) and "🗳" not in body(refused)["content"]
+            assert "Error id" in body(refused)["content"]
+            assert (await bot.store.tally(1)).votes == [0, 1, 0, 0]
+
+    run(go())
+
+
+async def press_unlisted(bot_models, custom_id: str):
+    """Press a vote button that is not one of the round's (a forged or an old one), then a real one of the round."""
+    async with harness(bot_models, sessions={"quorum": 0}) as (fake, bot, P):
+        await start(fake, bot, P)
+        r1 = await round_post(fake, 1)
+        msg = with_buttons(message_from(fake, r1), custom_id)
+        odd = await invoke(fake, bot, P.button(custom_id, msg, user_id=A))
+        ok = await vote(fake, bot, P, r1, 1, A)  # the round's own buttons still work
+        return odd, ok
+
+
+def test_a_forged_13_digit_round_id_gets_a_plain_answer(bot_models, caplog):
+    """Thirteen base-36 digits say more than SQLite's integer holds: an ephemeral sentence, never an error id."""
+    with caplog.at_level(logging.INFO):
+        forged, ok = run(press_unlisted(bot_models, "muse:sv:zzzzzzzzzzzzz:0"))
+    text = body(forged)["content"]
+    assert is_ephemeral(forged) and "isn't from a session round Muse knows" in text, text
+    assert "Error id" not in text and "**1**" in body(ok)["content"]
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+def test_a_vote_for_a_round_muse_never_had_is_not_called_closed(bot_models):
+    """Round ``zz`` (1295) does not exist: the button is one Muse does not know, not a round that has closed."""
+    unknown, ok = run(press_unlisted(bot_models, "muse:sv:zz:n"))
+    text = body(unknown)["content"]
+    assert is_ephemeral(unknown) and "isn't from a session round Muse knows" in text and "closed" not in text, text
+    assert "**1**" in body(ok)["content"]

@@ -17,15 +17,23 @@ What makes a restart (or two timers) safe:
 * closing a round turns its approvals into weak feedback (``signals`` of kind 'session') in the same
   transaction, so each vote reaches the trainer exactly once.
 
+Votes are written in batches (group commit): `queue_vote` (and `toggle_vote`, which awaits it) puts the vote on
+the store's queue, and every vote that arrives while one transaction is being written (or within
+`VOTE_BATCH_WINDOW_S` of the first) goes into the next one (`toggle_votes`), applied in arrival order, so a member
+who presses twice gets both toggles, in order. A burst of a thousand presses is then a few transactions (one
+fsync each), not a thousand; each vote's result comes only once its own transaction is committed.
+
 Everything is plain data; nothing here imports discord.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 import time
 from dataclasses import dataclass, field
+from typing import Sequence
 
 import aiosqlite
 import numpy as np
@@ -40,11 +48,16 @@ ACTIVE_STATUSES = ("running", "paused")
 # was deleted, permissions were lost...
 END_STATUSES = ("finished", "stopped", "abandoned", "failed")
 ROUND_STATUSES = ("open", "closed")
-VOTE_STATUSES = ("ok", "closed", "unknown")
+VOTE_STATUSES = ("ok", "closed", "unknown", "missing")
 SEED_OUTCOMES = ("ok", "duplicate", "full", "closed")
 NONE_OF_THESE = -1
 
 _ACTIVE_SQL = "('running', 'paused')"
+MAX_ID = 2**63 - 1  # SQLite's INTEGER (rowids, snowflakes): a larger id names nothing in the store
+VOTE_BATCH_WINDOW_S = 0.002  # how long the first vote of a quiet moment waits for others to share its commit
+# Votes per transaction at most (a burst's later votes go into the next one): their read then binds at most 900
+# variables (2 per round, 1 per voter), under the 999 of SQLite before 3.32.
+VOTE_BATCH_MAX = 300
 
 
 class SessionBusy(StoreError):
@@ -132,7 +145,8 @@ class Tally:
 
 @dataclass
 class VoteResult:
-    status: str  # 'ok' | 'closed' (round closed, session ended, or no such round) | 'unknown' (no such choice)
+    # 'ok' | 'closed' (round closed or session ended) | 'unknown' (no such choice) | 'missing' (no such round)
+    status: str
     choices: list[int]  # the user's choices after the toggle, sorted; -1 is "none of these"
     voters: int  # distinct users with any choice in the round
     session_status: str | None  # None when there is no such round
@@ -195,6 +209,12 @@ def _seed_row(row: sqlite3.Row) -> SeedRow:
 class SessionsMixin(StoreBase):
     """Group sessions: their rounds, candidates, approval votes, seeds, and the credits of a lineage."""
 
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # votes waiting for the next batch (`queue_vote`): (vote, the future of its caller)
+        self._vote_queue: list[tuple[tuple[int, int, int, str], asyncio.Future]] = []
+        self._vote_flusher: asyncio.Task | None = None
+
     # -- helpers inside a transaction ----------------------------------------------------------------------
 
     @staticmethod
@@ -216,21 +236,6 @@ class SessionsMixin(StoreBase):
                     votes[choice] += 1
                 approvals.append((user_id, choice))
         return Tally(votes=votes, none=none, voters=len({user for user, _ in rows}), approvals=approvals)
-
-    @staticmethod
-    async def _choices(db: aiosqlite.Connection, round_id: int, user_id: int) -> list[int]:
-        rows = await db.execute_fetchall(
-            "SELECT choice FROM session_votes WHERE round_id = ? AND user_id = ? ORDER BY choice",
-            (round_id, user_id),
-        )
-        return [row[0] for row in rows]
-
-    @staticmethod
-    async def _voters(db: aiosqlite.Connection, round_id: int) -> int:
-        ((voters,),) = await db.execute_fetchall(
-            "SELECT COUNT(DISTINCT user_id) FROM session_votes WHERE round_id = ?", (round_id,)
-        )
-        return voters
 
     @staticmethod
     async def _changed(db: aiosqlite.Connection, sql: str, params, missing: str | None = None) -> bool:
@@ -509,66 +514,160 @@ class SessionsMixin(StoreBase):
 
     # -- votes ---------------------------------------------------------------------------------------------
 
-    @_completes
+    def queue_vote(self, round_id: int, user_id: int, choice: int, name: str = "") -> asyncio.Future:
+        """`toggle_vote` without waiting: the vote joins the next batch, and the future returned at once gets its
+        `VoteResult` (or the database's error) when that batch is committed. Cancelling the future does not take
+        the vote back. Must be called in the store's event loop."""
+        vote = (int(round_id), int(user_id), int(choice), str(name or ""))
+        if not 0 <= vote[1] <= MAX_ID:
+            raise ValueError(f"user id {user_id} is not a Discord id")
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self._vote_queue.append((vote, future))
+        if self._vote_flusher is None:
+            self._vote_flusher = loop.create_task(self._flush_votes(), name="muse-store-votes")
+        return future
+
     async def toggle_vote(self, round_id: int, user_id: int, choice: int, name: str = "") -> VoteResult:
         """Toggle ``user_id``'s approval of candidate ``choice`` (or of "none of these", -1) in an open round
         of an active session. Choosing "none of these" withdraws the user's approvals, and approving a
         candidate withdraws their "none of these". ``name`` (their display name now), when given, becomes
         the name on all their votes in the round.
 
-        Status 'closed' (nothing written) when the round is closed, its session has ended, or there is no
-        such round; 'unknown' (nothing written) when ``choice`` is no candidate of the round.
+        Status 'closed' (nothing written) when the round is closed or its session has ended; 'missing' when
+        there is no such round (a forged or garbled id included); 'unknown' (nothing written) when ``choice``
+        is no candidate of the round.
+
+        The vote shares its transaction with the others that arrive meanwhile (`queue_vote`, `toggle_votes`);
+        the call returns once that transaction is committed, and raises what it raised. A cancelled caller's
+        vote is still written, as any write of the store runs to its end.
         """
-        async with self._write() as db:
-            rows = await db.execute_fetchall(
-                "SELECT r.status, r.session_id, r.number, r.deadline, s.status AS session_status,"
-                " (SELECT COUNT(*) FROM session_candidates AS c WHERE c.round_id = r.id) AS n"
-                " FROM session_rounds AS r JOIN sessions AS s ON s.id = r.session_id WHERE r.id = ?",
-                (round_id,),
-            )
-            if not rows:
-                return VoteResult("closed", [], 0, None)
-            row = rows[0]
-            status = "ok"
-            if row["status"] != "open" or row["session_status"] not in ACTIVE_STATUSES:
-                status = "closed"
-            elif not (choice == NONE_OF_THESE or 0 <= choice < row["n"]):
-                status = "unknown"
-            if status == "ok":
-                present = await db.execute_fetchall(
-                    "SELECT 1 FROM session_votes WHERE round_id = ? AND user_id = ? AND choice = ?",
-                    (round_id, user_id, choice),
-                )
-                if present:
-                    await db.execute(
-                        "DELETE FROM session_votes WHERE round_id = ? AND user_id = ? AND choice = ?",
-                        (round_id, user_id, choice),
-                    )
+        return await self.queue_vote(round_id, user_id, choice, name)
+
+    async def _flush_votes(self) -> None:
+        """Write the queued votes, batch after batch, until none is left (one task at a time)."""
+        batch: list = []
+        try:
+            await asyncio.sleep(VOTE_BATCH_WINDOW_S)
+            while self._vote_queue:
+                batch = self._vote_queue[:VOTE_BATCH_MAX]
+                del self._vote_queue[:VOTE_BATCH_MAX]
+                try:
+                    results = await self.toggle_votes([vote for vote, _ in batch])
+                except Exception as exc:  # noqa: BLE001 - every caller of the batch gets the database's error
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
                 else:
-                    exclusive = "choice >= 0" if choice == NONE_OF_THESE else "choice = -1"
-                    await db.execute(
-                        f"DELETE FROM session_votes WHERE round_id = ? AND user_id = ? AND {exclusive}",
-                        (round_id, user_id),
-                    )
-                    await db.execute(
-                        "INSERT INTO session_votes (round_id, user_id, choice, name, voted_at)"
-                        " VALUES (?, ?, ?, ?, ?)",
-                        (round_id, user_id, choice, name, time.time()),
-                    )
-                if name:
-                    await db.execute(
-                        "UPDATE session_votes SET name = ? WHERE round_id = ? AND user_id = ?",
-                        (name, round_id, user_id),
-                    )
-            return VoteResult(
-                status,
-                await self._choices(db, round_id, user_id),
-                await self._voters(db, round_id),
-                row["session_status"],
-                row["session_id"],
-                row["number"],
-                row["deadline"],
-            )
+                    for (_, future), result in zip(batch, results):
+                        if not future.done():
+                            future.set_result(result)
+                batch = []
+        finally:
+            self._vote_flusher = None
+            # Cancelled (the loop is shutting down): nobody may wait for ever on a vote.
+            for _, future in batch + self._vote_queue:
+                if not future.done():
+                    future.cancel()
+            self._vote_queue.clear()
+
+    @_completes
+    async def toggle_votes(self, votes: Sequence[tuple[int, int, int, str]]) -> list[VoteResult]:
+        """`toggle_vote` for each of ``votes`` ((round id, user id, choice, name)), applied in order, in one
+        transaction: the result of each is what it would have been alone, after the ones before it. A round id
+        outside SQLite's integers is 'missing', like any other round the store does not have.
+
+        A batch is few round trips to the database's thread, whatever its size (one read, one delete, one
+        insert): under a burst the event loop is busy, and each round trip waits for a turn of it."""
+        votes = [(int(r), int(u), int(c), str(n or "")) for r, u, c, n in votes]
+        if any(not 0 <= u <= MAX_ID for _, u, _, _ in votes):
+            raise ValueError("a user id is not a Discord id")
+        round_ids = sorted({r for r, _, _, _ in votes if 0 < r <= MAX_ID})
+        users = sorted({u for r, u, _, _ in votes if 0 < r <= MAX_ID})
+        results: list[VoteResult] = []
+        async with self._write() as db:
+            rounds: dict[int, sqlite3.Row] = {}
+            rows_now: dict[tuple[int, int], dict[int, tuple[str, float]]] = {}  # choice -> (name, voted_at)
+            if round_ids:
+                marks, user_marks = ", ".join("?" * len(round_ids)), ", ".join("?" * len(users))
+                # One read for the rounds (user_id NULL) and the voters' rows in them.
+                rows = await db.execute_fetchall(
+                    "SELECT r.id AS round_id, NULL AS user_id, NULL AS choice, NULL AS name, NULL AS voted_at,"
+                    " r.status, r.session_id, r.number, r.deadline, s.status AS session_status,"
+                    " (SELECT COUNT(*) FROM session_candidates AS c WHERE c.round_id = r.id) AS n,"
+                    " (SELECT COUNT(DISTINCT v.user_id) FROM session_votes AS v WHERE v.round_id = r.id) AS voters"
+                    f" FROM session_rounds AS r JOIN sessions AS s ON s.id = r.session_id WHERE r.id IN ({marks})"
+                    " UNION ALL SELECT round_id, user_id, choice, name, voted_at,"
+                    " NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM session_votes"
+                    f" WHERE round_id IN ({marks}) AND user_id IN ({user_marks})",
+                    [*round_ids, *round_ids, *users],
+                )
+                for row in rows:
+                    if row["user_id"] is None:
+                        rounds[row["round_id"]] = row
+                    else:
+                        rows_now.setdefault((row["round_id"], row["user_id"]), {})[row["choice"]] = (
+                            row["name"], row["voted_at"])
+            voters = {rid: row["voters"] for rid, row in rounds.items()}
+            current = {key: set(choices) for key, choices in rows_now.items()}
+            fresh: dict[tuple[int, int], dict[int, str]] = {}  # choices given in this batch -> the name given
+            names: dict[tuple[int, int], str] = {}  # the latest name each voter gave in this batch
+            for round_id, user_id, choice, name in votes:
+                row = rounds.get(round_id)
+                if row is None:
+                    results.append(VoteResult("missing", [], 0, None))
+                    continue
+                key = (round_id, user_id)
+                choices = current.setdefault(key, set())
+                status = "ok"
+                if row["status"] != "open" or row["session_status"] not in ACTIVE_STATUSES:
+                    status = "closed"
+                elif not (choice == NONE_OF_THESE or 0 <= choice < row["n"]):
+                    status = "unknown"
+                if status == "ok":
+                    had = bool(choices)
+                    added = fresh.setdefault(key, {})
+                    if choice in choices:
+                        choices.discard(choice)
+                        added.pop(choice, None)
+                    else:
+                        for other in [c for c in choices if (c >= 0) == (choice == NONE_OF_THESE)]:
+                            choices.discard(other)
+                            added.pop(other, None)
+                        choices.add(choice)
+                        added[choice] = name
+                    if name:
+                        names[key] = name
+                    voters[round_id] += bool(choices) - had
+                results.append(VoteResult(status, sorted(choices), voters[round_id], row["session_status"],
+                                          row["session_id"], row["number"], row["deadline"]))
+            # Only the difference is written, in two statements: the rows to go (taken back, or taken back and
+            # given again, or renamed) are deleted; the rows to come (given in this batch, or renamed, with the
+            # time they were given) are inserted.
+            now = time.time()
+            gone, new = [], []
+            for key, choices in current.items():
+                before = rows_now.get(key, {})
+                added = fresh.get(key, {})
+                name = names.get(key)
+                for choice, (old_name, voted_at) in before.items():
+                    renamed = choice in choices and choice not in added and name is not None and name != old_name
+                    if choice not in choices or choice in added or renamed:
+                        gone.append((key[0], key[1], choice))
+                    if renamed:
+                        new.append((key[0], key[1], choice, name, voted_at))
+                for choice, given in added.items():
+                    new.append((key[0], key[1], choice, name if name is not None else given, now))
+            if gone:
+                await db.executemany(
+                    "DELETE FROM session_votes WHERE round_id = ? AND user_id = ? AND choice = ?", gone
+                )
+            if new:
+                await db.executemany(
+                    "INSERT INTO session_votes (round_id, user_id, choice, name, voted_at) VALUES (?, ?, ?, ?, ?)",
+                    new,
+                )
+        return results
 
     async def tally(self, round_id: int) -> Tally:
         """The round's approvals per candidate, its "none of these", and its voters, as they stand."""
