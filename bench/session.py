@@ -8,7 +8,7 @@ voters, so the first press of the last voter closes the round (deadlines are far
 In each round the other voters press first, all at once (``burst``: that many at a time instead): each approves
 1-3 random candidates (one press per candidate, one after the other, as a member clicks: the next press when the
 last one was answered), about one in ten presses "None of these" instead. Then the last voter presses once, which
-reaches the quorum. With ``--voters 1000`` that is the burst of issue 30: a thousand members pressing in the same
+reaches the quorum. With ``--voters 1000`` that is a thousand members pressing in the same
 instant, about 1,900 presses per round. Measured:
 
 - ``close_to_post_ms``: from feeding the quorum-reaching press to the fake Discord receiving the next round's post

@@ -402,7 +402,7 @@ def test_soak_500_interactions_at_50_per_second(bot_models: Path, caplog):
           f"{len(busy)} busy; {total - len(busy)} results")
 
 
-# ---- issue 30, 3. a candidate that passes the gate but cannot be loaded -------------------------------------
+# ---- a candidate that passes the gate but cannot be loaded -------------------------------------
 
 
 def _passing_candidate_whose_weights_rot(spec: dict) -> dict:
@@ -470,7 +470,7 @@ def test_a_candidate_that_cannot_be_loaded_after_the_gate_is_reported_to_the_adm
     assert not [r for r in caplog.records if "unexpected error" in r.getMessage()]
 
 
-# ---- issue 30, 7. a damaged database is found at open -------------------------------------------------------
+# ---- a damaged database is found at open -------------------------------------------------------
 
 
 def test_a_damaged_database_is_found_at_open_and_muse_serves_without_it(bot_models: Path, tmp_path: Path, caplog):
