@@ -90,6 +90,7 @@ def _write_sample(folder: str, kind: str, posts: list, final, closed: list) -> N
 
 async def _run(kind: str, lang: str, voters: int, rounds: int, candidates: int, models: str | None,
                seed: int, sample: str | None = None, burst: int | None = None) -> dict:
+    from bot.ext.sessions import runner_of
     from bot.settings import load_settings
 
     from .fakediscord import APP_ID, CHANNEL_ID, FakeDiscord, Payloads, started_bot
@@ -181,13 +182,13 @@ async def _run(kind: str, lang: str, voters: int, rounds: int, candidates: int, 
             else:
                 (final,) = await fake.wait_for(_is_final, timeout=120)
                 close_to_final = 1000 * (final.t - t_close)
-        await bot.sessions.idle()
+        await runner_of(bot).idle()
         wall = time.perf_counter() - t0
         done = await bot.store.get_session(session.id)
         tallies = [await bot.store.tally(r.id) for r in await bot.store.rounds(session.id)]
         stored = sum(len(t.approvals) + t.none for t in tallies)
         versions = bot.engine.versions()
-        advance = list(bot.sessions.stats["advance_s"])
+        advance = list(runner_of(bot).stats["advance_s"])
     finally:
         lags = await lag.stop()
         if bot is not None:

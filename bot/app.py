@@ -117,7 +117,6 @@ class MuseBot(commands.Bot):
         # what the extensions registered: the templates of their buttons, and their forms by custom_id pattern
         self.button_templates: list[re.Pattern[str]] = []
         self.modal_routes: list[tuple[re.Pattern[str], ModalHandler]] = []
-        self.sessions: Any = None  # the group sessions' runner (bot.ext.sessions), set when that extension loads
 
     def check_cooldown(self, command: str, user_id: int) -> None:
         """Per user and command: at most ``limits.cooldown_rate`` uses per ``limits.cooldown_per_s`` seconds."""

@@ -19,6 +19,7 @@ import pytest
 from PIL import Image
 
 from bench.fakediscord import CHANNEL_ID, GUILD_ID, FakeDiscord
+from bot.ext.sessions import runner_of
 from museharness import body, custom_ids, harness, invoke, is_ephemeral, message_from, run, with_buttons
 
 pytestmark = pytest.mark.timeout(120)
@@ -113,7 +114,7 @@ def test_an_image_session_from_start_to_winner(bot_models):
             assert f"user{A % 1000}" in credits and f"user{B % 1000}" in credits
             assert fields["Line of descent"].startswith("R1 #1") and "R2 #2" in fields["Line of descent"]
 
-            await bot.sessions.idle()
+            await runner_of(bot).idle()
             store = bot.store
             (s,) = [await store.get_session(1)]
             assert s.status == "finished"
@@ -195,7 +196,7 @@ def test_a_restart_mid_round_keeps_every_vote_and_breeds_once(bot_models, tmp_pa
                 con.execute("UPDATE session_rounds SET deadline = ?", (time.time() - 5,))
             async with harness(bot_models, fake=fake, database={"path": db}, sessions={"quorum": 0}) as (_, bot, P):
                 r2 = await round_post(fake, 2)
-                runner = bot.sessions
+                runner = runner_of(bot)
                 await runner.idle()
                 await asyncio.gather(runner.step(1, "deadline"), runner.step(1, "resume"),
                                      runner.step(1, "quorum"))  # a double timer, a second resume
@@ -243,7 +244,7 @@ def test_a_poem_session_in_chinese_stopped_by_its_starter(bot_models):
             fe = final.json["embeds"][0]
             assert fe["description"].startswith(r2.json["embeds"][0]["fields"][2]["value"].split("\n")[0])
             assert any(f["name"] == "它的祖先" for f in fe["fields"])
-            await bot.sessions.idle()
+            await runner_of(bot).idle()
             assert (await bot.store.get_session(2)).status == "stopped"  # 1 is the refused start
             gone = await invoke(fake, bot, P.command("session", sub="status"))
             assert "No session is running" in body(gone)["content"]
@@ -317,7 +318,7 @@ def test_a_deleted_round_message_and_a_deleted_thread(bot_models):
             fake.fail("PATCH", f"/channels/{thread}/", 404, 10003, "Unknown Channel")
             await vote(fake, bot, P, r2, 1, A)
             (told,) = await fake.wait_for(lambda r: is_post(r, "thread was deleted", CHANNEL_ID))
-            await bot.sessions.idle()
+            await runner_of(bot).idle()
             s = await bot.store.get_session(1)
             assert s.status == "failed" and "deleted" in s.end_reason
 
@@ -363,7 +364,7 @@ def test_a_round_message_deleted_before_anyone_voted_is_posted_again(bot_models)
             fake.fail("PATCH", f"/messages/{r1.response['id']}", 404, 10008, "Unknown Message")
             first, again = await fake.wait_for(lambda r: is_round_post(r, 1), count=2)
             assert again.response["id"] != r1.response["id"]
-            await bot.sessions.idle()
+            await runner_of(bot).idle()
             assert (await bot.store.round_of(1, 1)).message_id == int(again.response["id"])
             await vote(fake, bot, P, again, 2, A)
             await round_post(fake, 2)
@@ -413,7 +414,7 @@ def test_a_burst_of_votes_is_stored_exactly_and_acknowledged_at_once(bot_models)
         async with harness(bot_models, sessions={"quorum": 0}) as (fake, bot, P):
             await start(fake, bot, P, {"candidates": 4, "round_seconds": 300})
             r1 = await round_post(fake, 1)
-            await bot.sessions.idle()
+            await runner_of(bot).idle()
             msg, ids = message_from(fake, r1), {i.rsplit(":", 1)[1]: i for i in custom_ids(r1.json)}
             slow_disk(bot.store, 0.05)
             members = [1100000000000000200 + i for i in range(70)]
@@ -466,7 +467,7 @@ def test_a_slow_or_failing_store_never_confirms_an_unstored_vote(bot_models):
         async with harness(bot_models, sessions={"quorum": 0}) as (fake, bot, P):
             await start(fake, bot, P, {"candidates": 4, "round_seconds": 300})
             r1 = await round_post(fake, 1)
-            await bot.sessions.idle()
+            await runner_of(bot).idle()
             slow_disk(bot.store, 2.0)
             p = P.button(custom_ids(r1.json)[1], message_from(fake, r1), user_id=A)
             t0 = time.perf_counter()

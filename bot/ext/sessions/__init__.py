@@ -13,9 +13,16 @@ Breeding is the library's (`genmodels.breeding`), and everything a session is li
 from __future__ import annotations
 
 from .cog import Sessions
+from .runner import SessionRunner
 from .views import BUTTONS
 
 
 async def setup(bot) -> None:
     await bot.add_cog(Sessions(bot))
     bot.add_dynamic_items(*BUTTONS)
+
+
+def runner_of(bot) -> SessionRunner | None:
+    """The session runner of a bot that loaded this extension (tests and the benchmark wait on it), else None."""
+    cog = bot.get_cog(Sessions.__cog_name__)
+    return cog.runner if cog is not None else None

@@ -31,8 +31,11 @@ from ...errors import UserError
 from ...i18n import lang_of, t
 from . import present
 from .runner import SessionRunner
+from .views import VOTE_EVENT
 
 if TYPE_CHECKING:
+    from genmodels.feedback.store import VoteResult
+
     from ...app import MuseBot
 
 log = logging.getLogger("muse.sessions")
@@ -69,7 +72,6 @@ class Sessions(commands.Cog):
     def __init__(self, bot: "MuseBot"):
         self.bot = bot
         self.runner = SessionRunner(bot)
-        bot.sessions = self.runner
 
     async def cog_load(self) -> None:
         # Resume what a previous process left running; posting waits for nothing but Discord's REST API.
@@ -77,6 +79,11 @@ class Sessions(commands.Cog):
 
     async def cog_unload(self) -> None:
         await self.runner.close()
+
+    @commands.Cog.listener(f"on_{VOTE_EVENT}")
+    async def on_vote(self, round_id: int, result: "VoteResult") -> None:
+        """A vote was stored (`views.VOTE_EVENT`): the runner may resume the session or close the round."""
+        self.runner.after_vote(result.session_id, round_id, result)
 
     def _guild_store(self, interaction: discord.Interaction):
         if interaction.guild_id is None:

@@ -25,7 +25,6 @@ import asyncio
 import functools
 import re
 import weakref
-from typing import TYPE_CHECKING
 
 import discord
 
@@ -35,9 +34,6 @@ from ...errors import UserError
 from ...i18n import t
 from ...replies import SafeItem, bot_of
 from .present import ts
-
-if TYPE_CHECKING:
-    from .runner import SessionRunner
 
 NONE = -1  # the stored choice of "None of these"
 ID_MAX = 2**63 - 1  # SQLite's INTEGER: no round has a larger id (13 base-36 digits can say up to 36**13 - 1)
@@ -121,14 +117,18 @@ def _answer_within(interaction: discord.Interaction) -> float:
     return ANSWER_WITHIN_S if age < 0 else max(0.0, min(ANSWER_WITHIN_S, ACK_BY_AGE_S - age))
 
 
+VOTE_EVENT = "muse_session_vote"  # dispatched with (round_id, VoteResult) for every stored vote
+
+
 def _after_vote(bot, round_id: int, vote: asyncio.Future) -> None:
-    """A vote's write is done: a stored one may resume its session or reach the quorum (`SessionRunner.after_vote`)."""
+    """A vote's write is done: a stored one is announced as the bot event `VOTE_EVENT`, which the sessions cog hears
+    (it may resume the session or reach the quorum: `SessionRunner.after_vote`). These buttons never call the
+    runner, which puts them under its rounds."""
     if vote.cancelled() or vote.exception() is not None:
         return
     result = vote.result()
-    runner: SessionRunner | None = getattr(bot, "sessions", None)
-    if result.status == "ok" and runner is not None:
-        runner.after_vote(result.session_id, round_id, result)
+    if result.status == "ok":
+        bot.dispatch(VOTE_EVENT, round_id, result)
 
 
 def round_view(locale: str, round_id: int, count: int) -> discord.ui.View:
