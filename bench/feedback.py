@@ -119,7 +119,7 @@ async def _run(kind: str, rater, rounds: int, per_round: int, lang: str, seed: i
     from genmodels.feedback.store import FeedbackStore
     from genmodels.feedback.trainer import Trainer, TrainerConfig
 
-    model = registry.of_kind("image")[0].name if kind == "image" else registry.poem_model(lang).name
+    model = registry.model_for("image").name if kind == "image" else registry.model_for("poem", lang).name
     rng = random.Random(seed)
     # Everything opened here is closed on every path (an AsyncExitStack): a store or trainer left open keeps
     # aiosqlite's thread or the worker process alive, and the interpreter would never exit after an error.

@@ -50,7 +50,7 @@ def _generator(models: str | None):
 
 async def _phase(gen, *, batching: bool, requests: int, count: int, max_batch: int) -> dict:
     from bot.settings import load_settings
-    from genmodels.engine import Engine, EngineConfig
+    from genmodels.engine import IMAGE_MODEL, Engine, EngineConfig
 
     from .fakediscord import APP_ID, FakeDiscord, Payloads, started_bot
 
@@ -61,8 +61,8 @@ async def _phase(gen, *, batching: bool, requests: int, count: int, max_batch: i
         "limits": {"cooldown_rate": 1_000_000}})
     engine = Engine(EngineConfig(max_queue=requests, per_user=1, max_batch_images=max_batch, batching=batching,
                                  threads=settings.engine.threads),  # as `muse run` would
-                     models={"dcgan": gen})
-    bot = await started_bot(settings, engine=engine, preload=("dcgan",))  # loaded and warmed, as at start-up
+                     models={IMAGE_MODEL: gen})
+    bot = await started_bot(settings, engine=engine, preload=(IMAGE_MODEL,))  # loaded and warmed, as at start-up
     theme = gen.themes[0]
     payloads = [Payloads(user_id=10_000 + i).command("image", {"theme": theme, "count": count, "seed": i})
                 for i in range(requests)]
@@ -104,11 +104,11 @@ async def _phase(gen, *, batching: bool, requests: int, count: int, max_batch: i
 
 async def _engine_only(gen, *, batching: bool, requests: int, count: int, max_batch: int) -> dict:
     """The same requests straight into the engine: inference alone, without Discord, PNG encoding or HTTP."""
-    from genmodels.engine import Engine, EngineConfig
+    from genmodels.engine import IMAGE_MODEL, Engine, EngineConfig
 
     engine = Engine(EngineConfig(max_queue=requests, per_user=requests, max_batch_images=max_batch,
-                                 batching=batching, threads=0), models={"dcgan": gen})
-    await engine.start(preload=("dcgan",))
+                                 batching=batching, threads=0), models={IMAGE_MODEL: gen})
+    await engine.start(preload=(IMAGE_MODEL,))
     try:
         t0 = time.perf_counter()
         await asyncio.gather(*(engine.image(gen.themes[0], count, seed=i, user=i) for i in range(requests)))

@@ -126,20 +126,20 @@ class Sessions(commands.Cog):
             raise UserError("session_busy_channel")
         loc = str(interaction.locale.value if isinstance(interaction.locale, discord.Locale) else interaction.locale)
         if kind == "image":
-            gen = bot.engine.loaded(registry.of_kind("image")[0].name)
+            gen = bot.engine.loaded(registry.model_for("image").name)
             if theme is None:
                 themes = gen.themes if gen is not None else ["smileys"]
                 theme = random.Random(seed).choice(themes)
             theme = checks.check_text("theme", theme, bot.settings.limits.max_text_chars)
             index = checks.resolve_theme(interaction, theme)
             name = gen.themes[index] if gen is not None and isinstance(index, int) else theme
-            model = registry.of_kind("image")[0].name
+            model = registry.model_for("image").name
             params = {"theme": name, "theme_index": index, "locale": loc}
         else:
             lang = lang or ("zh" if lang_of(interaction.locale) == "zh" else "en")
             checks.check_lang(lang)
             theme = checks.check_text("theme", theme, bot.settings.limits.max_text_chars, optional=True)
-            model = registry.poem_model(lang).name
+            model = registry.model_for("poem", lang).name
             params = {"theme": theme, "lang": lang, "temperature": 0.9, "locale": loc}
         await interaction.response.defer(thinking=True)
         interaction.extras["public_defer"] = True  # an error from here on replaces "thinking…" privately
