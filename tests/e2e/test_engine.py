@@ -239,3 +239,31 @@ def test_the_engine_batches_plain_grids_and_sifts_only_those_with_a_near_copy(bo
         assert np.abs(a - np.stack([np.asarray(im) for im in want.images]).astype(int)).max() <= 2
     assert not torch.equal(outs[0].latents, rows[:4])  # seed 5's plain grid holds a near-copy: it was sifted
     assert slow.calls[0][0] == 12  # the three plain grids went through one forward pass together
+
+
+def test_jobs_are_named_operations_and_batch_only_with_their_own_model(bot_models: Path):
+    """A job names an operation and the model it runs on, with plain arguments; image jobs share a forward pass
+    only with jobs of the same model, so two models never answer each other's requests."""
+    gen = ImageGenerator.load(bot_models)
+    a, b = Slow(gen, delay=0.05), Slow(ImageGenerator(gen.G, {**gen.card, "version": 2}), delay=0.05)
+
+    async def main():
+        engine = Engine(EngineConfig(max_batch_images=64), models={"dcgan": a, "other": b})
+        await engine.start()
+        try:
+            with pytest.raises(KeyError, match="unknown operation"):
+                with engine.reserve(1) as slot:
+                    slot.run("dcgan", "poem.rhyme")
+            outs = await asyncio.gather(*(
+                engine.run("dcgan" if s % 2 else "other", "image.grid", theme="squares",
+                           lineage=(Generation(s, 2),), user=s) for s in range(8)))
+            version = await engine.run("other", "model.version")
+        finally:
+            await engine.close()
+        return outs, version
+
+    outs, version = run(main())
+    assert version == b.version != a.version
+    assert [o.version for o in outs] == [a.version if s % 2 else b.version for s in range(8)]
+    assert sum(n for n, _, _ in a.calls) == 8 and sum(n for n, _, _ in b.calls) == 8  # 4 jobs of 2 each
+    assert max(n for n, _, _ in a.calls) >= 4  # batched, among their own
