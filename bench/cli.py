@@ -30,7 +30,8 @@ def cmd_bench(args) -> int:
             os.environ["MUSE_DATA_DIR"] = args.data
         rounds = 5 if args.rounds is None else args.rounds
         result = bench_feedback(args.kind, args.rater, rounds, args.per_round, lang=args.lang, seed=args.seed,
-                                models=args.models, threads=args.threads, steps=args.steps, sheet=args.sheet)
+                                models=args.models, threads=args.threads, steps=args.steps, sheet=args.sheet,
+                                method=args.method)
     elif args.what == "serve":
         from .serve import run as bench_serve
 
@@ -72,6 +73,8 @@ def add_commands(sub) -> None:
                     help="feedback, session: seed of the simulated community (session: also the session's seed)")
     sp.add_argument("--threads", type=int, default=1, help="feedback: torch threads (engine and trainer)")
     sp.add_argument("--sheet", help="feedback --kind image: write a before/after sample sheet (PNG) here")
+    sp.add_argument("--method", choices=["full", "delta", "both"], default="full",
+                    help="feedback: full fine-tunes, per-server deltas on the base (genmodels.deltas), or both side by side")
     sp.add_argument("--sample", help="session: write what was posted (round grids, messages, the GIF) to this folder")
     sp.add_argument("--requests", type=int, default=64, help="serve: concurrent /image interactions")
     sp.add_argument("--count", type=int, default=4, help="serve: images per request")

@@ -95,6 +95,77 @@ async def _round(kind: str, model: str, engine, store, rater, n: int, rng: rando
             "diversity": diversity, "diversity_metric": "recall" if kind == "image" else "distinct2"}
 
 
+# ---- the delta method (`--delta`): each fine-tune trains a per-server delta on the base (genmodels.deltas) -------
+
+DELTAS_DIR = "deltas"  # under the bench's models folder: deltas/<model>/vNNNN.safetensors, one per candidate
+
+
+def _delta_path(models_dir, name: str, version: int) -> Path:
+    return Path(models_dir) / DELTAS_DIR / name / f"{checkpoints.tag(version)}.safetensors"
+
+
+def _delta_finetune(fn, spec: dict):
+    """``fn`` (a `finetune.*_delta`) with the full fine-tune's signature and result, for `trainer.run_job`: the
+    parent version is the base (a shipped version) or a candidate made by an earlier delta round (its card names
+    the base and its delta); the delta is trained from the parent's, written beside the versions, and the
+    candidate saved is base + delta merged (`deltas.full_tensors`), so the gate and the engine see what a server
+    would be served."""
+    from genmodels import deltas
+    from genmodels.paths import find_model
+
+    def run(parent, items, data, cfg, device, **kw):
+        tensors, card = parent
+        init = None
+        if "delta" in card:  # an earlier round's candidate: continue its delta on the same base
+            b = card["delta"]["base"]
+            tensors, card = checkpoints.load_version(find_model(b["name"], spec["root"], b["version"]), b["name"],
+                                                     b["version"])
+            init = deltas.load_delta(_delta_path(spec["models_dir"], spec["model"], spec["parent"]), card)
+            if "poem" in kw:
+                kw["poem"] = registry.load(spec["model"], spec["root"], b["version"])
+        dt, meta = fn((tensors, card), items, data, cfg, device, init=init, **kw)
+        delta = deltas.from_parts(dt, meta)
+        path = deltas.save_delta(_delta_path(spec["models_dir"], spec["model"], spec["version"]), delta)
+        extra = {k: meta[k] for k in ("finetune", "preference") if k in meta}
+        extra["delta"] = {"base": delta.base, "config": meta["config"], "bytes": path.stat().st_size,
+                          "numbers": delta.n_numbers}
+        return deltas.full_tensors(tensors, card, delta), extra
+
+    return run
+
+
+def run_delta_job(spec: dict) -> dict:
+    """`trainer.run_job` with each model's delta fine-tune in place of its full one (in the worker process, so the
+    swap stays there)."""
+    from genmodels.feedback import finetune, trainer
+
+    finetune.finetune_dcgan = _delta_finetune(finetune.finetune_dcgan_delta, spec)
+    finetune.finetune_vae = _delta_finetune(finetune.finetune_vae_delta, spec)
+    finetune.finetune_textvae = _delta_finetune(finetune.finetune_textvae_delta, spec)
+    return trainer.run_job(spec)
+
+
+def cold_load(model: str, models_dir, base_version: int, delta_file: Path, repeats: int = 50) -> dict:
+    """The base loaded once, then a server's model made ready from cold: read its delta file and apply it. Median
+    and p90 over ``repeats`` (milliseconds), and the bytes of the delta against the base's weights."""
+    import statistics
+
+    from genmodels import deltas
+
+    base = registry.load(model, str(models_dir), base_version)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        deltas.apply(base, deltas.load_delta(delta_file, base.card))
+        times.append(1000 * (time.perf_counter() - t0))
+    times.sort()
+    base_bytes = (checkpoints.version_dir(models_dir, model, base_version) / checkpoints.MODEL_FILE).stat().st_size
+    size = delta_file.stat().st_size
+    return {"cold_load_ms_median": round(statistics.median(times), 2),
+            "cold_load_ms_p90": round(times[int(0.9 * (len(times) - 1))], 2), "repeats": repeats,
+            "delta_bytes": size, "base_bytes": base_bytes, "delta_share_of_base": round(size / base_bytes, 4)}
+
+
 def _before_after(before, after, path: str) -> None:
     """Two 9×4 grids, the same themes and seeds (one theme per row), from the first and the last served model."""
     from genmodels.images import grid
@@ -112,7 +183,7 @@ def _before_after(before, after, path: str) -> None:
 
 
 async def _run(kind: str, rater, rounds: int, per_round: int, lang: str, seed: int, root: str | None,
-               threads: int, steps: int | None, sheet: str | None = None) -> dict:
+               threads: int, steps: int | None, sheet: str | None = None, delta: bool = False) -> dict:
     from genmodels.data.emoji import load_image_dataset
     from genmodels.engine import Engine, EngineConfig
     from genmodels.eval_images import load_feature_net
@@ -140,7 +211,13 @@ async def _run(kind: str, rater, rounds: int, per_round: int, lang: str, seed: i
                                 data_dir=str(paths.data_dir()))
             if steps is not None:
                 cfg.finetune.steps = cfg.finetune.text_steps = steps
-            trainer = Trainer(store, engine, cfg)
+            if delta:
+                class _DeltaTrainer(Trainer):
+                    job = staticmethod(run_delta_job)
+
+                trainer = _DeltaTrainer(store, engine, cfg)
+            else:
+                trainer = Trainer(store, engine, cfg)
             stack.push_async_callback(trainer.close)
             await trainer.start()
             out = []
@@ -155,10 +232,16 @@ async def _run(kind: str, rater, rounds: int, per_round: int, lang: str, seed: i
                 out.append(row)
             if sheet is not None and before is not None:
                 _before_after(before, engine.loaded(model), sheet)
+            delta_info = None
+            files = sorted((models / DELTAS_DIR / model).glob("v*.safetensors")) if delta else []
+            if files:  # the last delta made, loaded from cold on its base
+                base_v = checkpoints.parse_tag(out[0]["version"])
+                delta_info = await asyncio.to_thread(cold_load, model, models, base_v, files[-1])
+                delta_info["file"] = files[-1].name
     first, last = out[0], out[-1]
     return {
         "benchmark": "feedback", "kind": kind, "model": model, "rounds": rounds, "per_round": per_round,
-        "seed": seed, "per_round_results": out,
+        "seed": seed, "method": "delta" if delta else "full", "delta": delta_info, "per_round_results": out,
         "like_rate_gain_points": round(100 * (last["like_rate"] - first["like_rate"]), 1),
         "diversity_ratio": round(last["diversity"] / first["diversity"], 3) if first["diversity"] else None,
         "targets": {"like_rate_gain>=25pts": last["like_rate"] - first["like_rate"] >= 0.25,
@@ -167,11 +250,35 @@ async def _run(kind: str, rater, rounds: int, per_round: int, lang: str, seed: i
 
 
 def run(kind: str, rater: str, rounds: int = 5, per_round: int = 64, *, lang: str = "en", seed: int = 0,
-        models: str | None = None, threads: int = 1, steps: int | None = None, sheet: str | None = None) -> dict:
+        models: str | None = None, threads: int = 1, steps: int | None = None, sheet: str | None = None,
+        method: str = "full") -> dict:
+    """``method``: "full" (each fine-tune a full new version), "delta" (a per-server delta on the base, served
+    merged) or "both": the two, one after the other, with the same raters, rounds and seed, side by side."""
     if kind not in ("image", "poem"):
         raise ValueError("--kind is image or poem.")
     if rounds < 1 or per_round < 1:
         raise ValueError("--rounds and --per-round must be at least 1.")
-    result = asyncio.run(_run(kind, load_rater(rater), rounds, per_round, lang, seed, models, threads, steps, sheet))
+    if method not in ("full", "delta", "both"):
+        raise ValueError("--method is full, delta or both.")
+    if method == "both":
+        full = run(kind, rater, rounds, per_round, lang=lang, seed=seed, models=models, threads=threads, steps=steps,
+                   method="full")
+        delta = run(kind, rater, rounds, per_round, lang=lang, seed=seed, models=models, threads=threads,
+                    steps=steps, method="delta")
+        return side_by_side(full, delta)
+    result = asyncio.run(_run(kind, load_rater(rater), rounds, per_round, lang, seed, models, threads, steps, sheet,
+                              delta=method == "delta"))
     result["rater"] = rater
     return result
+
+
+def side_by_side(full: dict, delta: dict) -> dict:
+    """Two runs of the same bench (full and delta), and the delta's lift as a share of the full one's."""
+    gf, gd = full["like_rate_gain_points"], delta["like_rate_gain_points"]
+    return {"benchmark": "feedback-side-by-side", "kind": full["kind"], "model": full["model"],
+            "rounds": full["rounds"], "per_round": full["per_round"], "seed": full["seed"],
+            "like_rate_gain_points": {"full": gf, "delta": gd},
+            "lift_ratio": round(gd / gf, 3) if gf > 0 else None,
+            "diversity_ratio": {"full": full["diversity_ratio"], "delta": delta["diversity_ratio"]},
+            "delta": delta["delta"], "targets": {"lift>=80%_of_full": gf > 0 and gd >= 0.8 * gf},
+            "full_run": full, "delta_run": delta}

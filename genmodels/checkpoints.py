@@ -152,6 +152,34 @@ def load_weights(path: str | os.PathLike, device: str | torch.device = "cpu") ->
         raise CheckpointError(f"{path} could not be read as safetensors ({e}); re-copy it or retrain.") from e
 
 
+def save_weights_with_meta(path: str | os.PathLike, tensors: dict[str, torch.Tensor], meta: dict[str, str],
+                           half: bool = False) -> None:
+    """`save_weights` with string metadata in the safetensors header: a file that carries its own card (a per-server
+    delta, `genmodels.deltas`), for stores where one small file per item beats a folder per item."""
+    out = {}
+    for k, v in tensors.items():
+        v = v.detach().to("cpu")
+        if half and v.is_floating_point():
+            v = v.to(torch.float16)
+        out[k] = v.contiguous()
+    _atomic_write_bytes(Path(path), lambda tmp: save_file(out, tmp, metadata=meta))
+
+
+def load_weights_with_meta(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """The tensors and the header metadata of a file written by `save_weights_with_meta` (checked like
+    `load_weights`)."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    tensors = load_weights(path)
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise CheckpointError(f"{path} could not be read as safetensors ({e}); re-copy it or retrain.") from e
+    return tensors, meta
+
+
 # --------------------------------------------------------------------------------------------------------
 # Versioned models with cards
 # --------------------------------------------------------------------------------------------------------

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .. import checkpoints
+from .. import checkpoints, deltas
 from ..data.emoji import MODEL_STYLES, load_image_dataset, to_model
 from ..data.poems import PoemDataset
 from ..images import ImageGenerator, Morpher
@@ -132,14 +132,11 @@ def _check_finite(tensors: dict[str, torch.Tensor]) -> None:
 
 # ---- DCGAN ---------------------------------------------------------------------------------------------------
 
-def finetune_dcgan(parent: tuple[dict, dict], items: list[dict], data_path: Path, cfg: FinetuneConfig,
-                   device: torch.device) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    tensors, card = parent
-    mcfg = common.dataclass_from_dict(DCGANConfig, card["config"])
-    pcfg = common.dataclass_from_dict(DCGANTrainConfig, card.get("train_config", {}))
-    G = Generator(mcfg)
-    checkpoints.load_into(G, tensors, "dcgan", prefix="G.")
-    parent_gen = ImageGenerator(G, card)
+def _dcgan_pool(parent_gen: ImageGenerator, items: list[dict], data_path: Path, cfg: FinetuneConfig):
+    """The votes, the liked ones, and the pool D's real batches come from: the replayed emoji set plus the liked
+    images as ``parent_gen`` draws them, repeated to about ``liked_share`` of it. Returns (votes, liked, real
+    (N, 4, 64, 64), labels (N,), styles (N,))."""
+    mcfg = parent_gen.cfg
     votes = _votes(items)
     if not votes:
         raise NothingToLearn("no votes with latents to learn from")
@@ -167,6 +164,18 @@ def finetune_dcgan(parent: tuple[dict, dict], items: list[dict], data_path: Path
         real = torch.cat([real, liked_x.repeat(reps, 1, 1, 1)])
         labels = torch.cat([labels, torch.tensor(y).repeat(reps)])
         styles = torch.cat([styles, torch.tensor(st).repeat(reps)])
+    return votes, liked, real, labels, styles
+
+
+def finetune_dcgan(parent: tuple[dict, dict], items: list[dict], data_path: Path, cfg: FinetuneConfig,
+                   device: torch.device) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    tensors, card = parent
+    mcfg = common.dataclass_from_dict(DCGANConfig, card["config"])
+    pcfg = common.dataclass_from_dict(DCGANTrainConfig, card.get("train_config", {}))
+    G = Generator(mcfg)
+    checkpoints.load_into(G, tensors, "dcgan", prefix="G.")
+    parent_gen = ImageGenerator(G, card)
+    votes, liked, real, labels, styles = _dcgan_pool(parent_gen, items, data_path, cfg)
 
     tcfg = replace(pcfg, steps=cfg.steps, lr_g=pcfg.lr_g * cfg.lr_scale, lr_d=pcfg.lr_d * cfg.lr_scale,
                    batch=min(pcfg.batch, 2 * cfg.batch), ema_start=0, ema_decay=0.9, seed=cfg.seed)
@@ -253,6 +262,25 @@ def _minibatch(b: tuple[torch.Tensor, ...], n: int, gen: torch.Generator, device
     return tuple(t[idx] for t in b)
 
 
+def _poem_preference(poem: PoemModel, voted: list[dict], cfg: FinetuneConfig) -> LatentPreference | None:
+    """The preference lives in the space of a poem's centre latent: the mean of its lines' posterior means,
+    rescaled by 1/√(1 - LINE_SPREAD) (lines are √(1-s)·centre + √s·ε), re-encoded by the parent."""
+    lang, L = poem.lang, poem.model.cfg.max_len
+    feats, vals = [], []
+    for it in voted:
+        lines = poem_lines(it["content"], lang)
+        if not lines:
+            continue
+        x, ln = lines_to_tensor(poem.tok, lines, L)
+        if len(x) == 0:
+            continue
+        with torch.no_grad():
+            mu, _ = poem.model.encode(x.to(poem.device), ln.to(poem.device))
+        feats.append((mu.mean(0) / math.sqrt(1 - LINE_SPREAD)).cpu().numpy()[None])
+        vals.append(float(it["value"]))
+    return fit_preference(feats, vals, cfg.text_preference)
+
+
 def finetune_textvae(parent: tuple[dict, dict], items: list[dict], ds: PoemDataset, cfg: FinetuneConfig,
                      device: torch.device, *, poem: PoemModel) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """``ds``: the poem dataset of the model's language, whose training lines are replayed (a fixed sample)."""
@@ -302,21 +330,7 @@ def finetune_textvae(parent: tuple[dict, dict], items: list[dict], ds: PoemDatas
     out = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     _check_finite(out)
 
-    # The preference lives in the space of a poem's centre latent: the mean of its lines' posterior means,
-    # rescaled by 1/√(1 - LINE_SPREAD) (lines are √(1-s)·centre + √s·ε), re-encoded by the parent.
-    feats, vals = [], []
-    for it in voted:
-        lines = poem_lines(it["content"], lang)
-        if not lines:
-            continue
-        x, ln = lines_to_tensor(poem.tok, lines, L)
-        if len(x) == 0:
-            continue
-        with torch.no_grad():
-            mu, _ = poem.model.encode(x.to(poem.device), ln.to(poem.device))
-        feats.append((mu.mean(0) / math.sqrt(1 - LINE_SPREAD)).cpu().numpy()[None])
-        vals.append(float(it["value"]))
-    pref = fit_preference(feats, vals, cfg.text_preference)
+    pref = _poem_preference(poem, voted, cfg)
     extra = {"finetune": {"method": "reward-weighted ELBO + unlikelihood + L2-SP + latent preference",
                           "liked_lines": len(liked), "disliked_lines": len(disliked), "steps": cfg.text_steps,
                           "lr_scale": cfg.lr_scale, "anchor": cfg.anchor}}
@@ -325,3 +339,174 @@ def finetune_textvae(parent: tuple[dict, dict], items: list[dict], ds: PoemDatas
         extra["preference"] = pref.card()
     return out, extra
 
+
+
+# ---- delta variants: the same objectives, training only a per-server delta on the frozen base -------------------
+#
+# Each takes the base version (tensors, card) and, to continue a server's line, the server's current delta
+# (``init``; None: a fresh, zero delta, which draws exactly as the base does). The liked examples are drawn by
+# base + init, the pull / L2-SP anchor is to init, and the base's tensors never change. Each returns the delta's
+# tensors (``delta.*`` offsets, ``pref.*`` preference) and its card (`deltas.Delta.meta`): `deltas.from_parts`
+# makes the `Delta` that `deltas.save_delta` writes. docs/MODELS.md ("Per-server deltas") says what each adapts.
+
+
+@dataclass
+class DeltaFinetuneConfig:
+    # The offsets start at zero and are few, so they take a larger step than the full fine-tune's 0.25 × the
+    # from-scratch rate (the DCGAN's D, not part of the delta, keeps the full fine-tune's rate).
+    lr_scale: float = 1.0  # times the from-scratch learning rate, for the delta's parameters
+    dcgan: deltas.DCGANDeltaConfig = field(default_factory=lambda: deltas.DCGANDeltaConfig(per_class=True))
+    vae: deltas.VAEDeltaConfig = field(default_factory=deltas.VAEDeltaConfig)
+    textvae: deltas.TextVAEDeltaConfig = field(default_factory=deltas.TextVAEDeltaConfig)
+
+
+def finetune_dcgan_delta(parent: tuple[dict, dict], items: list[dict], data_path: Path, cfg: FinetuneConfig,
+                         device: torch.device, *, init: deltas.Delta | None = None,
+                         dcfg: DeltaFinetuneConfig | None = None) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """`finetune_dcgan` (FBGAN liked-as-real, pull to the parent, latent preference) on a `deltas.DCGANDelta`:
+    FiLM offsets of G's condition tables (and low-rank convolution offsets if its config asks). D starts from the
+    base's D every time: it is training machinery, not part of what a server stores."""
+    dcfg = dcfg or DeltaFinetuneConfig()
+    tensors, card = parent
+    mcfg = common.dataclass_from_dict(DCGANConfig, card["config"])
+    pcfg = common.dataclass_from_dict(DCGANTrainConfig, card.get("train_config", {}))
+    base = checkpoints.load_into(Generator(mcfg), tensors, "dcgan", prefix="G.").eval().requires_grad_(False)
+    dc = init.config if init is not None else dcfg.dcgan
+    delta = deltas.dcgan_module(init, mcfg) if init is not None else deltas.DCGANDelta(mcfg, dc)
+    parent_gen = ImageGenerator(deltas.merge_dcgan(base, delta), card)  # the server's model as it is now
+    votes, liked, real, labels, styles = _dcgan_pool(parent_gen, items, data_path, cfg)
+
+    tcfg = replace(pcfg, steps=cfg.steps, lr_g=pcfg.lr_g * dcfg.lr_scale, lr_d=pcfg.lr_d * cfg.lr_scale,
+                   batch=min(pcfg.batch, 2 * cfg.batch), ema_start=0, ema_decay=0.9, seed=cfg.seed)
+    tr = DCGANTrainer(real, labels, mcfg, tcfg, device, styles)
+    checkpoints.load_into(tr.D, tensors, "dcgan", prefix="D.")
+    base = base.to(device)
+    tr.G = deltas.DeltaGenerator(base, delta.to(device).requires_grad_(True)).train()  # one base, two deltas:
+    tr.G_ema = deltas.DeltaGenerator(base, copy.deepcopy(delta).requires_grad_(False)).eval()  # EMA lerps base to itself
+    tr.opt_g = torch.optim.Adam(delta.parameters(), lr=tcfg.lr_g, betas=(tcfg.beta1, tcfg.beta2))
+    parent_d = [p.detach().clone() for p in delta.parameters()]
+    for i in range(cfg.steps):
+        tr.step(i)
+        with torch.no_grad():  # pull the offsets back toward the server's current ones (zero for a fresh delta)
+            for p, p0 in zip(delta.parameters(), parent_d):
+                p.lerp_(p0, cfg.pull)
+    pref = fit_preference([it["latent"] for it in votes], [it["value"] for it in votes], cfg.image_preference)
+    extra = {"finetune": {"method": "FBGAN liked-as-real + pull to parent + latent preference, on a FiLM delta",
+                          "liked": len(liked), "pull": cfg.pull, "votes": len(votes), "steps": cfg.steps,
+                          "lr_scale": dcfg.lr_scale, "liked_share": cfg.liked_share}}
+    d = deltas.make_delta("dcgan", card, dc, tr.G_ema.delta.cpu(), extra, pref)
+    _check_finite(d.tensors)
+    return d.tensors, d.meta()
+
+
+def finetune_vae_delta(parent: tuple[dict, dict], items: list[dict], data_path: Path, cfg: FinetuneConfig,
+                       device: torch.device, *, init: deltas.Delta | None = None,
+                       dcfg: DeltaFinetuneConfig | None = None) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """`finetune_vae` (reward-weighted ELBO on liked frames + replay + L2-SP) on a `deltas.VAEDelta` (the decoder's
+    offsets; the encoder and the batch-norm statistics stay the base's)."""
+    dcfg = dcfg or DeltaFinetuneConfig()
+    tensors, card = parent
+    base = Morpher.from_tensors(tensors, card).vae.to(device)
+    vc = init.config if init is not None else dcfg.vae
+    delta = (deltas.vae_module(init, base) if init is not None else deltas.VAEDelta(base, vc)).to(device)
+    vae = deltas.DeltaVAE(base, delta.requires_grad_(True)).train()
+    liked = [it for it in _votes(items) if it["value"] > 0]
+    if not liked:
+        raise NothingToLearn("no liked morphs to learn from")
+    D = base.cfg.latent
+    z = torch.cat([torch.as_tensor(np.asarray(it["latent"], np.float32).reshape(-1, D)) for it in liked])
+    w = torch.cat([torch.full((np.asarray(it["latent"]).reshape(-1, D).shape[0],), float(it["value"])) for it in liked])
+    with torch.no_grad():
+        liked_x = vae.decode(z.to(device)).float()  # the frames people liked, as the server's model drew them
+    styles = card.get("data", {}).get("style_names") or MODEL_STYLES
+    real = to_model(load_image_dataset(data_path, styles).train_images).to(device)
+    anchor = {k: v.detach().clone() for k, v in delta.named_parameters()}
+    opt = torch.optim.Adam(delta.parameters(), lr=5e-4 * dcfg.lr_scale)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    for _ in range(cfg.steps):
+        xr = real[common.batch_indices(len(real), cfg.batch, gen, device)]
+        li = common.batch_indices(len(liked_x), min(cfg.batch, len(liked_x)), gen, device)
+        rt = vae.loss_terms(xr)
+        lt = vae.loss_terms(liked_x[li])
+        wl = float(w[li.cpu()].mean()) * cfg.liked_weight
+        loss = rt["nll"] + rt["kl"] + wl * (lt["nll"] + lt["kl"])
+        _step(opt, loss + cfg.anchor * _l2sp(delta, anchor), delta, clip=100.0)
+    extra = {"finetune": {"method": "reward-weighted ELBO on liked morph frames + replay + L2-SP, on a decoder delta",
+                          "liked": len(liked), "steps": cfg.steps, "lr_scale": dcfg.lr_scale}}
+    d = deltas.make_delta("vae", card, vc, delta.cpu(), extra)
+    _check_finite(d.tensors)
+    return d.tensors, d.meta()
+
+
+class _WithDelta:
+    """A base `TextVAE` seen through a delta: ``encode``, ``decode``, ``elbo_terms`` ... run with the offsets added
+    (`deltas.call_with_delta`), so the full fine-tune's losses apply unchanged."""
+
+    def __init__(self, base: TextVAE, delta: deltas.TextVAEDelta):
+        self.base, self.delta, self.cfg = base, delta, base.cfg
+
+    def __getattr__(self, method: str):
+        return lambda *a, **k: deltas.call_with_delta(self.base, self.delta, method, *a, **k)
+
+
+def finetune_textvae_delta(parent: tuple[dict, dict], items: list[dict], ds: PoemDataset, cfg: FinetuneConfig,
+                           device: torch.device, *, poem: PoemModel, init: deltas.Delta | None = None,
+                           dcfg: DeltaFinetuneConfig | None = None) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """`finetune_textvae` (reward-weighted ELBO + unlikelihood + L2-SP + poem preference) on a
+    `deltas.TextVAEDelta` (the decoder's offsets). ``poem``: the base, as loaded (its encoder gives the preference's
+    space, as in the full method)."""
+    dcfg = dcfg or DeltaFinetuneConfig()
+    tensors, card = parent
+    lang = poem.lang
+    base = deltas._share(poem.model).to(device).train()  # its own train/eval flags, the base's tensors
+    for p in base.parameters():
+        p.requires_grad_(False)
+    tc = init.config if init is not None else dcfg.textvae
+    delta = (deltas.textvae_module(init, base) if init is not None else deltas.TextVAEDelta(base, tc)).to(device)
+    delta.requires_grad_(True)
+    model = _WithDelta(base, delta)
+    anchor = {k: v.detach().clone() for k, v in delta.named_parameters()}
+    voted = [it for it in items if it.get("value") and it.get("content")]
+    if not voted:
+        raise NothingToLearn("no rated poems to learn from")
+    liked = [(ln, float(it["value"])) for it in voted if it["value"] > 0 for ln in poem_lines(it["content"], lang)]
+    disliked = [(ln, -float(it["value"])) for it in voted if it["value"] < 0 for ln in poem_lines(it["content"], lang)]
+
+    L = base.cfg.max_len
+    xr, lr_ = (t.to(device) for t in lines_to_tensor(poem.tok, ds.lines("train", cfg.replay_lines), L))
+    recipe = version_recipe(card, lang)
+
+    def elbo(x, ln):  # as in `finetune_textvae`
+        t = model.elbo_terms(trim(x, ln), ln, word_dropout=recipe.word_dropout)
+        out = t["rec"] + torch.clamp(t["kl"].sum(1), min=recipe.kl_target)
+        return out + recipe.bow_weight * t["bow"] if "bow" in t else out
+
+    def as_batch(pairs):
+        if not pairs:
+            return None
+        x, ln = lines_to_tensor(poem.tok, [p for p, _ in pairs], L)
+        return x.to(device), ln.to(device), torch.tensor([w for _, w in pairs], device=device)
+
+    liked_b, disliked_b = as_batch(liked), as_batch(disliked)
+    opt = torch.optim.Adam(delta.parameters(), lr=1e-3 * dcfg.lr_scale)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    share = max(1, round(cfg.batch * cfg.liked_share))
+    for _ in range(cfg.text_steps):
+        idx = common.batch_indices(len(xr), cfg.batch, gen, device)
+        loss = elbo(xr[idx], lr_[idx]).mean()
+        if liked_b is not None:
+            x, ln, w = _minibatch(liked_b, share, gen, device)
+            loss = loss + cfg.liked_weight * (elbo(x, ln) * w).sum() / w.sum()
+        if disliked_b is not None and cfg.unlikelihood > 0:
+            x, ln, w = _minibatch(disliked_b, share, gen, device)
+            x = trim(x, ln)
+            mu, _ = model.encode(x, ln)
+            loss = loss + cfg.unlikelihood * _unlikelihood(model, x, ln, mu)
+        _step(opt, loss + cfg.anchor * _l2sp(delta, anchor), delta, clip=5.0)
+    pref = _poem_preference(poem, voted, cfg)
+    extra = {"finetune": {"method": "reward-weighted ELBO + unlikelihood + L2-SP + latent preference, on a decoder delta",
+                          "liked_lines": len(liked), "disliked_lines": len(disliked), "steps": cfg.text_steps,
+                          "lr_scale": dcfg.lr_scale, "anchor": cfg.anchor}}
+    d = deltas.make_delta(poem.card.get("name", f"textvae-{lang}"), card, tc, delta.cpu(), extra, pref)
+    _check_finite(d.tensors)
+    return d.tensors, d.meta()
