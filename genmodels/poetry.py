@@ -36,6 +36,7 @@ one batch without resampling any row.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from pathlib import Path
@@ -51,6 +52,8 @@ from .nets import dataclass_from_dict
 from .nets.textvae import TextVAE, TextVAEConfig
 from .verse import RHYME_SCHEMES, VerseConfig, check_form, compose
 
+log = logging.getLogger(__name__)
+
 MAX_INPUT_CHARS = 200
 MAX_LINES = 16
 MAX_MORPH_STEPS = 16
@@ -65,6 +68,15 @@ RERANK = 16  # lines sampled per latent row, the LM's favourite kept, for versio
 # en meets its fluency target by ranking alone, and fusion there cost a quarter of its distinct bigrams
 # (docs/MODELS.md, "Fusion").
 FUSION = {"zh": {"lm_weight": 0.5, "temperature_scale": 2 / 3}}
+# Grammar-aware ranking (`sampling.grammar` = GRAMMAR, en): the K candidates of a row are ranked by Link Grammar's
+# faults first (`genmodels.grammar.Parse.faults`: null links of the usual and the strict parse, words it does not
+# know, surface faults such as "a old"), then by
+# the LM's fluency less the parse's disjunct cost (`PoemModel.rank_scores`); a row whose best line still has a
+# fault draws K more once (`_decode`).
+GRAMMAR = "link-grammar"
+GRAMMAR_WEIGHT = 100.0  # fluency units per fault: far above any gap in fluency, so faults decide first
+MORPH_TEMPERATURE = 0.6  # a morph's sampled candidates, for points whose greedy line does not parse (`morph`)
+MORPH_SEED = 0
 
 
 def sampling_for(lang: str) -> dict:
@@ -113,16 +125,28 @@ def _sampling(card: dict) -> tuple[int, float, float]:
     """How a version's card asks its lines to be drawn (`sampling`): (rerank, lm_weight, temperature_scale), with
     plain sampling's 1, 0 and 1 for what it leaves out. rerank: lines sampled per latent row, the LM's favourite
     kept; lm_weight: the LM baseline's share of each token's log-probability (fusion); temperature_scale: what the
-    caller's temperature is multiplied by, where the version's samples read best at `/poem`'s default."""
+    caller's temperature is multiplied by, where the version's samples read best at `/poem`'s default. Whether the
+    ranking also parses the lines is `_grammar`."""
     s = card.get("sampling", {})
     return int(s.get("rerank", 1)), float(s.get("lm_weight", 0.0)), float(s.get("temperature_scale", 1.0))
+
+
+def _grammar(card: dict, lang: str) -> bool:
+    """Whether a version's card asks its ranking to parse the lines (``sampling.grammar`` = "link-grammar"; en)."""
+    g = card.get("sampling", {}).get("grammar")
+    if g in (None, False, ""):
+        return False
+    if g != GRAMMAR or lang != "en":
+        raise checkpoints.CheckpointError(f"{card.get('name')} v{card.get('version')} asks for the grammar check "
+                                          f"{g!r}; Muse has {GRAMMAR!r}, for en only.")
+    return True
 
 
 class PoemModel:
     verse = VerseConfig()  # the candidate budget of verse forms (`sample(form=...)`); set per instance to change it
 
     def __init__(self, model: TextVAE, tok, card: dict, lang: str, device: str = "cpu",
-                 preference: LatentPreference | None = None, scorer: TextVAE | None = None):
+                 preference: LatentPreference | None = None, scorer: TextVAE | None = None, grammar=None):
         self.model, self.tok, self.card, self.lang, self.device = model, tok, card, lang, device
         self.preference = preference  # learned from reactions (genmodels.feedback); None = the plain prior
         self.version = checkpoints.full_tag(card.get("name", f"textvae-{lang}"), card.get("version", 0))
@@ -131,6 +155,8 @@ class PoemModel:
         self.scorer = scorer
         rerank, lm_weight, self.temperature_scale = _sampling(card)
         self.rerank, self.lm_weight = (rerank, lm_weight) if scorer is not None else (1, 0.0)
+        # a `genmodels.grammar.LinkGrammar` when the card's ranking parses the lines (`_grammar`); None: the LM alone
+        self.grammar = grammar if self.rerank > 1 else None
 
     @classmethod
     def load(cls, lang: str, root: str | os.PathLike | None = None, device: str = "cpu",
@@ -138,7 +164,17 @@ class PoemModel:
         model, tok, card, tensors = _load_text(f"textvae-{lang}", root, device, version)
         rerank, lm_weight, _ = _sampling(card)
         scorer = load_baseline(card, root, device) if rerank > 1 or lm_weight > 0 else None
-        return cls(model, tok, card, lang, device, LatentPreference.from_version(tensors, card), scorer)
+        grammar = None
+        if rerank > 1 and _grammar(card, lang):
+            from .grammar import GrammarUnavailable, grammar_check
+
+            try:
+                grammar = grammar_check()
+            except GrammarUnavailable as e:  # the poems still come, ranked by the LM alone: say what is missing
+                log.warning("%s v%s ranks its lines with the Link Grammar parser, which is not available (%s); "
+                            "ranking by the LM alone, so its lines parse less often and a seed's poem differs "
+                            "from one on a host with the parser", card.get("name"), card.get("version"), e)
+        return cls(model, tok, card, lang, device, LatentPreference.from_version(tensors, card), scorer, grammar)
 
     # ----------------------------------------------------------------------------------------------------
 
@@ -173,9 +209,31 @@ class PoemModel:
         k = self.rerank if rerank is None else max(1, min(int(rerank), self.rerank))
         ids = self._sample_ids(z.repeat_interleave(k, dim=0), g, temperature, top_p, length)  # N·K lines
         if k > 1:
-            best = self.fluency(ids).view(-1, k).argmax(dim=1)  # (N,)
+            top, best = self.rank_scores(ids).view(-1, k).max(dim=1)  # (N,), (N,): the first of equals
             ids = [ids[i * k + int(j)] for i, j in enumerate(best)]
+            # grammar-aware ranking: rows whose best line still has a null link (or a word the parser does not
+            # know) draw K more lines once, in one batch, and keep the better-ranked of the two bests
+            again = [i for i, t in enumerate(top.tolist()) if t < -GRAMMAR_WEIGHT / 2] if self.grammar else []
+            if again:
+                more = self._sample_ids(z[again].repeat_interleave(k, dim=0), g, temperature, top_p, length)
+                top2, best2 = self.rank_scores(more).view(-1, k).max(dim=1)
+                for r, i in enumerate(again):
+                    if float(top2[r]) > float(top[i]):
+                        ids[i] = more[r * k + int(best2[r])]
         return [self._text(row).strip() for row in ids]
+
+    def rank_scores(self, ids: list[list[int]]) -> torch.Tensor:
+        """How each candidate line (token ids) ranks, higher better (N,): its `fluency`; when the version's ranking
+        parses lines (`genmodels.grammar.Parse`), less GRAMMAR_WEIGHT per fault (`Parse.faults`: null links of the
+        usual and of the strict parse, words the parser does not know, surface faults such as "a old"), and less
+        the usual parse's disjunct cost. Deterministic, so a seed still names its poem."""
+        scores = self.fluency(ids)
+        if self.grammar is None:
+            return scores
+        parses = self.grammar.parses(self._text(row).strip() for row in ids)
+        faults = torch.tensor([float(p.faults) for p in parses])
+        cost = torch.tensor([p.cost for p in parses])
+        return scores - GRAMMAR_WEIGHT * faults - cost
 
     def _sample_ids(self, z: torch.Tensor, g: torch.Generator, temperature: float, top_p: float,
                     length: int | None) -> list[list[int]]:
@@ -346,8 +404,8 @@ class PoemModel:
         def draw(n: int) -> list[str]:
             z = self._spread(centre, spread, n, g)  # (n, D)
             ids = self._sample_ids(z, g, temperature, top_p, length)  # one line per row
-            if self.rerank > 1:  # the batch in order of fluency, so that the form takes the most fluent lines it can
-                order = self.fluency(ids).argsort(descending=True, stable=True).tolist()
+            if self.rerank > 1:  # the batch in ranked order, so that the form takes the best-ranked lines it can
+                order = self.rank_scores(ids).argsort(descending=True, stable=True).tolist()
                 z, ids = z[order], [ids[i] for i in order]
             drawn.append(z)
             return [self._text(row).strip() for row in ids]
@@ -369,14 +427,35 @@ class PoemModel:
         means), so there is nothing to seed.
 
         The endpoints are the lines as typed (stripped); the points in between are greedy decodes. How well the
-        latent alone reproduces a line is measured separately (``recon_f1`` in ``eval_text``).
+        latent alone reproduces a line is measured separately (``recon_f1`` in ``eval_text``). A version whose
+        ranking parses lines (`_grammar`) keeps a greedy decode only when it parses without a fault; otherwise the
+        point's line is the best-ranked (`rank_scores`) of that decode and ``rerank`` lines sampled from the point
+        at MORPH_TEMPERATURE, from a generator seeded with MORPH_SEED, so a morph stays a function of its ends.
         """
         if not 2 <= int(steps) <= MAX_MORPH_STEPS:
             raise ValueError(f"Morph takes 2 to {MAX_MORPH_STEPS} steps.")
         self._check(a, "first line"), self._check(b, "second line")
         za, zb = self.encode(a), self.encode(b)
         zs = slerp(za, zb, torch.linspace(0, 1, steps))  # (steps, D)
-        decoded = [self._text(ids) for ids in self.model.greedy(zs.to(self.device),
-                                                                 max_repeat=MAX_REPEAT.get(self.lang, 0))]
+        greedy = self.model.greedy(zs.to(self.device), max_repeat=MAX_REPEAT.get(self.lang, 0))
+        if self.grammar is not None and steps > 2:
+            greedy[1:-1] = self._ranked_points(zs[1:-1], greedy[1:-1])
+        decoded = [self._text(ids) for ids in greedy]
         decoded[0], decoded[-1] = " ".join(a.split()), " ".join(b.split())
         return MorphOutput(decoded, zs, self.version)
+
+    def _ranked_points(self, zs: torch.Tensor, greedy: list[list[int]]) -> list[list[int]]:
+        """For each point of zs (M, D): its greedy decode when that parses without a fault, else the best-ranked of
+        it and K lines sampled from the point (one batch of M·K rows, a generator seeded with MORPH_SEED)."""
+        k, m = self.rerank, len(greedy)
+        g = torch.Generator().manual_seed(MORPH_SEED)
+        drawn = self._sample_ids(zs.repeat_interleave(k, dim=0), g, MORPH_TEMPERATURE, 0.9, None)  # M·K lines
+        scores = self.rank_scores(list(greedy) + drawn)  # (M + M·K,)
+        out = []
+        for i in range(m):
+            if float(scores[i]) > -GRAMMAR_WEIGHT / 2:  # the greedy line parses: keep the latent's own line
+                out.append(greedy[i])
+                continue
+            j = int(scores[m + i * k: m + (i + 1) * k].argmax())
+            out.append(drawn[i * k + j] if float(scores[m + i * k + j]) > float(scores[i]) else greedy[i])
+        return out

@@ -20,6 +20,13 @@
   Real held-out poems and poems assembled from lines of different random poems bracket the scale.
 - **Copies and repeats**: the share of sampled lines found verbatim in the training split (after the
   yardstick's normalisation), and for zh the share of clauses with one character three or more times.
+- **Grammar** (en): Link Grammar's null links per word (`genmodels.grammar`), on the sampled lines, the real
+  held-out lines and the same lines shuffled, with the share of lines that parse fully, the same under the strict
+  parse, and where the samples lie between real (0) and shuffled (1) (``gap_share``; target ≤ 0.25). What each
+  misses: the trigram SLOR sees three words at a time, so common pairs ("and the", "of my") read as fluent
+  whatever the line does; the parser sees the whole line's structure but not its sense, its dictionary links
+  many odd lines, and it is the same check that Muse's grammar-aware ranking uses (`PoemModel.rank_scores`), so
+  on ranked samples it is no longer an independent judge: read the lines too.
 
 Everything here is count-based and deterministic given its seeds; `poem_readability` runs a `PoemModel` the way
 `/poem` does (its default temperature and nucleus) and reports the lot.
@@ -296,6 +303,7 @@ def poem_readability(poem, ds: PoemDataset, *, n_poems: int = 200, lines: int = 
     independent = [o.lines for o in poem.decode_poems(lat, generator=g, clause_len=clause_len)]
     real, mixed = _real_poems(ds, lang, n_poems, lines, seed)
 
+    grammar = _grammar_report(rows, held, seed) if lang == "en" else None
     populations = {"samples": [units(r, lang) for r in rows], "heldout": [units(l, lang) for l in held],
                    "shuffled": shuffled}
     slor = {k: sum(map(sticks.kn.slor, v)) / max(1, len(v)) for k, v in populations.items()}
@@ -318,7 +326,36 @@ def poem_readability(poem, ds: PoemDataset, *, n_poems: int = 200, lines: int = 
     }
     if lang == "zh":
         out["repeat3_rate"] = round(sum(max(Counter(r).values(), default=0) >= 3 for r in rows) / max(1, len(rows)), 4)
+    if grammar is not None:
+        out["grammar"] = grammar
     return out
+
+
+def _grammar_report(rows: Sequence[str], held: Sequence[str], seed: int) -> dict[str, Any]:
+    """Link Grammar's null links per word and the share of lines parsed fully: sampled lines, real held-out lines,
+    the same lines shuffled (words and punctuation, case kept); usual and strict parses; ``gap_share``."""
+    from .grammar import gap_share, grammar_check, shuffled
+
+    check = grammar_check()
+    rng = random.Random(f"{seed}:grammar")
+    pops = {"samples": list(rows), "heldout": list(held), "shuffled": [shuffled(l, rng) for l in held]}
+    parses = {k: check.parses(v) for k, v in pops.items()}
+
+    def rate(ps, strict=False):
+        return sum(p.strict_nulls if strict else p.nulls for p in ps) / max(1, sum(p.words for p in ps))
+
+    def full(ps, strict=False):
+        ps = [p for p in ps if p.words]
+        return sum((p.strict_nulls if strict else p.nulls) == 0 for p in ps) / max(1, len(ps))
+
+    npw = {k: rate(v) for k, v in parses.items()}
+    return {
+        "null_links_per_word": {k: round(v, 4) for k, v in npw.items()},
+        "parsed_fully": {k: round(full(v), 4) for k, v in parses.items()},
+        "strict_null_links_per_word": {k: round(rate(v, True), 4) for k, v in parses.items()},
+        "strict_parsed_fully": {k: round(full(v, True), 4) for k, v in parses.items()},
+        "gap_share": round(gap_share(npw["samples"], npw["heldout"], npw["shuffled"]), 4),
+    }
 
 
 READABILITY_TARGETS = {"en": 0.90, "zh": 0.50}  # sampled lines' SLOR at least this share of real held-out lines'
@@ -332,6 +369,10 @@ def readability_targets(r: dict[str, Any], lang: str) -> dict[str, bool]:
     }
     if lang == "zh":
         t["repeat3"] = r["repeat3_rate"] == 0
+    if "grammar" in r:  # within a quarter of the real-to-shuffled gap, from real verse
+        from .grammar import GAP_TARGET
+
+        t["grammar"] = r["grammar"]["gap_share"] <= GAP_TARGET
     return t
 
 

@@ -21,3 +21,16 @@ if [ "${MUSE_SKIP_APT:-0}" != 1 ] && command -v apt-get >/dev/null 2>&1 \
       fonts-noto-color-emoji unicode-data fortunes fortunes-zh >/dev/null; } 2>/dev/null \
     || echo "note: could not install the emoji font / fortunes; they are only needed to rebuild the training data"
 fi
+# Link Grammar, the grammar check of English poems (genmodels/grammar.py): Debian's parser with its English dictionary
+# and Python binding (not on PyPI in a current version), linked into the venv. The binding is built for Debian's
+# Python 3.11; the venv's Python must be 3.11 too.
+LG=/usr/lib/python3/dist-packages/linkgrammar
+if [ ! -d "$LG" ] && [ "${MUSE_SKIP_APT:-0}" != 1 ] && command -v apt-get >/dev/null 2>&1; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  { $SUDO apt-get update -qq && $SUDO apt-get install -y -qq --no-install-recommends python3-link-grammar >/dev/null; } \
+    2>/dev/null || echo "note: could not install Debian's python3-link-grammar; English poems need it"
+fi
+site=$(python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+if [ -d "$LG" ] && [ "$(readlink "$site/linkgrammar" 2>/dev/null)" != "$LG" ]; then
+  ln -sfn "$LG" "$site/linkgrammar"
+fi

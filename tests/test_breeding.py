@@ -424,9 +424,10 @@ GOLDEN = {
         "If you may tilt, you're a eye way.\nOut, the huddled cry for a fool,\nIf you never get out, but he's not "
         "up a line,\nThey didn't they met a snow, in up, and they may be a code,",
         "d4fec6b225118e4db33d4e6fe345490482f11ff41aa2614bb258ddc03e066cf7"),
-    ("en", 4, 7, None): (  # ranked: the best of 16 lines per row by the LM baseline (`sampling.rerank`)
-        "The slow and o'er the way,\nThe ladder, and time — and without,\nAh, than the his england,\n"
-        "And a little, dim of me, just without his dream,",
+    ("en", 4, 7, None): (  # fused with its LM and ranked by grammar, then fluency (`sampling.grammar`, 2026-12-07;
+        # re-recorded deliberately: the latents are the same draws, the words the new decoding's choice)
+        "The spirit and the tree,\nThe curtain and wound, —\nNo one, and his old, or the wheel\n"
+        "In the space, and it,",
         "d4fec6b225118e4db33d4e6fe345490482f11ff41aa2614bb258ddc03e066cf7"),
     ("zh", 7, 7, None): (  # ranked and fused with its LM baseline (`sampling.lm_weight`)
         "夜夜相对曲，官薄不可测。\n一日不可倚，一夜雨声名。\n一笑三炎气，愁闻野水清。\n昨夜夜光天，人间两秋风。",
