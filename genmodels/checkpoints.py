@@ -105,15 +105,17 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
     _atomic_write_bytes(Path(path), _write)
 
 
-def save_weights(path: str | os.PathLike, tensors: dict[str, torch.Tensor], half: bool = False) -> None:
-    """Save tensors as safetensors, atomically. ``half`` stores floating tensors as fp16."""
+def save_weights(path: str | os.PathLike, tensors: dict[str, torch.Tensor], half: bool = False,
+                 meta: dict[str, str] | None = None) -> None:
+    """Save tensors as safetensors, atomically. ``half`` stores floating tensors as fp16; ``meta``: string metadata
+    for the header."""
     out = {}
     for k, v in tensors.items():
         v = v.detach().to("cpu")
         if half and v.is_floating_point():
             v = v.to(torch.float16)
         out[k] = v.contiguous()
-    _atomic_write_bytes(Path(path), lambda tmp: save_file(out, tmp))
+    _atomic_write_bytes(Path(path), lambda tmp: save_file(out, tmp, metadata=meta))
 
 
 def _sniff(path: Path) -> None:
@@ -156,13 +158,7 @@ def save_weights_with_meta(path: str | os.PathLike, tensors: dict[str, torch.Ten
                            half: bool = False) -> None:
     """`save_weights` with string metadata in the safetensors header: a file that carries its own card (a per-server
     delta, `genmodels.deltas`), for stores where one small file per item beats a folder per item."""
-    out = {}
-    for k, v in tensors.items():
-        v = v.detach().to("cpu")
-        if half and v.is_floating_point():
-            v = v.to(torch.float16)
-        out[k] = v.contiguous()
-    _atomic_write_bytes(Path(path), lambda tmp: save_file(out, tmp, metadata=meta))
+    save_weights(path, tensors, half, meta)
 
 
 def load_weights_with_meta(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:

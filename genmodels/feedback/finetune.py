@@ -281,16 +281,21 @@ def _poem_preference(poem: PoemModel, voted: list[dict], cfg: FinetuneConfig) ->
     return fit_preference(feats, vals, cfg.text_preference)
 
 
-def finetune_textvae(parent: tuple[dict, dict], items: list[dict], ds: PoemDataset, cfg: FinetuneConfig,
-                     device: torch.device, *, poem: PoemModel) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """``ds``: the poem dataset of the model's language, whose training lines are replayed (a fixed sample)."""
-    tensors, card = parent
-    lang = poem.lang
-    model = copy.deepcopy(poem.model).to(device).train()
-    anchor = {k: v.detach().clone() for k, v in model.named_parameters()}
+def _rated_poems(items: list[dict]) -> list[dict]:
     voted = [it for it in items if it.get("value") and it.get("content")]
     if not voted:
         raise NothingToLearn("no rated poems to learn from")
+    return voted
+
+
+def _train_text(model: Any, trained: torch.nn.Module, anchor: dict[str, torch.Tensor], poem: PoemModel, card: dict,
+                voted: list[dict], ds: PoemDataset, cfg: FinetuneConfig, device: torch.device,
+                lr: float) -> tuple[list, list]:
+    """The text fine-tune's steps: reward-weighted ELBO of liked lines (the version's own objective, at beta = 1)
+    next to replayed training lines, unlikelihood on disliked lines, and an L2-SP pull of ``trained``'s parameters
+    (the whole VAE, or a delta on it) toward ``anchor``. ``model`` computes the losses (the VAE, or the base seen
+    through the delta). Returns the (line, weight) pairs liked and disliked."""
+    lang = poem.lang
     liked = [(ln, float(it["value"])) for it in voted if it["value"] > 0 for ln in poem_lines(it["content"], lang)]
     disliked = [(ln, -float(it["value"])) for it in voted if it["value"] < 0 for ln in poem_lines(it["content"], lang)]
 
@@ -312,7 +317,7 @@ def finetune_textvae(parent: tuple[dict, dict], items: list[dict], ds: PoemDatas
         return x.to(device), ln.to(device), torch.tensor([w for _, w in pairs], device=device)
 
     liked_b, disliked_b = as_batch(liked), as_batch(disliked)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3 * cfg.lr_scale)
+    opt = torch.optim.Adam(trained.parameters(), lr=lr)
     gen = torch.Generator().manual_seed(cfg.seed)
     share = max(1, round(cfg.batch * cfg.liked_share))
     for _ in range(cfg.text_steps):
@@ -326,7 +331,18 @@ def finetune_textvae(parent: tuple[dict, dict], items: list[dict], ds: PoemDatas
             x = trim(x, ln)
             mu, _ = model.encode(x, ln)
             loss = loss + cfg.unlikelihood * _unlikelihood(model, x, ln, mu)
-        _step(opt, loss + cfg.anchor * _l2sp(model, anchor), model, clip=5.0)
+        _step(opt, loss + cfg.anchor * _l2sp(trained, anchor), trained, clip=5.0)
+    return liked, disliked
+
+
+def finetune_textvae(parent: tuple[dict, dict], items: list[dict], ds: PoemDataset, cfg: FinetuneConfig,
+                     device: torch.device, *, poem: PoemModel) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """``ds``: the poem dataset of the model's language, whose training lines are replayed (a fixed sample)."""
+    tensors, card = parent
+    model = copy.deepcopy(poem.model).to(device).train()
+    anchor = {k: v.detach().clone() for k, v in model.named_parameters()}
+    voted = _rated_poems(items)
+    liked, disliked = _train_text(model, model, anchor, poem, card, voted, ds, cfg, device, lr=1e-3 * cfg.lr_scale)
     out = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     _check_finite(out)
 
@@ -466,43 +482,8 @@ def finetune_textvae_delta(parent: tuple[dict, dict], items: list[dict], ds: Poe
     delta.requires_grad_(True)
     model = _WithDelta(base, delta)
     anchor = {k: v.detach().clone() for k, v in delta.named_parameters()}
-    voted = [it for it in items if it.get("value") and it.get("content")]
-    if not voted:
-        raise NothingToLearn("no rated poems to learn from")
-    liked = [(ln, float(it["value"])) for it in voted if it["value"] > 0 for ln in poem_lines(it["content"], lang)]
-    disliked = [(ln, -float(it["value"])) for it in voted if it["value"] < 0 for ln in poem_lines(it["content"], lang)]
-
-    L = base.cfg.max_len
-    xr, lr_ = (t.to(device) for t in lines_to_tensor(poem.tok, ds.lines("train", cfg.replay_lines), L))
-    recipe = version_recipe(card, lang)
-
-    def elbo(x, ln):  # as in `finetune_textvae`
-        t = model.elbo_terms(trim(x, ln), ln, word_dropout=recipe.word_dropout)
-        out = t["rec"] + torch.clamp(t["kl"].sum(1), min=recipe.kl_target)
-        return out + recipe.bow_weight * t["bow"] if "bow" in t else out
-
-    def as_batch(pairs):
-        if not pairs:
-            return None
-        x, ln = lines_to_tensor(poem.tok, [p for p, _ in pairs], L)
-        return x.to(device), ln.to(device), torch.tensor([w for _, w in pairs], device=device)
-
-    liked_b, disliked_b = as_batch(liked), as_batch(disliked)
-    opt = torch.optim.Adam(delta.parameters(), lr=1e-3 * dcfg.lr_scale)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    share = max(1, round(cfg.batch * cfg.liked_share))
-    for _ in range(cfg.text_steps):
-        idx = common.batch_indices(len(xr), cfg.batch, gen, device)
-        loss = elbo(xr[idx], lr_[idx]).mean()
-        if liked_b is not None:
-            x, ln, w = _minibatch(liked_b, share, gen, device)
-            loss = loss + cfg.liked_weight * (elbo(x, ln) * w).sum() / w.sum()
-        if disliked_b is not None and cfg.unlikelihood > 0:
-            x, ln, w = _minibatch(disliked_b, share, gen, device)
-            x = trim(x, ln)
-            mu, _ = model.encode(x, ln)
-            loss = loss + cfg.unlikelihood * _unlikelihood(model, x, ln, mu)
-        _step(opt, loss + cfg.anchor * _l2sp(delta, anchor), delta, clip=5.0)
+    voted = _rated_poems(items)
+    liked, disliked = _train_text(model, delta, anchor, poem, card, voted, ds, cfg, device, lr=1e-3 * dcfg.lr_scale)
     pref = _poem_preference(poem, voted, cfg)
     extra = {"finetune": {"method": "reward-weighted ELBO + unlikelihood + L2-SP + latent preference, on a decoder delta",
                           "liked_lines": len(liked), "disliked_lines": len(disliked), "steps": cfg.text_steps,
