@@ -170,3 +170,29 @@ def test_a_file_that_is_not_a_delta_is_refused(tmp_path):
     checkpoints.save_weights(tmp_path / "w.safetensors", {"x": torch.zeros(2)})
     with pytest.raises(checkpoints.CheckpointError, match="not a Muse delta"):
         deltas.load_delta(tmp_path / "w.safetensors")
+
+
+def test_the_text_delta_finetune_learns_on_the_delta_alone(tmp_path):
+    """The delta variant of the text fine-tune runs the full method's objective on the decoder's offsets: the base's
+    tensors stay as they were, and base + delta draws other lines than the base."""
+    from genmodels.data.poems import build_poem_dataset, load_poem_dataset
+    from genmodels.feedback.finetune import FinetuneConfig, finetune_textvae_delta
+    from genmodels.poetry import PoemModel
+    from tests.e2e.conftest import EN_LINES
+    from textmodels import save_text_model
+
+    models = tmp_path / "models"
+    save_text_model(models, "en", EN_LINES)
+    text = tmp_path / "poems.txt"
+    text.write_text("\n\n".join("\n".join(EN_LINES[i:i + 3]) for i in range(0, len(EN_LINES), 3)), "utf-8")
+    ds = load_poem_dataset(build_poem_dataset("en", text, tmp_path / "data"))
+    poem = PoemModel.load("en", root=models)
+    before = {k: v.clone() for k, v in poem.model.state_dict().items()}
+    items = [{"value": 1 if i % 2 else -1, "content": "\n".join(EN_LINES[i:i + 2]), "params": {}} for i in range(6)]
+    parent = checkpoints.load_version(models, "textvae-en")
+    tensors, card = finetune_textvae_delta(parent, items, ds, FinetuneConfig(text_steps=5, replay_lines=50),
+                                           torch.device("cpu"), poem=poem)
+    assert any(k.startswith("delta.") for k in tensors) and card["finetune"]["liked_lines"] > 0
+    assert all(torch.equal(v, poem.model.state_dict()[k]) for k, v in before.items())  # the base is untouched
+    offsets = [v for k, v in tensors.items() if k.startswith("delta.")]
+    assert any(float(v.abs().max()) > 0 for v in offsets)  # it learned something, on the delta
