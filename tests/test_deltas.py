@@ -196,3 +196,27 @@ def test_the_text_delta_finetune_learns_on_the_delta_alone(tmp_path):
     assert all(torch.equal(v, poem.model.state_dict()[k]) for k, v in before.items())  # the base is untouched
     offsets = [v for k, v in tensors.items() if k.startswith("delta.")]
     assert any(float(v.abs().max()) > 0 for v in offsets)  # it learned something, on the delta
+
+
+def test_the_image_delta_finetunes_learn_on_the_delta_alone(tiny_models, shapes_npz):
+    """The DCGAN's and the VAE's delta fine-tunes run on liked results and return offsets only; the base's files
+    are not touched."""
+    import numpy as np
+
+    from genmodels.feedback.finetune import FinetuneConfig, finetune_dcgan_delta, finetune_vae_delta
+
+    cfg = FinetuneConfig(steps=3, batch=8)
+    gen = ImageGenerator.load(tiny_models)
+    z = gen.latents(1, 4).numpy()
+    items = [{"value": 1 if i % 2 else -1, "latent": z[i:i + 1], "params": {"theme_index": 0}} for i in range(4)]
+    for name, fn in (("dcgan", finetune_dcgan_delta), ("vae", finetune_vae_delta)):
+        parent = checkpoints.load_version(tiny_models, name)
+        before = {k: v.clone() for k, v in parent[0].items()}
+        if name == "vae":
+            m = Morpher.load(tiny_models)
+            items = [{"value": 1, "latent": m.encode([im]).numpy(), "params": {}}
+                     for im in gen.generate(0, 2, seed=3).images]
+        tensors, card = fn(parent, items, shapes_npz, cfg, torch.device("cpu"))
+        assert any(k.startswith("delta.") for k in tensors) and card["finetune"]["steps"] == 3
+        assert all(np.isfinite(v.float().numpy()).all() for v in tensors.values())
+        assert all(torch.equal(v, parent[0][k]) for k, v in before.items())

@@ -204,6 +204,24 @@ def finetune_dcgan(parent: tuple[dict, dict], items: list[dict], data_path: Path
 
 # ---- image VAE -----------------------------------------------------------------------------------------------
 
+def _train_vae(vae: torch.nn.Module, trained: torch.nn.Module, real: torch.Tensor, liked_x: torch.Tensor,
+               w: torch.Tensor, cfg: FinetuneConfig, device, lr: float) -> None:
+    """The VAE fine-tune's steps: the ELBO of replayed real images next to liked frames ``liked_x`` weighted by
+    their votes ``w``, with an L2-SP pull of ``trained``'s parameters (the whole VAE, or a delta on it) toward
+    where they started. ``vae`` computes the losses."""
+    anchor = {k: v.detach().clone() for k, v in trained.named_parameters()}
+    opt = torch.optim.Adam(trained.parameters(), lr=lr)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    for _ in range(cfg.steps):
+        xr = real[common.batch_indices(len(real), cfg.batch, gen, device)]
+        li = common.batch_indices(len(liked_x), min(cfg.batch, len(liked_x)), gen, device)
+        rt = vae.loss_terms(xr)
+        lt = vae.loss_terms(liked_x[li])
+        wl = float(w[li.cpu()].mean()) * cfg.liked_weight
+        loss = rt["nll"] + rt["kl"] + wl * (lt["nll"] + lt["kl"])
+        _step(opt, loss + cfg.anchor * _l2sp(trained, anchor), trained, clip=100.0)
+
+
 def finetune_vae(parent: tuple[dict, dict], items: list[dict], data_path: Path, cfg: FinetuneConfig,
                  device: torch.device) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     tensors, card = parent
@@ -221,17 +239,7 @@ def finetune_vae(parent: tuple[dict, dict], items: list[dict], data_path: Path, 
         vae.train()
     styles = card.get("data", {}).get("style_names") or MODEL_STYLES  # replay what the parent learned from
     real = to_model(load_image_dataset(data_path, styles).train_images).to(device)
-    anchor = {k: v.detach().clone() for k, v in vae.named_parameters()}
-    opt = torch.optim.Adam(vae.parameters(), lr=5e-4 * cfg.lr_scale)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    for _ in range(cfg.steps):
-        xr = real[common.batch_indices(len(real), cfg.batch, gen, device)]
-        li = common.batch_indices(len(liked_x), min(cfg.batch, len(liked_x)), gen, device)
-        rt = vae.loss_terms(xr)
-        lt = vae.loss_terms(liked_x[li])
-        wl = float(w[li.cpu()].mean()) * cfg.liked_weight
-        loss = rt["nll"] + rt["kl"] + wl * (lt["nll"] + lt["kl"])
-        _step(opt, loss + cfg.anchor * _l2sp(vae, anchor), vae, clip=100.0)
+    _train_vae(vae, vae, real, liked_x, w, cfg, device, lr=5e-4 * cfg.lr_scale)
     out = {k: v.detach().cpu() for k, v in vae.state_dict().items()}
     _check_finite(out)
     return out, {"finetune": {"method": "reward-weighted ELBO on liked morph frames + replay + L2-SP",
@@ -436,17 +444,7 @@ def finetune_vae_delta(parent: tuple[dict, dict], items: list[dict], data_path: 
         liked_x = vae.decode(z.to(device)).float()  # the frames people liked, as the server's model drew them
     styles = card.get("data", {}).get("style_names") or MODEL_STYLES
     real = to_model(load_image_dataset(data_path, styles).train_images).to(device)
-    anchor = {k: v.detach().clone() for k, v in delta.named_parameters()}
-    opt = torch.optim.Adam(delta.parameters(), lr=5e-4 * dcfg.lr_scale)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    for _ in range(cfg.steps):
-        xr = real[common.batch_indices(len(real), cfg.batch, gen, device)]
-        li = common.batch_indices(len(liked_x), min(cfg.batch, len(liked_x)), gen, device)
-        rt = vae.loss_terms(xr)
-        lt = vae.loss_terms(liked_x[li])
-        wl = float(w[li.cpu()].mean()) * cfg.liked_weight
-        loss = rt["nll"] + rt["kl"] + wl * (lt["nll"] + lt["kl"])
-        _step(opt, loss + cfg.anchor * _l2sp(delta, anchor), delta, clip=100.0)
+    _train_vae(vae, delta, real, liked_x, w, cfg, device, lr=5e-4 * dcfg.lr_scale)
     extra = {"finetune": {"method": "reward-weighted ELBO on liked morph frames + replay + L2-SP, on a decoder delta",
                           "liked": len(liked), "steps": cfg.steps, "lr_scale": dcfg.lr_scale}}
     d = deltas.make_delta("vae", card, vc, delta.cpu(), extra)
