@@ -172,7 +172,8 @@ async def finish(interaction: discord.Interaction, *, embed: discord.Embed, file
             content=None, embed=embed, attachments=copies(), view=view_))
     except discord.HTTPException as e:
         if e.code in TOKEN_GONE:
-            log.info("the token of interaction %s has expired; posting its result in the channel", interaction.id)
+            log.info("interaction %s can no longer be answered (past its 15 minutes); posting its result in the "
+                     "channel", interaction.id)
             return await to_channel()
         if e.code != UNKNOWN_MESSAGE:
             raise
@@ -183,7 +184,8 @@ async def finish(interaction: discord.Interaction, *, embed: discord.Embed, file
     except discord.HTTPException as e:
         if e.code not in TOKEN_GONE:
             raise
-    log.info("the token of interaction %s has expired; posting its result in the channel", interaction.id)
+    log.info("interaction %s can no longer be answered (past its 15 minutes); posting its result in the channel",
+             interaction.id)
     return await to_channel()
 
 

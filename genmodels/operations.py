@@ -35,6 +35,7 @@ from . import rounds
 from .data import DataError
 from .data.imagefile import ImageTooLarge
 from .latents import Generation
+from .registry import model_for
 
 BATCHED = ("image.grid", "image.latents")  # run by the engine's batched forward pass
 
@@ -84,8 +85,6 @@ def _end_image(end: ImageEnd, morpher: Any, models: Callable[[str], Any]):
             raise EndUnusable(end, "too_many_pixels", str(e), width=e.width, height=e.height, limit=e.limit) from None
         except (DataError, ValueError) as e:
             raise EndUnusable(end, "not_image", str(e)) from None
-    from .registry import model_for
-
     gen = models(model_for("image").name)
     style = gen.style_index(end.style)
     z = gen.lineage_latents(end.lineage, end.theme, style)  # (count, nz)

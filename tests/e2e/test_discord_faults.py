@@ -150,7 +150,7 @@ def test_a_deleted_placeholder_gets_the_result_as_a_followup_or_a_channel_messag
             channel_row = await _stored(bot, int(channel.response["id"]))
             return followup, followup_row, fake.for_token(p["token"]), channel, channel_row, fake.for_token(p2["token"])
 
-    with caplog.at_level(logging.INFO):
+    with caplog.at_level(logging.DEBUG):
         followup, followup_row, reqs, channel, channel_row, reqs2 = run(main())
     assert followup.method == "POST" and followup.path == f"/api/v10/webhooks/{APP_ID}/{reqs[0].token}"
     assert not is_ephemeral(followup) and _png_ok(followup)  # fresh bytes, not the buffer the failed edit read
@@ -161,6 +161,9 @@ def test_a_deleted_placeholder_gets_the_result_as_a_followup_or_a_channel_messag
     assert channel.json["components"] and channel_row is not None and channel_row.kind == "poem"
     assert [r.method for r in reqs2] == ["POST", "PATCH", "POST"]
     assert not _errors(caplog) and not _muse_warnings(caplog)
+    said = "\n".join(r.getMessage() for r in caplog.records)  # as logged, before bot.logs redacts anything
+    assert "can no longer be answered" in said  # the expired token was logged about, by interaction id alone
+    assert reqs[0].token not in said and reqs2[0].token not in said
 
 
 def test_a_429_on_the_result_is_retried_and_one_that_persists_is_said_plainly(bot_models: Path, caplog):
