@@ -204,6 +204,14 @@ def finetune_dcgan(parent: tuple[dict, dict], items: list[dict], data_path: Path
 
 # ---- image VAE -----------------------------------------------------------------------------------------------
 
+def _liked_latents(liked: list[dict], dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The latent rows (N, dim) of liked results, each row weighted by its result's vote (N,)."""
+    rows = [np.asarray(it["latent"], np.float32).reshape(-1, dim) for it in liked]
+    z = torch.cat([torch.as_tensor(r) for r in rows])
+    w = torch.cat([torch.full((len(r),), float(it["value"])) for r, it in zip(rows, liked)])
+    return z, w
+
+
 def _train_vae(vae: torch.nn.Module, trained: torch.nn.Module, real: torch.Tensor, liked_x: torch.Tensor,
                w: torch.Tensor, cfg: FinetuneConfig, device, lr: float) -> None:
     """The VAE fine-tune's steps: the ELBO of replayed real images next to liked frames ``liked_x`` weighted by
@@ -231,8 +239,7 @@ def finetune_vae(parent: tuple[dict, dict], items: list[dict], data_path: Path, 
     if not liked:
         raise NothingToLearn("no liked morphs to learn from")
     D = vae.cfg.latent
-    z = torch.cat([torch.as_tensor(np.asarray(it["latent"], np.float32).reshape(-1, D)) for it in liked])
-    w = torch.cat([torch.full((np.asarray(it["latent"]).reshape(-1, D).shape[0],), float(it["value"])) for it in liked])
+    z, w = _liked_latents(liked, D)
     with torch.no_grad():
         vae.eval()
         liked_x = vae.decode(z.to(device)).float()  # the frames people liked, as the parent drew them
@@ -438,8 +445,7 @@ def finetune_vae_delta(parent: tuple[dict, dict], items: list[dict], data_path: 
     if not liked:
         raise NothingToLearn("no liked morphs to learn from")
     D = base.cfg.latent
-    z = torch.cat([torch.as_tensor(np.asarray(it["latent"], np.float32).reshape(-1, D)) for it in liked])
-    w = torch.cat([torch.full((np.asarray(it["latent"]).reshape(-1, D).shape[0],), float(it["value"])) for it in liked])
+    z, w = _liked_latents(liked, D)
     with torch.no_grad():
         liked_x = vae.decode(z.to(device)).float()  # the frames people liked, as the server's model drew them
     styles = card.get("data", {}).get("style_names") or MODEL_STYLES
