@@ -204,12 +204,21 @@ def finetune_dcgan(parent: tuple[dict, dict], items: list[dict], data_path: Path
 
 # ---- image VAE -----------------------------------------------------------------------------------------------
 
-def _liked_latents(liked: list[dict], dim: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The latent rows (N, dim) of liked results, each row weighted by its result's vote (N,)."""
-    rows = [np.asarray(it["latent"], np.float32).reshape(-1, dim) for it in liked]
+def _liked_frames(vae: torch.nn.Module, items: list[dict], device) -> tuple[list[dict], torch.Tensor, torch.Tensor]:
+    """The liked morphs, their frames (N, 4, 64, 64) decoded by ``vae`` in eval mode from their stored latent rows,
+    and each frame's weight, its result's vote (N,)."""
+    liked = [it for it in _votes(items) if it["value"] > 0]
+    if not liked:
+        raise NothingToLearn("no liked morphs to learn from")
+    rows = [np.asarray(it["latent"], np.float32).reshape(-1, vae.cfg.latent) for it in liked]
     z = torch.cat([torch.as_tensor(r) for r in rows])
     w = torch.cat([torch.full((len(r),), float(it["value"])) for r, it in zip(rows, liked)])
-    return z, w
+    training = vae.training
+    with torch.no_grad():
+        vae.eval()
+        frames = vae.decode(z.to(device)).float()
+        vae.train(training)
+    return liked, frames, w
 
 
 def _train_vae(vae: torch.nn.Module, trained: torch.nn.Module, real: torch.Tensor, liked_x: torch.Tensor,
@@ -235,15 +244,7 @@ def finetune_vae(parent: tuple[dict, dict], items: list[dict], data_path: Path, 
     tensors, card = parent
     morpher = Morpher.from_tensors(tensors, card)
     vae = morpher.vae.train().requires_grad_(True).to(device)
-    liked = [it for it in _votes(items) if it["value"] > 0]
-    if not liked:
-        raise NothingToLearn("no liked morphs to learn from")
-    D = vae.cfg.latent
-    z, w = _liked_latents(liked, D)
-    with torch.no_grad():
-        vae.eval()
-        liked_x = vae.decode(z.to(device)).float()  # the frames people liked, as the parent drew them
-        vae.train()
+    liked, liked_x, w = _liked_frames(vae, items, device)  # the frames people liked, as the parent drew them
     styles = card.get("data", {}).get("style_names") or MODEL_STYLES  # replay what the parent learned from
     real = to_model(load_image_dataset(data_path, styles).train_images).to(device)
     _train_vae(vae, vae, real, liked_x, w, cfg, device, lr=5e-4 * cfg.lr_scale)
@@ -441,13 +442,7 @@ def finetune_vae_delta(parent: tuple[dict, dict], items: list[dict], data_path: 
     vc = init.config if init is not None else dcfg.vae
     delta = (deltas.vae_module(init, base) if init is not None else deltas.VAEDelta(base, vc)).to(device)
     vae = deltas.DeltaVAE(base, delta.requires_grad_(True)).train()
-    liked = [it for it in _votes(items) if it["value"] > 0]
-    if not liked:
-        raise NothingToLearn("no liked morphs to learn from")
-    D = base.cfg.latent
-    z, w = _liked_latents(liked, D)
-    with torch.no_grad():
-        liked_x = vae.decode(z.to(device)).float()  # the frames people liked, as the server's model drew them
+    liked, liked_x, w = _liked_frames(vae, items, device)  # as the server's model (base + init) drew them
     styles = card.get("data", {}).get("style_names") or MODEL_STYLES
     real = to_model(load_image_dataset(data_path, styles).train_images).to(device)
     _train_vae(vae, delta, real, liked_x, w, cfg, device, lr=5e-4 * dcfg.lr_scale)
