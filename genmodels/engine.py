@@ -18,6 +18,11 @@ Why it exists:
 - A model can be **hot-swapped** (`Engine.swap` / `Engine.reload`): the new model is loaded in another thread,
   then the reference is replaced between batches. Jobs already in a batch finish on the old model, queued jobs
   run on the new one, and nothing is dropped.
+- **Every server its own lineage** (`genmodels.lineage`). A job names a model key: ``dcgan`` (the base served
+  now, kept loaded) or ``dcgan:123:v0002`` (server 123's version 2: its delta applied to the base it was learned
+  on). Keyed models are kept in an LRU of ``max_loaded_models`` and loaded again on demand; a promoted version is
+  a new key, so nothing is swapped for a server. Batches never mix keys, so a request is only ever answered by
+  the model its key names. `Engine.lineages` says which key serves which server.
 
 Models are named as `genmodels.registry` names them ("dcgan", "vae", "textvae-en", "textvae-zh"); the older keys
 ("image", "morph", "poem-en", "poem-zh") are accepted everywhere a key is taken and mean the same models. Limits
@@ -36,11 +41,12 @@ import os
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import torch
 
-from . import operations, registry
+from . import deltas, lineage, operations, paths, registry
 from .latents import Generation
 from .outputs import ImageOutput
 
@@ -75,6 +81,12 @@ class EngineConfig:
     batching: bool = True  # False: one job per forward pass (the benchmark's baseline)
     batch_window_ms: float = 2.0  # after the first job arrives, wait this long for company
     threads: int | None = None  # torch intra-op threads (None: leave as is; 0: all cores but one, for the loop)
+    max_loaded_models: int = 16  # servers' models (and pinned base versions) kept loaded, least recently used out
+
+    @property
+    def lineage_root(self) -> Path:
+        """Where the servers' lineages live (``<models_dir>/servers/``): the models folder Muse writes to."""
+        return Path(self.models_dir) if self.models_dir else paths.models_dir()
 
     @property
     def root(self) -> str | None:
@@ -161,6 +173,21 @@ def _default_loader(key: str, cfg: EngineConfig):
     return registry.load(key, cfg.models_dir, device=cfg.device)
 
 
+def load_server_model(key: registry.ModelKey, cfg: EngineConfig, base_of: Callable[[str], Any]) -> Any:
+    """Server ``key.server``'s version ``key.version`` of ``key.name``: its delta file applied to the base it was
+    learned on. ``base_of(base key)`` gives a loaded base (the engine's own, so a base is loaded once)."""
+    path = lineage.delta_path(cfg.lineage_root, key.name, key.server, key.version)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing (server {key.server}'s {key.name} {registry.tag(key.version)})")
+    delta = deltas.load_delta(path)
+    base = base_of(key.name)
+    if deltas.base_of(base.card) != delta.base:  # learned on an older base version than the one served now
+        base = base_of(str(registry.ModelKey(key.name, registry.BASE, int(delta.base["version"]))))
+    model = deltas.apply(base, delta)
+    model.version = key.full_tag  # "dcgan:123/v0002": every output names the lineage and version that made it
+    return model
+
+
 class Engine:
     """Async front of the models. Create it, ``await start()``, then ``reserve()`` → ``slot.image(...)``.
 
@@ -174,6 +201,8 @@ class Engine:
         self.config = config or EngineConfig()
         self._loaders = {registry.canonical(k): v for k, v in (loaders or {}).items()}
         self._models: dict[str, Any] = {registry.canonical(k): v for k, v in (models or {}).items()}
+        self._lru: collections.OrderedDict[str, Any] = collections.OrderedDict()  # keyed versions, oldest use first
+        self.lineages = lineage.Lineages()  # which key serves which server (the trainer and the bot keep it)
         self._load_errors: dict[str, str] = {}
         self._pending: collections.deque[Job] = collections.deque()
         self._wake: asyncio.Event | None = None
@@ -182,7 +211,7 @@ class Engine:
         self._busy = 0  # jobs in the running batch
         self._reserved = 0
         self._per_user: collections.Counter = collections.Counter()
-        self._load_lock = threading.Lock()
+        self._load_lock = threading.RLock()  # a server's model loads its base under it
         self.stats = collections.Counter()  # batches, images, jobs, inference_s: for tests and the benchmark
         self.worker_threads: int | None = None  # torch's intra-op threads in the worker, once it has started
         self._owner_loop: asyncio.AbstractEventLoop | None = None
@@ -242,31 +271,67 @@ class Engine:
     # ---- models ---------------------------------------------------------------------------------------------
 
     def model(self, key: str) -> Any:
-        """The loaded model ``key``, loading it on first use (from a worker thread; never on the event loop)."""
+        """The loaded model ``key``, loading it on first use (from a worker thread; never on the event loop).
+
+        A base key (``dcgan``) stays loaded; a versioned key (``dcgan:123:v0002``, ``dcgan:0:v0004``) goes into
+        the LRU, which drops its least recently used model past ``max_loaded_models``."""
         key = registry.canonical(key)
         m = self._models.get(key)
         if m is not None:
             return m
-        with self._load_lock:
-            if key in self._models:
-                return self._models[key]
+        m = self._lru.get(key)
+        if m is not None:
             try:
-                loader = self._loaders.get(key) or (lambda: _default_loader(key, self.config))
+                self._lru.move_to_end(key)
+            except KeyError:  # evicted by another load just now: it is still the right model for this job
+                pass
+            return m
+        with self._load_lock:
+            m = self._models.get(key) or self._lru.get(key)
+            if m is not None:
+                return m
+            try:
+                mk = registry.parse_key(key)
+                loader = self._loaders.get(key) or (lambda: self._default_load(mk))
                 m = loader()
-            except Exception as e:  # CheckpointError, DataError, KeyError...
+            except Exception as e:  # CheckpointError, DataError, KeyError, a missing delta...
                 self._load_errors[key] = str(e)
                 raise ModelUnavailable(f"The {key} model is not available: {e}") from e
-            # a swap that landed while this loaded (on the loop, which never waits for this lock) wins
-            m = self._models.setdefault(key, m)
+            if mk.version is None:
+                # a swap that landed while this loaded (on the loop, which never waits for this lock) wins
+                m = self._models.setdefault(key, m)
+            else:
+                self._lru[key] = m
+                while len(self._lru) > max(1, self.config.max_loaded_models):
+                    old, _ = self._lru.popitem(last=False)
+                    self.stats["evicted"] += 1
+                    log.debug("unloaded %s (least recently used)", old)
+                self.stats["keyed_loads"] += 1
             log.info("loaded %s (%s)", key, getattr(m, "version", "?"))
             return m
 
+    def _default_load(self, key: registry.ModelKey) -> Any:
+        if key.version is None:
+            return _default_loader(key.name, self.config)
+        if key.server == registry.BASE:
+            return registry.load(key.name, self.config.models_dir, key.version, self.config.device)
+        return load_server_model(key, self.config, self.model)
+
     def loaded(self, key: str) -> Any | None:
         """The model if it is already loaded, else None (never loads)."""
-        return self._models.get(registry.canonical(key))
+        key = registry.canonical(key)
+        return self._models.get(key) or self._lru.get(key)
+
+    def loaded_keys(self) -> list[str]:
+        """The keyed models loaded now, least recently used first (the base models are always loaded)."""
+        return list(self._lru)
+
+    def unload(self, key: str) -> None:
+        """Drop a keyed model (a deleted server's, say); a later job loads it again if its files are still there."""
+        self._lru.pop(registry.canonical(key), None)
 
     def versions(self) -> dict[str, str]:
-        return {k: getattr(m, "version", "?") for k, m in self._models.items()}
+        return {k: getattr(m, "version", "?") for k, m in [*self._models.items(), *self._lru.items()]}
 
     def set_loader(self, key: str, loader: Callable[[], Any]) -> None:
         """How ``key`` is loaded from now on (its next load or `reload`); the trainer pins served versions so."""

@@ -11,6 +11,10 @@ versions (``<models dir>/<name>/v0001``)::
 
 The engine's older keys (``image``, ``morph``, ``poem-en``, ``poem-zh``) are accepted by `get` as aliases.
 
+Every server has its own lineage of each model (`genmodels.lineage`): a `ModelKey` names a model, a server and a
+version (``dcgan:123:v0002``), and `genmodels.lineage.Lineages.key_for` is the one place that picks the key a
+request is served by.
+
 Version tags: a version is a number; ``tag`` writes it as the store, the trainer and the folders do (``v0001``),
 and a loaded model's ``version`` attribute prefixes the name (``dcgan/v0001``, `full_tag`); ``parse_tag`` reads
 either back, ``short_tag`` turns the second into the first. They are implemented next to the folders they name,
@@ -91,9 +95,71 @@ def get(name: str) -> ModelSpec:
 
 
 def canonical(name: str) -> str:
-    """``name`` as the registry spells it (an alias becomes the name); a name it does not know is returned as is."""
+    """``name`` as the registry spells it (an alias becomes the name); a name it does not know is returned as is.
+    A model key (``image:123:v0002``) keeps its server and version (``dcgan:123:v0002``)."""
+    if isinstance(name, str) and ":" in name:
+        head, rest = name.split(":", 1)
+        return f"{canonical(head)}:{rest}"
     m = _BY_NAME.get(name) if isinstance(name, str) else None
     return m.name if m is not None else name
+
+
+# ---- model keys: which lineage and version serves a request -----------------------------------------------------
+
+BASE = 0  # the server id of the base lineage: the shipped (or owner-trained) versions, served in DMs too
+
+
+@dataclass(frozen=True)
+class ModelKey:
+    """A model as the engine loads it and the store records it: a model name, the server whose lineage it belongs
+    to (`BASE`, 0, for the base) and a version of that lineage (None: the base version served now).
+
+    Written as ``name`` (the served base), ``name:server:vNNNN`` (a server's version, a delta on its base) or
+    ``name:0:vNNNN`` (one base version). A promoted version is a new key, so nothing is hot-swapped for a server."""
+
+    name: str
+    server: int = BASE
+    version: int | None = None
+
+    def __str__(self) -> str:
+        if self.version is None:
+            return self.name
+        return f"{self.name}:{self.server}:{tag(self.version)}"
+
+    @property
+    def full_tag(self) -> str:
+        """The ``version`` attribute of the loaded model: ``dcgan/v0005`` (base), ``dcgan:123/v0002`` (a server's)."""
+        if self.version is None:
+            raise ValueError(f"{self} names no version")
+        return full_tag(self.name if self.server == BASE else f"{self.name}:{self.server}", self.version)
+
+
+def parse_key(key: "str | ModelKey") -> ModelKey:
+    """The `ModelKey` of ``key`` (``dcgan``, ``image``, ``dcgan:123:v0002``, ``dcgan:0:v0005``); aliases become
+    names. ValueError for a key that is not one."""
+    if isinstance(key, ModelKey):
+        return key
+    parts = str(key).split(":")
+    if len(parts) == 1:
+        return ModelKey(canonical(parts[0]))
+    if len(parts) != 3:
+        raise ValueError(f"not a model key: {key!r} (name, or name:server:vNNNN)")
+    try:
+        return ModelKey(canonical(parts[0]), int(parts[1]), parse_tag(parts[2]))
+    except ValueError:
+        raise ValueError(f"not a model key: {key!r} (name, or name:server:vNNNN)") from None
+
+
+def lineage_of(version: str) -> int:
+    """The server whose lineage a loaded model's ``version`` belongs to: ``dcgan:123/v0002`` → 123, and `BASE` (0)
+    for a base version (``dcgan/v0005``) or anything else."""
+    head = str(version).rsplit("/", 1)[0]
+    if ":" in head:
+        try:
+            return int(head.split(":", 1)[1])
+        except ValueError:
+            return BASE
+    return BASE
 
 
 def poem_model(lang: str) -> ModelSpec:
@@ -126,5 +192,5 @@ def load(name: str, root: Root = None, version: int | None = None, device: str =
     return get(name).load(root, version, device)
 
 
-__all__ = ["MODELS", "ModelSpec", "NAMES", "canonical", "full_tag", "get", "load", "model_for", "of_kind",
+__all__ = ["BASE", "MODELS", "ModelKey", "ModelSpec", "NAMES", "canonical", "lineage_of", "parse_key", "full_tag", "get", "load", "model_for", "of_kind",
            "parse_tag", "poem_model", "short_tag", "tag"]

@@ -45,14 +45,15 @@ def _config(data_dir: Path, **kw) -> TrainerConfig:
                          finetune=ft, **kw)
 
 
-async def _rate_images(engine: Engine, store: FeedbackStore, n: int = 12) -> None:
-    """n posted 1-image results, liked when the image is reddish, disliked otherwise, by n members."""
+async def _rate_images(engine: Engine, store: FeedbackStore, n: int = 12, guild_id: int | None = None) -> None:
+    """n posted 1-image results, liked when the image is reddish, disliked otherwise, by n members; in DMs (which
+    train the base) unless ``guild_id`` names a server (which trains that server's lineage)."""
     for i in range(n):
         out = await engine.image(i % 3, count=1, seed=100 + i)
         mid = 5000 + i
         await store.record_result(kind="image", model="dcgan", model_version=out.version.split("/")[1], seed=100 + i,
                                   latent=out.latents.numpy(), params={"theme_index": out.theme_index, "count": 1},
-                                  message_id=mid, channel_id=1, guild_id=1, requester_id=1)
+                                  message_id=mid, channel_id=1, guild_id=guild_id, requester_id=1)
         a = np.asarray(out.images[0], dtype=np.float32)
         await store.add_reaction(mid, 700 + i, "👍" if a[..., 0].mean() >= a[..., 2].mean() or i % 2 else "👎")
 

@@ -45,6 +45,7 @@ the bot's process (``PR_SET_PDEATHSIG``), and `Trainer.start` marks runs an earl
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import multiprocessing
 import os
@@ -57,9 +58,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
-from .. import checkpoints, paths, registry
+from .. import checkpoints, lineage, paths, registry
 from ..engine import Engine
-from ..registry import parse_tag, tag
+from ..registry import BASE, ModelKey, parse_tag, tag
 from .finetune import FinetuneConfig, NothingToLearn
 from .store import FeedbackStore
 
@@ -82,6 +83,15 @@ class WorkerDied(RuntimeError):
 
 
 @dataclass
+class TasteConfig:
+    """[taste]: how the servers' lineages are trained."""
+
+    share_with_base: bool = False  # true: every server's votes also train the base (the owner's choice)
+    min_interval_minutes: float = 60.0  # a lineage is fine-tuned at most this often by votes or the schedule
+    check_seconds: float = 60.0  # how often the trainer looks for lineages that are due
+
+
+@dataclass
 class TrainerConfig:
     min_feedback: int = 32  # new votes on a model that wake the trainer
     every_hours: float = 24.0  # also train on this schedule when there is new feedback (0 = off)
@@ -93,6 +103,7 @@ class TrainerConfig:
     threads: int = 1  # torch threads in the worker: the other cores stay with inference
     stop_grace: float = 2.0  # seconds a worker gets to end after SIGTERM (at close) before it is killed
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)  # one fine-tune: steps, learning rates, mix
+    taste: TasteConfig = field(default_factory=TasteConfig)  # the servers' lineages ([taste])
 
 
 @dataclass
@@ -106,6 +117,7 @@ class TrainOutcome:
     feedback_used: int = 0
     run_id: int | None = None
     stage: str | None = None  # where a 'failed' run failed: None (the fine-tune), 'load' (passed the gate, unloadable)
+    server: int = 0  # the lineage: a server's, or 0 for the base
 
 
 # ---- the worker process --------------------------------------------------------------------------------------
@@ -136,6 +148,10 @@ def replay_mismatch(card: dict, ds) -> str | None:
 def run_job(spec: dict) -> dict:
     """Fine-tune ``spec['model']`` from version ``spec['parent']``, save the candidate, gate it. Runs in the
     worker process; returns plain data: {"version", "passed", "reason", "metrics", "parent_metrics"}."""
+    if spec.get("server"):  # a server's lineage: a delta on its base (`genmodels.feedback.server_job`)
+        from .server_job import run_delta_job
+
+        return run_delta_job(spec)
     import torch
 
     from ..data.emoji import build_emoji_dataset, load_image_dataset
@@ -318,11 +334,17 @@ class _Worker:
             self.process.close()
 
 
+def _for(server: int) -> str:
+    """`` for server 123`` in a log line or report about a server's lineage; nothing for the base."""
+    return f" for server {server}" if server != BASE else ""
+
+
 class _Run:
     """A fine-tune in flight, from its `store.start_run` row until its outcome is recorded."""
 
-    def __init__(self, model: str, run_id: int, version: int, served: str, feedback_used: int):
+    def __init__(self, model: str, run_id: int, version: int, served: str, feedback_used: int, server: int = 0):
         self.model, self.run_id, self.version, self.served = model, run_id, version, served
+        self.server = server
         self.feedback_used = feedback_used
         self.worker: _Worker | None = None
         self.stopping: asyncio.Task | None = None  # interrupting it (`Trainer._interrupt`), once started
@@ -346,10 +368,16 @@ class Trainer:
         self.root = engine.config.models_dir  # where the engine looks for models (None: ./models, then shipped)
         self.models_dir = Path(self.config.models_dir or self.root or paths.models_dir())
         self.data_dir = Path(self.config.data_dir or paths.data_dir())
-        self._locks = {m: asyncio.Lock() for m in MODELS}
-        self._slot = asyncio.Lock()  # one worker process at a time, whatever the model
+        self.lineages = engine.lineages  # which version serves which server: moved here, read by the bot
+        self.lineage_root = Path(engine.config.lineage_root)  # the servers' deltas, where the engine reads them
+        # per lineage, (model, server): one run at a time, new votes, when its last run started
+        self._locks: collections.defaultdict[tuple[str, int], asyncio.Lock] = collections.defaultdict(asyncio.Lock)
+        # one worker process at a time, whatever the model or server; asyncio.Lock wakes its waiters first come,
+        # first served, and a lineage waits with at most one run, so busy servers take turns with quiet ones
+        self._slot = asyncio.Lock()
         self._runs: dict[int, _Run] = {}  # by run id
-        self._new: dict[str, int] = {m: 0 for m in MODELS}
+        self._new: collections.Counter[tuple[str, int]] = collections.Counter()
+        self._last_start: dict[tuple[str, int], float] = {}
         self._tasks: set[asyncio.Task] = set()
         self._schedule: asyncio.Task | None = None
         self._closing = False
@@ -364,8 +392,8 @@ class Trainer:
         Runs an earlier process left 'running' (it crashed or was killed mid-run) are marked 'interrupted', and
         their candidates deleted when the gate never judged them."""
         for run in await self.store.interrupt_stale_runs("Muse stopped during this run (found at the next start)"):
-            deleted = False
-            if run["model"] in MODELS and run["candidate_version"]:
+            deleted = False  # (a server's candidate is written only once judged: there is nothing to delete)
+            if run["model"] in MODELS and run["candidate_version"] and not run.get("server"):
                 deleted = self._discard_unjudged(run["model"], parse_tag(run["candidate_version"]))
             log.warning("trainer run %d (%s) was left running by an earlier Muse; marked interrupted%s", run["id"],
                         run["model"], f", unjudged candidate {run['candidate_version']} deleted" if deleted else "")
@@ -383,9 +411,32 @@ class Trainer:
             if loaded is not None and parse_tag(loaded.version) != parse_tag(served):
                 await self.engine.reload(model)
             last = await self.store.last_run(model)
-            self._new[model] = await self.store.feedback_count(model, since=(last or {}).get("started_at") or 0.0)
-        if self.config.every_hours > 0:
-            self._schedule = asyncio.create_task(self._every(), name="muse-trainer-schedule")
+            self._new[(model, BASE)] = await self.store.feedback_count(
+                model, since=(last or {}).get("started_at") or 0.0, server=None if self._shared else BASE)
+            if last:
+                self._last_start[(model, BASE)] = last["started_at"]
+            for server, n in (await self.store.new_feedback_by_server(model)).items():
+                if server != BASE:
+                    self._new[(model, server)] = n
+                    last = await self.store.last_run(model, server)
+                    if last:
+                        self._last_start[(model, server)] = last["started_at"]
+        await self._serve_lineages()
+        self._schedule = asyncio.create_task(self._every(), name="muse-trainer-schedule")
+
+    @property
+    def _shared(self) -> bool:
+        return self.config.taste.share_with_base
+
+    async def _serve_lineages(self) -> None:
+        """Serve every server's version the store says is served, unless its delta file is gone (then the base
+        serves that server, and a warning says so)."""
+        await self.lineages.refresh(self.store)
+        for (model, server), version in self.lineages.items().items():
+            if not lineage.delta_path(self.lineage_root, model, server, version).is_file():
+                log.warning("server %d's %s %s is missing from %s; the base serves that server", server, model,
+                            tag(version), self.lineage_root)
+                self.lineages.set(model, server, None)
 
     async def close(self) -> None:
         """Stop: no new runs; a fine-tune in flight has its worker process ended (within ``stop_grace`` seconds
@@ -456,51 +507,82 @@ class Trainer:
 
     # ---- triggers ----
 
-    def notify(self, model: str) -> None:
-        """A vote on ``model``'s results changed. Wakes a run once ``min_feedback`` have arrived."""
-        if model not in self._new or self._closing:
+    def notify(self, model: str, server: int | None = None) -> None:
+        """A vote on ``model``'s results in ``server`` (None or 0: a DM) changed. Wakes a run of that server's
+        lineage once ``min_feedback`` have arrived, if its last run started ``[taste] min_interval_minutes`` ago;
+        with ``[taste] share_with_base`` the vote counts toward the base as well."""
+        if model not in MODELS or self._closing:
             return
-        self._new[model] += 1
-        if self._new[model] >= self.config.min_feedback and not self._locks[model].locked():
-            self._spawn(model, "feedback")
+        server = lineage.server_of(server)
+        keys = [(model, server)] + ([(model, BASE)] if self._shared and server != BASE else [])
+        for key in keys:
+            self._new[key] += 1
+            if self._new[key] >= self.config.min_feedback and self._due(key):
+                self._spawn(key, "feedback")
 
-    def _spawn(self, model: str, trigger: str) -> None:
-        task = asyncio.get_running_loop().create_task(self.train(model, trigger=trigger), name=f"muse-train-{model}")
+    def _due(self, key: tuple[str, int], every_s: float = 0.0) -> bool:
+        """No run of this lineage is running or waiting, and its last one started long enough ago."""
+        if self._locks[key].locked():
+            return False
+        wait = max(self.config.taste.min_interval_minutes * 60, every_s)
+        return time.time() - self._last_start.get(key, 0.0) >= wait
+
+    def _spawn(self, key: tuple[str, int], trigger: str) -> None:
+        model, server = key
+        task = asyncio.get_running_loop().create_task(self.train(model, server, trigger=trigger),
+                                                      name=f"muse-train-{model}-{server}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     async def _every(self) -> None:
+        """Every ``check_seconds``: start the lineages that have ``min_feedback`` new votes and are due (a burst
+        that arrived within a lineage's minimum interval), and, every ``every_hours``, those with any."""
+        every_s = self.config.every_hours * 3600
         while True:
-            await asyncio.sleep(self.config.every_hours * 3600)
-            for model in MODELS:
-                if self._new[model] > 0 and not self._locks[model].locked():
-                    self._spawn(model, "schedule")
+            await asyncio.sleep(self.config.taste.check_seconds)
+            for key, n in list(self._new.items()):
+                if n >= self.config.min_feedback and self._due(key):
+                    self._spawn(key, "feedback")
+                elif every_s > 0 and n > 0 and self._due(key, every_s):
+                    self._spawn(key, "schedule")
 
     # ---- a run ----
 
-    async def train(self, model: str, *, trigger: str = "admin") -> TrainOutcome:
+    async def train(self, model: str, server: int | None = None, *, trigger: str = "admin") -> TrainOutcome:
+        """Fine-tune ``server``'s lineage of ``model`` (None or 0: the base) on that server's votes now."""
         if model not in MODELS:
             raise TrainerError(f"Unknown model '{model}'; choose one of: {', '.join(MODELS)}.")
-        async with self._locks[model]:
-            return await self._train(model, trigger)
+        server = lineage.server_of(server)
+        async with self._locks[(model, server)]:
+            return await self._train(model, server, trigger)
 
-    async def _train(self, model: str, trigger: str) -> TrainOutcome:
+    async def _train(self, model: str, server: int, trigger: str) -> TrainOutcome:
         if self._closing:
             raise TrainerError("Muse is shutting down; fine-tune after it restarts.")
-        parent = self._current(model)
-        if parent is None:
+        base = self._current(model)
+        if base is None:
             raise TrainerError(f"There is no {model} model to fine-tune yet.")
-        served = tag(parent)
-        items = await self.store.feedback(model, per_user_cap=self.config.per_user_cap)
+        if server == BASE:
+            parent, served = base, tag(base)
+            version = max(self._versions_everywhere(model), default=0) + 1
+            source = None if self._shared else BASE  # the base learns from DMs, or from everyone when shared
+        else:
+            parent = self.lineages.served(model, server)  # None: the lineage starts at the base
+            served = tag(parent) if parent is not None else f"base {tag(base)}"
+            known = [parse_tag(v["version"]) for v in await self.store.model_versions(model, server)]
+            version = max([*known, *lineage.delta_versions(self.lineage_root, model, server)], default=0) + 1
+            source = server
+        items = await self.store.feedback(model, per_user_cap=self.config.per_user_cap, server=source)
         rated = [i for i in items if i.value]
         if not rated:
-            return TrainOutcome(model, "skipped", None, served, "no feedback yet")
-        self._new[model] = 0
-        version = max(self._versions_everywhere(model), default=0) + 1
-        run_id = await self.store.start_run(model, trigger, candidate_version=tag(version))
-        run = self._runs[run_id] = _Run(model, run_id, version, served, len(rated))
+            return TrainOutcome(model, "skipped", None, served, "no feedback yet", server=server)
+        self._new[(model, server)] = 0
+        self._last_start[(model, server)] = time.time()
+        run_id = await self.store.start_run(model, trigger, candidate_version=tag(version), server=server)
+        run = self._runs[run_id] = _Run(model, run_id, version, served, len(rated), server)
         spec = {
-            "model": model, "parent": parent, "version": version, "root": str(self.root) if self.root else None,
+            "model": model, "server": server, "base": base, "lineage_root": str(self.lineage_root),
+            "parent": parent, "version": version, "root": str(self.root) if self.root else None,
             "models_dir": str(self.models_dir), "data_dir": str(self.data_dir), "device": self.config.device,
             "threads": self.config.threads, "finetune": self.config.finetune, "tolerance": self.config.tolerance,
             "trigger": trigger,
@@ -543,14 +625,14 @@ class Trainer:
             e, trace = answer[1], answer[2]
             if isinstance(e, NothingToLearn):
                 await self.store.finish_run(run.run_id, "skipped", feedback_used=used, detail={"reason": str(e)})
-                return TrainOutcome(model, "skipped", None, served, str(e), {}, used, run.run_id)
+                return TrainOutcome(model, "skipped", None, served, str(e), {}, used, run.run_id, server=run.server)
             # a crash, NaN (FinetuneError), OOM, a dead worker: the served model stays
             detail = {"error": f"{type(e).__name__}: {e}", "trace": trace[-2000:]}
-            if self._discard_unjudged(model, run.version):
+            if run.server == BASE and self._discard_unjudged(model, run.version):
                 detail["candidate"] = f"{tag(run.version)} deleted: the gate never judged it"
-            log.error("fine-tune of %s failed: %s", model, detail["error"])
+            log.error("fine-tune of %s%s failed: %s", model, _for(run.server), detail["error"])
             await self.store.finish_run(run.run_id, "failed", feedback_used=used, detail=detail)
-            out = TrainOutcome(model, "failed", None, served, detail["error"], {}, used, run.run_id)
+            out = TrainOutcome(model, "failed", None, served, detail["error"], {}, used, run.run_id, server=run.server)
             await self._report(out)
             return out
         res = answer[1]
@@ -558,20 +640,32 @@ class Trainer:
         if res.get("warning"):  # the worker's own log goes nowhere; its warnings come back with the result
             log.warning("fine-tune of %s: %s", model, res["warning"])
         detail = {"gate": res["reason"], "parent_metrics": res["parent_metrics"], "seconds": round(seconds, 1)}
+        server = run.server
         if res["passed"]:
-            try:  # hot swap between batches; queued jobs use the new one. A load that fails changes nothing
-                await self.engine.reload(model, self._loader(model, res["version"]))
+            try:  # loaded before anything points at it. A load that fails changes nothing
+                if server == BASE:  # hot swap between batches; queued jobs use the new one
+                    await self.engine.reload(model, self._loader(model, res["version"]))
+                else:  # a new key: loaded into the engine's LRU now, served from the next request on
+                    await asyncio.to_thread(self.engine.model, str(ModelKey(model, server, res["version"])))
             except Exception as e:  # noqa: BLE001 - corrupt files, out of memory, a bug in a loader
                 return await self._unloadable(run, res, e, detail)
-            self._install(model, res["version"])  # the engine loads this version from now on
-            await self.store.set_model_version(model, cand, "served", res["metrics"], note=f"fine-tune run {run.run_id}")
+            if server == BASE:
+                self._install(model, res["version"])  # the engine loads this version from now on
+            else:
+                self.lineages.set(model, server, res["version"])
+            await self.store.set_model_version(model, cand, "served", res["metrics"], note=f"fine-tune run {run.run_id}",
+                                               server=server)
             outcome, served = "promoted", cand
         else:
-            await self.store.set_model_version(model, cand, "refused", res["metrics"], note=res["reason"])
+            await self.store.set_model_version(model, cand, "refused", res["metrics"], note=res["reason"],
+                                               server=server)
             outcome = "refused"
         await self.store.finish_run(run.run_id, outcome, candidate_version=cand, feedback_used=used, detail=detail)
-        out = TrainOutcome(model, outcome, cand, served, res["reason"], res["metrics"], used, run.run_id)
-        log.info("fine-tune of %s: %s %s (%s)", model, outcome, cand, res["reason"])
+        await self.store.log_model_change(model, server, outcome, cand, detail={"run": run.run_id,
+                                                                                "reason": res["reason"][:500]})
+        out = TrainOutcome(model, outcome, cand, served, res["reason"], res["metrics"], used, run.run_id,
+                           server=server)
+        log.info("fine-tune of %s%s: %s %s (%s)", model, _for(server), outcome, cand, res["reason"])
         await self._report(out)
         return out
 
@@ -582,15 +676,17 @@ class Trainer:
         model, version, cand = run.model, res["version"], tag(res["version"])
         error_text = f"{type(error).__name__}: {error}"
         reason = f"{cand} passed the gate but could not be loaded ({error_text})"
-        log.error("fine-tune of %s: %s; %s is still served", model, reason, run.served)
-        self._withdraw(model, version, f"passed the gate but could not be loaded: {error_text}"[:500])
+        log.error("fine-tune of %s%s: %s; %s is still served", model, _for(run.server), reason, run.served)
+        if run.server == BASE:
+            self._withdraw(model, version, f"passed the gate but could not be loaded: {error_text}"[:500])
         await self.store.set_model_version(model, cand, "refused", res["metrics"],
-                                           note=f"passed the gate but could not be loaded: {error_text}"[:1000])
+                                           note=f"passed the gate but could not be loaded: {error_text}"[:1000],
+                                           server=run.server)
         detail = {**detail, "reason": reason[:2000], "error": error_text[:2000], "stage": "load"}
         await self.store.finish_run(run.run_id, "failed", candidate_version=cand, feedback_used=run.feedback_used,
                                     detail=detail)
         out = TrainOutcome(model, "failed", cand, run.served, error_text, res["metrics"], run.feedback_used,
-                           run.run_id, stage="load")
+                           run.run_id, stage="load", server=run.server)
         await self._report(out)
         return out
 
@@ -605,7 +701,10 @@ class Trainer:
         if run.worker is not None:
             await run.worker.stop(self.config.stop_grace)
         detail: dict[str, Any] = {"reason": reason}
-        if self._discard_unjudged(run.model, run.version):
+        if run.server != BASE:  # a server's candidate is on disk only once judged
+            if lineage.delta_path(self.lineage_root, run.model, run.server, run.version).is_file():
+                run.kept = tag(run.version)
+        elif self._discard_unjudged(run.model, run.version):
             detail["candidate"] = f"{tag(run.version)} deleted: the gate never judged it"
         elif checkpoints.version_dir(self.models_dir, run.model, run.version).is_dir():
             run.kept = tag(run.version)  # judged just before the end: kept, but neither promoted nor recorded
@@ -619,16 +718,17 @@ class Trainer:
     async def _interrupted(self, run: _Run, reason: str | None = None) -> TrainOutcome:
         await self._interrupt(run, reason or "Muse stopped during the fine-tune")
         return TrainOutcome(run.model, "interrupted", run.kept, run.served, run.reason, {}, run.feedback_used,
-                            run.run_id)
+                            run.run_id, server=run.server)
 
     async def _report(self, out: TrainOutcome) -> None:
         if self.report is None:
             return
-        text = {"promoted": f"Muse promoted {out.model} {out.version} ({out.reason}).",
-                "refused": f"Muse kept {out.model} {out.served}: the candidate {out.version} was refused ({out.reason}).",
-                "failed": f"Muse's fine-tune of {out.model} failed; {out.served} is still served. Error: {out.reason}"}
+        m = f"{out.model}{_for(out.server)}"
+        text = {"promoted": f"Muse promoted {m} {out.version} ({out.reason}).",
+                "refused": f"Muse kept {m} {out.served}: the candidate {out.version} was refused ({out.reason}).",
+                "failed": f"Muse's fine-tune of {m} failed; {out.served} is still served. Error: {out.reason}"}
         if out.outcome == "failed" and out.stage == "load":
-            text["failed"] = (f"Muse's fine-tune of {out.model}: the candidate {out.version} passed the gate but could "
+            text["failed"] = (f"Muse's fine-tune of {m}: the candidate {out.version} passed the gate but could "
                               f"not be loaded ({out.reason}); {out.served} is still served, and {out.version} is "
                               "withdrawn.")
         try:
@@ -638,15 +738,31 @@ class Trainer:
 
     # ---- admin ----
 
-    async def rollback(self, model: str) -> str:
-        """Serve the version that was served before the current one. The current one is marked refused in the
-        store and withdrawn on its card, so that no default loader serves it again either."""
+    async def rollback(self, model: str, server: int | None = None, *, actor: int | None = None) -> str:
+        """Serve the version of ``server``'s lineage (None or 0: the base) that was served before the current one;
+        a server whose first version is served goes back to the base. The current one is marked refused in the
+        store (and, for the base, withdrawn on its card, so that no default loader serves it again either).
+        Returns the version now served (``base v0005`` for a server back on the base)."""
         if model not in MODELS:
             raise TrainerError(f"Unknown model '{model}'; choose one of: {', '.join(MODELS)}.")
-        async with self._locks[model]:
-            versions = await self.store.model_versions(model)
-            current = await self.store.served_version(model)
+        server = lineage.server_of(server)
+        async with self._locks[(model, server)]:
+            versions = await self.store.model_versions(model, server)
+            current = await self.store.served_version(model, server)
             earlier = [v for v in versions if v["status"] == "retired" and v["version"] != current]
+            if server != BASE:
+                if current is None:
+                    raise NothingToRollBack(f"This server has no {model} version of its own; it is served the base.")
+                target = earlier[-1]["version"] if earlier else None
+                await self.store.set_model_version(model, current, "refused", note="rolled back", server=server)
+                if target is not None:
+                    await self.store.set_model_version(model, target, "served", server=server)
+                self.lineages.set(model, server, parse_tag(target) if target else None)
+                shown = target or f"base {tag(self._current(model) or 0)}"
+                await self.store.log_model_change(model, server, "rollback", target, actor_id=actor,
+                                                  detail={"from": current})
+                log.info("rolled back %s%s: %s -> %s", model, _for(server), current, shown)
+                return shown
             if current is None or not earlier:
                 raise NothingToRollBack(f"There is no earlier {model} version to roll back to.")
             target = earlier[-1]["version"]
@@ -655,8 +771,48 @@ class Trainer:
             await self.store.set_model_version(model, target, "served")
             await self.store.set_model_version(model, current, "refused", note="rolled back")
             self._withdraw(model, parse_tag(current), f"rolled back to {target}")
+            await self.store.log_model_change(model, BASE, "rollback", target, actor_id=actor, detail={"from": current})
             log.info("rolled back %s: %s -> %s", model, current, target)
             return target
+
+    async def reset(self, server: int, models: tuple[str, ...] = MODELS, *, delete_data: bool = False,
+                    actor: int | None = None) -> dict:
+        """Serve ``server`` the base again for ``models``: its versions stay recorded (retired) unless
+        ``delete_data``, which deletes its lineage's files and everything the store holds of the server (its
+        results, votes, sessions, versions and runs; `FeedbackStore.delete_server_data`). Refused while one of its
+        fine-tunes runs. Returns {"models": [the models reset], "deleted": {table: rows}}."""
+        server = lineage.server_of(server)
+        if server == BASE:
+            raise TrainerError("The base lineage is not one server's; roll it back instead.")
+        for model in models:
+            if model not in MODELS:
+                raise TrainerError(f"Unknown model '{model}'; choose one of: {', '.join(MODELS)}.")
+        keys = [(m, server) for m in (MODELS if delete_data else models)]
+        if any(self._locks[k].locked() for k in keys):
+            raise TrainerError("A fine-tune of this server's models is running or waiting; try again when it ends.")
+        reset = []
+        for model in models:
+            current = await self.store.served_version(model, server)
+            if current is not None:
+                await self.store.set_model_version(model, current, "retired", note="reset to the base", server=server)
+                reset.append(model)
+            self.lineages.set(model, server, None)
+        deleted: dict = {}
+        if delete_data:
+            for model in MODELS:
+                self.lineages.set(model, server, None)
+                for key in [k for k in self.engine.loaded_keys() if registry.parse_key(k).server == server]:
+                    self.engine.unload(key)
+                self._new.pop((model, server), None)
+                self._last_start.pop((model, server), None)
+            shutil.rmtree(self.lineage_root / lineage.SERVERS_DIR / str(server), ignore_errors=True)
+            deleted = await self.store.delete_server_data(server)
+        for model in models:  # after a deletion, only this line says who reset the server
+            await self.store.log_model_change(model, server, "delete" if delete_data else "reset", None,
+                                              actor_id=actor, detail={"deleted": deleted} if delete_data else {})
+        log.info("reset server %d's %s to the base%s", server, ", ".join(models),
+                 " and deleted its data" if delete_data else "")
+        return {"models": reset, "deleted": deleted}
 
     def _withdraw(self, model: str, version: int, reason: str) -> None:
         """Mark ``version`` withdrawn on its card, in every model root that holds it."""
@@ -669,18 +825,26 @@ class Trainer:
                 log.warning("could not mark %s %s withdrawn in %s (%s); the store still has it refused",
                             model, tag(version), r, e)
 
-    async def status(self) -> list[dict]:
+    async def status(self, server: int | None = None) -> list[dict]:
+        """Per model: the version served, the versions kept, the last run, counts, like-rates, and whether a run
+        is running; of ``server``'s lineage (None or 0: the base's, with every server's results counted)."""
+        server = lineage.server_of(server)
         out = []
         for model in MODELS:
+            key = (model, server)
+            base = await self.store.served_version(model) or (tag(self._current(model)) if self._current(model)
+                                                              else None)
             out.append({
                 "model": model,
-                "served": await self.store.served_version(model),
-                "versions": await self.store.model_versions(model),
-                "last_run": await self.store.last_run(model),
-                "counts": await self.store.counts(model),
-                "like_rates": await self.store.like_rates(model),
-                "running": self._locks[model].locked(),
-                "new_feedback": self._new[model],
+                "server": server,
+                "served": await self.store.served_version(model, server) if server != BASE else base,
+                "base": base,
+                "versions": await self.store.model_versions(model, server),
+                "last_run": await self.store.last_run(model, server),
+                "counts": await self.store.counts(model, server if server != BASE else None),
+                "like_rates": await self.store.like_rates(model, server if server != BASE else None),
+                "running": self._locks[key].locked(),
+                "new_feedback": self._new[key],
             })
         return out
 
@@ -689,5 +853,5 @@ class Trainer:
         return [r.worker.pid for r in self._runs.values() if r.worker is not None and r.worker.running]
 
 
-__all__ = ["GATE_PENDING", "MODELS", "NothingToRollBack", "TrainOutcome", "Trainer", "TrainerConfig",
+__all__ = ["GATE_PENDING", "MODELS", "NothingToRollBack", "TasteConfig", "TrainOutcome", "Trainer", "TrainerConfig",
            "TrainerError", "WorkerDied", "run_job", "save_candidate"]

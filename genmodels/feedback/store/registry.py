@@ -1,4 +1,5 @@
-"""The model lifecycle: each model's versions (at most one served) and the trainer's runs."""
+"""The model lifecycle: each lineage's versions of each model (at most one served), the trainer's runs, and who
+changed a lineage. A lineage is a server's (``server``, its guild id) or the base's (``server`` 0)."""
 
 from __future__ import annotations
 
@@ -18,29 +19,31 @@ class RegistryMixin(StoreBase):
 
     @_completes
     async def set_model_version(
-        self, model: str, version: str, status: str, metrics: dict | None = None, note: str = ""
+        self, model: str, version: str, status: str, metrics: dict | None = None, note: str = "", *,
+        server: int = 0,
     ) -> None:
-        """Create or update a version. ``metrics`` and ``note`` replace the stored ones only when given.
-        Marking a version 'served' retires the version served before it."""
+        """Create or update a version of ``server``'s lineage (0: the base). ``metrics`` and ``note`` replace the
+        stored ones only when given. Marking a version 'served' retires the version served before it."""
         _check(status, VERSION_STATUSES, "status")
         async with self._write() as db:
             if status == "served":
                 await db.execute(
                     "UPDATE model_versions SET status = 'retired'"
-                    " WHERE model = ? AND status = 'served' AND version != ?",
-                    (model, version),
+                    " WHERE model = ? AND server = ? AND status = 'served' AND version != ?",
+                    (model, int(server), version),
                 )
             await db.execute(
                 """
-                INSERT INTO model_versions (model, version, status, metrics, note, created_at)
-                VALUES (:model, :version, :status, COALESCE(:metrics, '{}'), :note, :now)
-                ON CONFLICT (model, version) DO UPDATE SET
+                INSERT INTO model_versions (model, server, version, status, metrics, note, created_at)
+                VALUES (:model, :server, :version, :status, COALESCE(:metrics, '{}'), :note, :now)
+                ON CONFLICT (model, server, version) DO UPDATE SET
                     status = excluded.status,
                     metrics = COALESCE(:metrics, metrics),
                     note = CASE WHEN :note = '' THEN note ELSE :note END
                 """,
                 {
                     "model": model,
+                    "server": int(server),
                     "version": version,
                     "status": status,
                     "metrics": None if metrics is None else json.dumps(metrics),
@@ -49,29 +52,60 @@ class RegistryMixin(StoreBase):
                 },
             )
 
-    async def served_version(self, model: str) -> str | None:
+    async def served_version(self, model: str, server: int = 0) -> str | None:
+        """The version ``server``'s lineage of ``model`` serves (0: the base), or None."""
         row = await self._fetch_one(
-            "SELECT version FROM model_versions WHERE model = ? AND status = 'served'", (model,)
+            "SELECT version FROM model_versions WHERE model = ? AND server = ? AND status = 'served'",
+            (model, int(server)),
         )
         return row["version"] if row else None
 
-    async def model_versions(self, model: str) -> list[dict]:
-        """Every recorded version of ``model``, oldest first."""
+    async def served_versions(self) -> list[dict]:
+        """Every lineage's served version: ``{"model", "server", "version"}`` rows."""
         rows = await self._fetch(
-            "SELECT version, status, metrics, note, created_at FROM model_versions WHERE model = ?"
+            "SELECT model, server, version FROM model_versions WHERE status = 'served' ORDER BY model, server"
+        )
+        return [dict(row) for row in rows]
+
+    async def model_versions(self, model: str, server: int = 0) -> list[dict]:
+        """Every recorded version of ``server``'s lineage of ``model`` (0: the base), oldest first."""
+        rows = await self._fetch(
+            "SELECT version, status, metrics, note, created_at FROM model_versions WHERE model = ? AND server = ?"
             " ORDER BY created_at, version",
-            (model,),
+            (model, int(server)),
         )
         return [{**dict(row), "metrics": json.loads(row["metrics"])} for row in rows]
 
     @_completes
-    async def start_run(self, model: str, trigger: str, candidate_version: str | None = None) -> int:
-        """Record that a trainer run started (outcome 'running') and return its id. ``candidate_version`` is the
-        version the run will write, so that a run cut short can have its half-made candidate found again."""
+    async def log_model_change(self, model: str, server: int, action: str, version: str | None = None, *,
+                               actor_id: int | None = None, detail: dict | None = None) -> None:
+        """Record who changed a lineage and how (``action``: train, promote, rollback, reset, delete...)."""
+        async with self._write() as db:
+            await db.execute(
+                "INSERT INTO model_changes (model, server, action, version, actor_id, detail, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (model, int(server), action, version, actor_id, json.dumps(detail or {}), time.time()),
+            )
+
+    async def model_changes(self, server: int | None = None, limit: int = 50) -> list[dict]:
+        """The change log of one lineage's models (``server``; None: every lineage), newest first."""
+        rows = await self._fetch(
+            "SELECT * FROM model_changes WHERE :server IS NULL OR server = :server ORDER BY id DESC LIMIT :limit",
+            {"server": server, "limit": limit},
+        )
+        return [_run_dict(row) for row in rows]
+
+    @_completes
+    async def start_run(self, model: str, trigger: str, candidate_version: str | None = None, *,
+                        server: int = 0) -> int:
+        """Record that a trainer run of ``server``'s lineage (0: the base) started (outcome 'running') and return
+        its id. ``candidate_version`` is the version the run will write, so that a run cut short can have its
+        half-made candidate found again."""
         async with self._write() as db:
             cursor = await db.execute(
-                'INSERT INTO trainer_runs (model, started_at, "trigger", candidate_version) VALUES (?, ?, ?, ?)',
-                (model, time.time(), trigger, candidate_version),
+                'INSERT INTO trainer_runs (model, server, started_at, "trigger", candidate_version)'
+                " VALUES (?, ?, ?, ?, ?)",
+                (model, int(server), time.time(), trigger, candidate_version),
             )
             return cursor.lastrowid
 
@@ -109,16 +143,17 @@ class RegistryMixin(StoreBase):
             if cursor.rowcount == 0:
                 raise StoreError(f"no trainer run {run_id}")
 
-    async def last_run(self, model: str) -> dict | None:
-        """The most recently started run of ``model`` (finished or not), or None."""
-        runs = await self.runs(model, limit=1)
+    async def last_run(self, model: str, server: int = 0) -> dict | None:
+        """The most recently started run of ``server``'s lineage of ``model`` (finished or not), or None."""
+        runs = await self.runs(model, limit=1, server=server)
         return runs[0] if runs else None
 
-    async def runs(self, model: str | None = None, limit: int = 20) -> list[dict]:
-        """Trainer runs, newest first: id, model, started_at, finished_at, trigger, outcome,
-        candidate_version, feedback_used, detail (a dict)."""
+    async def runs(self, model: str | None = None, limit: int = 20, server: int | None = None) -> list[dict]:
+        """Trainer runs, newest first: id, model, server, started_at, finished_at, trigger, outcome,
+        candidate_version, feedback_used, detail (a dict). ``server``: one lineage's (None: every lineage's)."""
         rows = await self._fetch(
-            "SELECT * FROM trainer_runs WHERE :model IS NULL OR model = :model ORDER BY id DESC LIMIT :limit",
-            {"model": model, "limit": limit},
+            "SELECT * FROM trainer_runs WHERE (:model IS NULL OR model = :model)"
+            " AND (:server IS NULL OR server = :server) ORDER BY id DESC LIMIT :limit",
+            {"model": model, "limit": limit, "server": server},
         )
         return [_run_dict(row) for row in rows]

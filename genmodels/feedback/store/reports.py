@@ -18,41 +18,47 @@ EXPORT_COLUMNS = (
 class ReportsMixin(StoreBase):
     """Statistics and exports over results and votes; nothing here writes."""
 
-    async def counts(self, model: str | None = None) -> dict:
-        """Totals, for one model or all: results, likes, dislikes, voters (distinct users), signals."""
+    async def counts(self, model: str | None = None, server: int | None = None) -> dict:
+        """Totals, for one model or all, in one server (0: DMs) or everywhere (None): results, likes, dislikes,
+        voters (distinct users), signals."""
+        where = "(:model IS NULL OR r.model = :model) AND (:server IS NULL OR COALESCE(r.guild_id, 0) = :server)"
         row = await self._fetch_one(
-            """
+            f"""
             SELECT
-                (SELECT COUNT(*) FROM results WHERE :model IS NULL OR model = :model) AS results,
+                (SELECT COUNT(*) FROM results AS r WHERE {where}) AS results,
                 COUNT(*) FILTER (WHERE v.value > 0) AS likes,
                 COUNT(*) FILTER (WHERE v.value < 0) AS dislikes,
                 COUNT(DISTINCT v.user_id) AS voters,
-                (SELECT COUNT(*) FROM signals AS s JOIN results AS r ON r.id = s.result_id
-                 WHERE :model IS NULL OR r.model = :model) AS signals
+                (SELECT COUNT(*) FROM signals AS s JOIN results AS r ON r.id = s.result_id WHERE {where}) AS signals
             FROM votes AS v JOIN results AS r ON r.id = v.result_id
-            WHERE :model IS NULL OR r.model = :model
+            WHERE {where}
             """,
-            {"model": model},
+            {"model": model, "server": server},
         )
         return dict(row)
 
-    async def like_rates(self, model: str) -> dict[str, dict]:
-        """Per version of ``model``: results, likes, dislikes and like_rate (None before any vote)."""
+    async def like_rates(self, model: str, server: int | None = None) -> dict[str, dict]:
+        """Per version of ``model``: results, likes, dislikes and like_rate (None before any vote). With
+        ``server``, of the results posted in that server (0: DMs), and the base's versions are named ``base
+        v0005`` beside the server's own (``v0002``)."""
         rows = await self._fetch(
             """
-            SELECT r.model_version, COUNT(DISTINCT r.id) AS results,
+            SELECT r.model_version, r.lineage, COUNT(DISTINCT r.id) AS results,
                    COUNT(*) FILTER (WHERE v.value > 0) AS likes,
                    COUNT(*) FILTER (WHERE v.value < 0) AS dislikes
             FROM results AS r LEFT JOIN votes AS v ON v.result_id = r.id
-            WHERE r.model = ?
-            GROUP BY r.model_version ORDER BY r.model_version
+            WHERE r.model = :model AND (:server IS NULL OR COALESCE(r.guild_id, 0) = :server)
+            GROUP BY r.lineage, r.model_version ORDER BY r.lineage, r.model_version
             """,
-            (model,),
+            {"model": model, "server": server},
         )
         rates = {}
         for row in rows:
             likes, dislikes = row["likes"], row["dislikes"]
-            rates[row["model_version"]] = {
+            name = row["model_version"]
+            if server and row["lineage"] == 0:
+                name = f"base {name}"
+            rates[name] = {
                 "results": row["results"],
                 "likes": likes,
                 "dislikes": dislikes,

@@ -74,18 +74,20 @@ class ResultsMixin(StoreBase):
         channel_id: int | None = None,
         guild_id: int | None = None,
         requester_id: int | None = None,
+        lineage: int = 0,
     ) -> int:
-        """Record a generated result and return its id. ``latent`` is a float32 (n, d) array."""
+        """Record a generated result and return its id. ``latent`` is a float32 (n, d) array. ``lineage``: the
+        server whose lineage's version made it (0: the base; `genmodels.registry.lineage_of` of its version)."""
         _check(kind, KINDS, "kind")
         blob, shape = _dump_latent(latent)
         async with self._write() as db:
             cursor = await db.execute(
                 "INSERT INTO results (message_id, channel_id, guild_id, requester_id, kind, model,"
-                " model_version, seed, latent, latent_shape, params, parents, content, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " model_version, seed, latent, latent_shape, params, parents, content, created_at, lineage)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     message_id, channel_id, guild_id, requester_id, kind, model, model_version, seed, blob,
-                    shape, json.dumps(params or {}), json.dumps(parents or []), content, time.time(),
+                    shape, json.dumps(params or {}), json.dumps(parents or []), content, time.time(), int(lineage),
                 ),
             )  # fmt: skip
             return cursor.lastrowid
@@ -176,12 +178,14 @@ class ResultsMixin(StoreBase):
     # -- reading feedback ----------------------------------------------------------------------------------
 
     async def feedback(
-        self, model: str, *, since: float = 0.0, per_user_cap: int = 16, include_signals: bool = True
+        self, model: str, *, since: float = 0.0, per_user_cap: int = 16, include_signals: bool = True,
+        server: int | None = None,
     ) -> list[FeedbackItem]:
         """Current votes (and button signals) on results of ``model`` made after ``since``, oldest first.
 
-        Each user contributes at most ``per_user_cap`` items, their most recent ones, so one member cannot
-        dominate a fine-tune.
+        ``server``: only results posted in that server (0: in DMs; None: everywhere), which is what one lineage
+        learns from. Each user contributes at most ``per_user_cap`` items, their most recent ones, so one member
+        cannot dominate a fine-tune.
         """
         rows = await self._fetch(
             f"""
@@ -191,6 +195,7 @@ class ResultsMixin(StoreBase):
                        ROW_NUMBER() OVER (PARTITION BY i.user_id ORDER BY i.created_at DESC, i.seq DESC) AS n
                 FROM items AS i JOIN results AS r ON r.id = i.result_id
                 WHERE r.model = :model AND i.created_at > :since AND (:signals OR i.source = 'vote')
+                  AND (:server IS NULL OR COALESCE(r.guild_id, 0) = :server)
             )
             SELECT k.result_id, k.user_id, k.value, k.source, k.created_at,
                    r.model_version, r.seed, r.latent, r.latent_shape, r.params, r.content
@@ -198,7 +203,7 @@ class ResultsMixin(StoreBase):
             WHERE k.n <= :cap
             ORDER BY k.created_at, k.seq
             """,
-            {"model": model, "since": since, "signals": include_signals, "cap": per_user_cap},
+            {"model": model, "since": since, "signals": include_signals, "cap": per_user_cap, "server": server},
         )
         return [
             FeedbackItem(
@@ -216,11 +221,48 @@ class ResultsMixin(StoreBase):
             for row in rows
         ]
 
-    async def feedback_count(self, model: str, *, since: float = 0.0) -> int:
-        """How many current votes on results of ``model`` were cast after ``since``."""
+    async def feedback_count(self, model: str, *, since: float = 0.0, server: int | None = None) -> int:
+        """How many current votes on results of ``model`` were cast after ``since`` (in ``server``, as in
+        `feedback`)."""
         row = await self._fetch_one(
             "SELECT COUNT(*) FROM votes AS v JOIN results AS r ON r.id = v.result_id"
-            " WHERE r.model = ? AND v.changed_at > ?",
-            (model, since),
+            " WHERE r.model = :model AND v.changed_at > :since"
+            " AND (:server IS NULL OR COALESCE(r.guild_id, 0) = :server)",
+            {"model": model, "since": since, "server": server},
         )
         return row[0]
+
+    async def new_feedback_by_server(self, model: str) -> dict[int, int]:
+        """Per server (0: DMs), the current votes on results of ``model`` cast since that server's lineage last
+        started a trainer run (ever, for one that never did): what the trainer counts toward its next run."""
+        rows = await self._fetch(
+            """
+            SELECT COALESCE(r.guild_id, 0) AS server, COUNT(*) AS n
+            FROM votes AS v JOIN results AS r ON r.id = v.result_id
+            WHERE r.model = :model AND v.changed_at > COALESCE(
+                (SELECT MAX(t.started_at) FROM trainer_runs AS t
+                 WHERE t.model = :model AND t.server = COALESCE(r.guild_id, 0)), 0)
+            GROUP BY COALESCE(r.guild_id, 0)
+            """,
+            {"model": model},
+        )
+        return {row["server"]: row["n"] for row in rows}
+
+    @_completes
+    async def delete_server_data(self, server: int) -> dict[str, int]:
+        """Delete everything server ``server`` left: its results (with their reactions and signals), its group
+        sessions, its lineage's versions, runs and change log. Returns the rows deleted per table."""
+        if not server:
+            raise ValueError("the base lineage's data is not one server's")
+        out: dict[str, int] = {}
+        async with self._write() as db:
+            for table, sql in (
+                ("sessions", "DELETE FROM sessions WHERE guild_id = :s"),
+                ("results", "DELETE FROM results WHERE guild_id = :s"),
+                ("model_versions", "DELETE FROM model_versions WHERE server = :s"),
+                ("trainer_runs", "DELETE FROM trainer_runs WHERE server = :s"),
+                ("model_changes", "DELETE FROM model_changes WHERE server = :s"),
+            ):
+                cursor = await db.execute(sql, {"s": int(server)})
+                out[table] = cursor.rowcount
+        return out

@@ -90,6 +90,7 @@ class ResultRow:
     parents: list
     content: str | None
     created_at: float
+    lineage: int = 0  # the server whose lineage's version made it (0: the base)
 
 
 @dataclass
@@ -110,7 +111,7 @@ class FeedbackItem:
 
 _RESULT_FIELDS = (
     "id", "message_id", "channel_id", "guild_id", "requester_id", "kind", "model", "model_version", "seed",
-    "latent", "latent_shape", "params", "parents", "content", "created_at",
+    "latent", "latent_shape", "params", "parents", "content", "created_at", "lineage",
 )  # fmt: skip
 _RESULT_SELECT = ", ".join(f"r.{name}" for name in _RESULT_FIELDS)
 
@@ -157,6 +158,7 @@ def _result_row(row: sqlite3.Row) -> ResultRow:
         parents=json.loads(row["parents"]),
         content=row["content"],
         created_at=row["created_at"],
+        lineage=row["lineage"],
     )
 
 

@@ -7,7 +7,8 @@ The tables: ``results`` (one row per posted result, with its latent and paramete
 reactions present on a result's message, one row per result, user and emoji; why, see
 `genmodels.feedback.store.results`), the ``votes`` view (each user's current vote, derived from those rows),
 ``signals`` (button presses, and approvals in group sessions), ``model_versions`` (at most one 'served' per
-model) and ``trainer_runs``; and a group session's tables (`genmodels.feedback.store.sessions`): ``sessions``
+model and lineage; ``server`` 0 is the base lineage, any other the lineage of that server), ``trainer_runs`` (each of
+one lineage), ``model_changes`` (who trained, rolled back or reset a lineage); and a group session's tables (`genmodels.feedback.store.sessions`): ``sessions``
 (at most one active per channel, and per thread), ``session_rounds``, ``session_candidates`` (each round's
 genomes), ``session_votes`` (approvals, one row per user and choice) and ``session_seeds``.
 """
@@ -174,6 +175,42 @@ MIGRATIONS: tuple[str, ...] = (
         created_at REAL NOT NULL,
         UNIQUE (session_id, round_number, user_id)
     );
+    """,
+    # 4: a model lineage per server. Every version and run so far belongs to the base lineage (server 0); every
+    # result is filed under the lineage that made it (0: the base) as well as under the server it was posted in
+    # (guild_id, as before); who changed a lineage, and how, is kept in model_changes.
+    """
+    CREATE TABLE model_versions_4 (
+        model TEXT NOT NULL,
+        server INTEGER NOT NULL DEFAULT 0,
+        version TEXT NOT NULL,
+        status TEXT NOT NULL,
+        metrics TEXT NOT NULL DEFAULT '{}',
+        note TEXT NOT NULL DEFAULT '',
+        created_at REAL NOT NULL,
+        PRIMARY KEY (model, server, version)
+    );
+    INSERT INTO model_versions_4 (model, server, version, status, metrics, note, created_at)
+        SELECT model, 0, version, status, metrics, note, created_at FROM model_versions;
+    DROP TABLE model_versions;
+    ALTER TABLE model_versions_4 RENAME TO model_versions;
+    CREATE UNIQUE INDEX model_versions_one_served ON model_versions (model, server) WHERE status = 'served';
+    ALTER TABLE trainer_runs ADD COLUMN server INTEGER NOT NULL DEFAULT 0;
+    DROP INDEX trainer_runs_model;
+    CREATE INDEX trainer_runs_model ON trainer_runs (model, server, id);
+    ALTER TABLE results ADD COLUMN lineage INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX results_model_guild ON results (model, guild_id);
+    CREATE TABLE model_changes (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        model TEXT NOT NULL,
+        server INTEGER NOT NULL DEFAULT 0,
+        action TEXT NOT NULL,
+        version TEXT,
+        actor_id INTEGER,
+        detail TEXT NOT NULL DEFAULT '{}',
+        created_at REAL NOT NULL
+    );
+    CREATE INDEX model_changes_server ON model_changes (server, id);
     """,
 )
 
