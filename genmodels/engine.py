@@ -21,8 +21,10 @@ Why it exists:
 - **Every server its own lineage** (`genmodels.lineage`). A job names a model key: ``dcgan`` (the base served
   now, kept loaded) or ``dcgan:123:v0002`` (server 123's version 2: its delta applied to the base it was learned
   on). Keyed models are kept in an LRU of ``max_loaded_models`` and loaded again on demand; a promoted version is
-  a new key, so nothing is swapped for a server. Batches never mix keys, so a request is only ever answered by
-  the model its key names. `Engine.lineages` says which key serves which server.
+  a new key, so nothing is swapped for a server. A batch may hold several servers' keys of one model, yet each
+  job is drawn, sifted and labelled by its own key's model, so a request is only ever answered by the model its key
+  names; servers' FiLM-only deltas on one base share a single forward pass, each row through its own server's
+  class tables (`_render_stacked`). `Engine.lineages` says which key serves which server.
 
 Models are named as `genmodels.registry` names them ("dcgan", "vae", "textvae-en", "textvae-zh"); the older keys
 ("image", "morph", "poem-en", "poem-zh") are accepted everywhere a key is taken and mean the same models. Limits
@@ -36,8 +38,10 @@ from __future__ import annotations
 import asyncio
 import collections
 import concurrent.futures
+import copy
 import logging
 import os
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -389,15 +393,16 @@ class Engine:
     # ---- convenience: reserve + submit + await --------------------------------------------------------------
 
     async def image(self, theme: str | int, count: int = 4, seed: int = 0, *, user: Any = None,
-                    lineage: Sequence[Generation] | None = None, style: str | int | None = None) -> ImageOutput:
+                    lineage: Sequence[Generation] | None = None, style: str | int | None = None,
+                    model_key: str = IMAGE_MODEL) -> ImageOutput:
         lineage = lineage or [Generation(seed, count)]
         with self.reserve(user) as slot:
-            return await slot.image(theme, lineage, style).future
+            return await slot.image(theme, lineage, style, model_key=model_key).future
 
     async def image_from_latents(self, theme: str | int, latents: Any, *, user: Any = None,
-                                 style: str | int | None = None) -> ImageOutput:
+                                 style: str | int | None = None, model_key: str = IMAGE_MODEL) -> ImageOutput:
         with self.reserve(user) as slot:
-            return await slot.image_from_latents(theme, latents, style).future
+            return await slot.image_from_latents(theme, latents, style, model_key=model_key).future
 
     async def run(self, model_key: str, op: str, *, user: Any = None, **args: Any) -> Any:
         """Reserve a place, run operation ``op`` on ``model_key`` with ``args``, and return its result."""
@@ -441,16 +446,20 @@ class Engine:
             self.stats["jobs"] += len(batch)
 
     def _take_batch(self) -> list[Job]:
-        """The next job, with every queued image job of the same model that fits its forward pass."""
+        """The next job, with every queued image job of the same model that fits its forward pass: jobs of the same
+        key, and of other versions of the same model (``dcgan``, ``dcgan:123:v0002``, ``dcgan:456:v0001``: the
+        servers' lineages). `_render_batch` gives each key its own model and shares forward passes only where the
+        models allow it (`_trunk`)."""
         first = self._pending.popleft()
         batch = [first]
         if not first.batched or not self.config.batching:
             return batch
+        family = _family(first.model_key)
         images = first.count
         rest: collections.deque[Job] = collections.deque()
         while self._pending:
             job = self._pending.popleft()
-            if (job.batched and job.model_key == first.model_key
+            if (job.batched and _family(job.model_key) == family
                     and images + job.count <= self.config.max_batch_images):
                 batch.append(job)
                 images += job.count
@@ -468,10 +477,28 @@ class Engine:
             return e
 
     def _render_batch(self, batch: list[Job]) -> list[Any]:
-        """Runs in the worker: one DCGAN forward pass for every job of the batch; per-job errors stay per job."""
-        gen = self.model(batch[0].model_key)  # read once: a swap during this batch affects only the next one
-        zs, ys, ss, ok, outs = [], [], [], [], []
-        for job in batch:
+        """Runs in the worker: the batch's image jobs in as few DCGAN forward passes as their models allow; per-job
+        errors stay per job.
+
+        Every job is prepared (its theme and style, its grid's rows drawn with its model's own preference) and
+        finished (a grid sifted for near-copies, the output's theme, style and version) by the model its key names.
+        Jobs of one model share one pass through it. Jobs of several versions that differ only in their class tables
+        (servers' FiLM-only deltas merged on the same base object, and that base: `_trunk`) share one pass too, each
+        row looking up its own version's tables (`_render_stacked`); any other version gets a pass of its own."""
+        gens: dict[str, Any] = {}  # read once per key: a swap during this batch affects only the next one
+        failed: dict[str, BaseException] = {}
+        for key in dict.fromkeys(job.model_key for job in batch):
+            try:
+                gens[key] = self.model(key)
+            except BaseException as e:  # a missing model or delta fails its own jobs only
+                failed[key] = e
+        outs: list[Any] = [None] * len(batch)
+        passes: dict[Any, list[tuple]] = {}  # one forward pass each: [(index in batch, job, gen, z, y, s, rows)]
+        for k, job in enumerate(batch):
+            if job.model_key in failed:
+                outs[k] = failed[job.model_key]
+                continue
+            gen = gens[job.model_key]
             try:
                 a = job.args
                 lineage = a.get("lineage", ())
@@ -486,27 +513,40 @@ class Engine:
                     raise ValueError(f"latents have {a['latents'].shape[1]} dimensions; the model takes {gen.cfg.nz}")
                 else:
                     z = a["latents"]
-                zs.append(z)
-                ys.extend([y] * len(z))
-                ss.extend([s] * len(z))
-                ok.append((job, y, s, len(z), rows))
-                outs.append(None)
             except BaseException as e:
-                outs.append(e)
-        if zs:
-            t0 = time.perf_counter()
-            images = gen.render(torch.cat(zs), ys, ss)
-            self.stats["inference_s"] += time.perf_counter() - t0
+                outs[k] = e
+                continue
+            trunk = _trunk(gen)
+            passes.setdefault(("model", id(gen)) if trunk is None else ("trunk", trunk), []).append(
+                (k, job, gen, z, y, s, rows))
+        for group in passes.values():
+            models = list({id(p[2]): p[2] for p in group}.values())  # the distinct versions in this pass
+            try:
+                t0 = time.perf_counter()
+                z = torch.cat([p[3] for p in group])
+                if len(models) == 1:
+                    ys = [p[4] for p in group for _ in range(len(p[3]))]
+                    ss = [p[5] for p in group for _ in range(len(p[3]))]
+                    images = models[0].render(z, ys, ss)
+                else:
+                    which = {id(m): i for i, m in enumerate(models)}
+                    cfg = models[0].cfg
+                    classes = [which[id(p[2])] * cfg.n_conditions + p[4] + cfg.n_classes * p[5]
+                               for p in group for _ in range(len(p[3]))]
+                    images = _render_stacked(models, z, classes)
+                    self.stats["mixed_passes"] += 1
+                self.stats["inference_s"] += time.perf_counter() - t0
+            except Exception as e:  # the pass failed: its jobs fail, the batch's other passes stand
+                for p in group:
+                    outs[p[0]] = e
+                continue
             total = len(images)
             self.stats["images"] += total
+            self.stats["passes"] += 1
             i = 0
-            it = iter(ok)
-            zi = iter(zs)
-            for k, out in enumerate(outs):
-                if out is not None:
-                    continue
-                job, y, s, n, rows = next(it)
-                z, grid = next(zi), images[i:i + n]
+            for k, job, gen, z, y, s, rows in group:
+                n = len(z)
+                grid = images[i:i + n]
                 i += n
                 if rows is not None and len(rows) > n:
                     try:  # the plain grid when it holds no near-copy, else a choice among its candidates; one
@@ -520,6 +560,53 @@ class Engine:
                 outs[k] = ImageOutput(grid, z, gen.themes[y], y, gen.version, seed=seed,
                                       lineage=lineage, batch_images=total, style=gen.styles[s], style_index=s)
         return outs
+
+
+_TABLE = re.compile(r"embed\.weight|norms\.\d+\.(gamma|beta)\.weight")  # a DCGAN generator's class tables
+
+
+def _family(key: str) -> str:
+    """The model a key is a version of (``dcgan:123:v0002`` → ``dcgan``); a key that is no model key, itself."""
+    try:
+        return registry.parse_key(key).name
+    except ValueError:
+        return key
+
+
+def _trunk(gen: Any) -> tuple | None:
+    """What an image model computes with besides its class tables, by identity: its generator's config, its device
+    and every tensor of its generator but the tables the class rows look up (the class embedding and the conditional
+    batch norms' scales and shifts). A server's FiLM-only delta (``conv_rank`` 0) merged on a base
+    (`genmodels.deltas.merge_dcgan`) shares every one of those tensors with that base object, so the base and all
+    such versions have one trunk and can share a forward pass. None for a model that cannot (not an
+    `ImageGenerator` of a plain `Generator` in eval mode); such a model renders alone."""
+    from .images import ImageGenerator
+    from .nets.dcgan import Generator
+
+    G = getattr(gen, "G", None)
+    if type(gen) is not ImageGenerator or type(G) is not Generator or G.training:
+        return None
+    shared = tuple((name, id(t)) for name, t in (*G.named_parameters(), *G.named_buffers())
+                   if not _TABLE.fullmatch(name))
+    return repr(G.cfg), str(gen.device), shared
+
+
+@torch.no_grad()
+def _render_stacked(models: list[Any], z: torch.Tensor, classes: list[int]) -> list[Any]:
+    """One forward pass for rows of several versions with one trunk (`_trunk`): the versions' class tables are
+    stacked (version i's rows from ``i · n_conditions``) on a generator that shares every other tensor with the
+    first version, and row r looks up row ``classes[r]`` (its version's offset plus its theme × style class). Row
+    for row the same arithmetic as that version's own `ImageGenerator.render`."""
+    first = models[0]
+    stacked = deltas._share(first.G)  # the trunk's modules and tensors; only the tables are replaced
+    deltas._put(stacked, "embed.weight", torch.cat([m.G.embed.weight for m in models]))  # (V·n_conditions, nz)
+    for i in range(len(first.G.norms)):
+        for table in ("gamma", "beta"):
+            deltas._put(stacked, f"norms.{i}.{table}.weight",
+                        torch.cat([getattr(m.G.norms[i], table).weight for m in models]))  # (V·n_conditions, C_i)
+    view = copy.copy(first)  # the first version's render (device, decoding), through the stacked generator
+    view.G = stacked
+    return view.render(z, classes, None)  # style None: the class index is the row, as `condition` reads it
 
 
 __all__ = ["Engine", "EngineBusy", "EngineConfig", "Generation", "IMAGE_MODEL", "ImageOutput", "Job",
