@@ -72,8 +72,9 @@ def test_zero_vae_and_text_deltas_leave_outputs_unchanged(morpher, text):
         torch.testing.assert_close(deltas.DeltaVAE(morpher.vae, d).decode(z), want, atol=1e-6, rtol=0)
         model, _ = text
         td = deltas.TextVAEDelta(model, deltas.TextVAEDeltaConfig())
-        # (the GRU's merged weights are new tensors, not flattened: the same values through another kernel path)
-        torch.testing.assert_close(_text_logits(deltas.merge_textvae(model, td)), _text_logits(model), atol=1e-5,
+        # (the GRU's merged weights are new tensors, not flattened: the same values through another kernel path,
+        # whose sums round differently in the last bits on some CPUs)
+        torch.testing.assert_close(_text_logits(deltas.merge_textvae(model, td)), _text_logits(model), atol=5e-5,
                                    rtol=0)
 
 

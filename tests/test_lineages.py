@@ -152,3 +152,26 @@ def test_busy_servers_take_turns_with_quiet_ones(world):
             assert order[:3] == [1, 2, 1], order
 
     asyncio.run(main())
+
+
+def test_a_server_s_votes_train_the_base_only_when_the_owner_shares_them(world):
+    models, data_dir, db = world
+
+    async def main():
+        async with running(models, db, _config(data_dir), trainer_class=_QuickTrainer) as (engine, store, trainer, _):
+            await _rate(engine, store, guild=1, first_message=1000)
+            private = await trainer.train("dcgan", trigger="test")  # the base: DMs only, and there are none
+            trainer.notify("dcgan", 1)
+            counted = {k: n for k, n in trainer._new.items() if n}
+        shared = _config(data_dir, taste=TasteConfig(share_with_base=True))
+        async with running(models, db, shared, trainer_class=_QuickTrainer) as (engine, store, trainer, _):
+            base = await trainer.train("dcgan", trigger="test")
+            trainer.notify("dcgan", 1)
+            counted_shared = dict(trainer._new)
+        return private, counted, base, counted_shared
+
+    private, counted, base, counted_shared = asyncio.run(main())
+    assert (private.outcome, private.reason) == ("skipped", "no feedback yet")
+    assert counted == {("dcgan", 1): 1}  # toward the server's own lineage only
+    assert (base.outcome, base.feedback_used, base.server) == ("refused", 12, 0)  # the stand-in job refuses
+    assert counted_shared[("dcgan", 1)] >= 1 and counted_shared[("dcgan", 0)] == 1

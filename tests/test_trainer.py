@@ -462,7 +462,7 @@ def test_a_text_fine_tune_keeps_its_version_s_own_objective():
 
 def test_a_text_fine_tune_says_when_it_replays_other_poems_than_its_version_learned_from(tmp_path):
     from genmodels.data.poems import build_poem_dataset, load_poem_dataset
-    from genmodels.feedback.trainer import replay_mismatch
+    from genmodels.feedback.finetune import replay_mismatch
 
     src = tmp_path / "poems.txt"
     src.write_text("\n\n".join(f"the moon upon the sea {i}\nthe night is long and deep" for i in range(12)), "utf-8")

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from .. import checkpoints, deltas
+from ..registry import tag
 from ..data.emoji import MODEL_STYLES, load_image_dataset, to_model
 from ..data.poems import PoemDataset
 from ..images import ImageGenerator, Morpher
@@ -490,3 +491,14 @@ def finetune_textvae_delta(parent: tuple[dict, dict], items: list[dict], ds: Poe
     d = deltas.make_delta(poem.card.get("name", f"textvae-{lang}"), card, tc, delta.cpu(), extra, pref)
     _check_finite(d.tensors)
     return d.tensors, d.meta()
+
+
+def replay_mismatch(card: dict, ds) -> str | None:
+    """A line saying so when the poem dataset a fine-tune replays and gates on is not the one the version learned
+    from (a `muse prepare poems` never run, or another corpus in the data dir), else None. The fine-tune still
+    runs: the built-in corpus is the offline fallback, but its poems are not the ones the model knows."""
+    learned = card.get("data", {}).get("sha256")
+    if learned is None or learned == ds.sha256:
+        return None
+    return (f"{card.get('name')}/{tag(card.get('version', 0))} learned from other poems than {ds.path}; the "
+            "fine-tune replays and gates on these (run `muse prepare poems` to build the corpus it learned from)")

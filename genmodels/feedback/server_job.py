@@ -92,7 +92,7 @@ def run_delta_job(spec: dict) -> dict:
     pref = delta.preference()
     return {"version": spec["version"], "passed": decision.passed, "reason": decision.summary(),
             "metrics": m_cand, "parent_metrics": m_parent, "preference": pref.stats if pref else None,
-            "warning": None}
+            "warning": None if image_model else finetune.replay_mismatch(card, ds)}
 
 
 __all__ = ["run_delta_job"]

@@ -134,17 +134,6 @@ def save_candidate(spec: dict, parent_dir: Path, tensors: dict, card: dict) -> P
     return vdir
 
 
-def replay_mismatch(card: dict, ds) -> str | None:
-    """A line saying so when the poem dataset a fine-tune replays and gates on is not the one the version learned
-    from (a `muse prepare poems` never run, or another corpus in the data dir), else None. The fine-tune still
-    runs: the built-in corpus is the offline fallback, but its poems are not the ones the model knows."""
-    learned = card.get("data", {}).get("sha256")
-    if learned is None or learned == ds.sha256:
-        return None
-    return (f"{card.get('name')}/{tag(card.get('version', 0))} learned from other poems than {ds.path}; the "
-            "fine-tune replays and gates on these (run `muse prepare poems` to build the corpus it learned from)")
-
-
 def run_job(spec: dict) -> dict:
     """Fine-tune ``spec['model']`` from version ``spec['parent']``, save the candidate, gate it. Runs in the
     worker process; returns plain data: {"version", "passed", "reason", "metrics", "parent_metrics"}."""
@@ -212,7 +201,7 @@ def run_job(spec: dict) -> dict:
                                   "tolerance": spec["tolerance"], "reasons": decision.reasons})
     return {"version": spec["version"], "passed": decision.passed, "reason": decision.summary(),
             "metrics": m_cand, "parent_metrics": m_parent, "preference": pref.stats if pref else None,
-            "warning": None if image_model else replay_mismatch(card, ds)}
+            "warning": None if image_model else finetune.replay_mismatch(card, ds)}
 
 
 def _die_with_parent(parent_pid: int) -> None:
@@ -345,6 +334,8 @@ class _Run:
     def __init__(self, model: str, run_id: int, version: int, served: str, feedback_used: int, server: int = 0):
         self.model, self.run_id, self.version, self.served = model, run_id, version, served
         self.server = server
+        self.actor: int | None = None  # who asked for it (an admin's id), None for the trainer itself
+        self.trigger = ""
         self.feedback_used = feedback_used
         self.worker: _Worker | None = None
         self.stopping: asyncio.Task | None = None  # interrupting it (`Trainer._interrupt`), once started
@@ -548,15 +539,17 @@ class Trainer:
 
     # ---- a run ----
 
-    async def train(self, model: str, server: int | None = None, *, trigger: str = "admin") -> TrainOutcome:
-        """Fine-tune ``server``'s lineage of ``model`` (None or 0: the base) on that server's votes now."""
+    async def train(self, model: str, server: int | None = None, *, trigger: str = "admin",
+                    actor: int | None = None) -> TrainOutcome:
+        """Fine-tune ``server``'s lineage of ``model`` (None or 0: the base) on that server's votes now;
+        ``actor``: who asked (kept in the change log), None for the trainer itself."""
         if model not in MODELS:
             raise TrainerError(f"Unknown model '{model}'; choose one of: {', '.join(MODELS)}.")
         server = lineage.server_of(server)
         async with self._locks[(model, server)]:
-            return await self._train(model, server, trigger)
+            return await self._train(model, server, trigger, actor)
 
-    async def _train(self, model: str, server: int, trigger: str) -> TrainOutcome:
+    async def _train(self, model: str, server: int, trigger: str, actor: int | None = None) -> TrainOutcome:
         if self._closing:
             raise TrainerError("Muse is shutting down; fine-tune after it restarts.")
         base = self._current(model)
@@ -580,6 +573,8 @@ class Trainer:
         self._last_start[(model, server)] = time.time()
         run_id = await self.store.start_run(model, trigger, candidate_version=tag(version), server=server)
         run = self._runs[run_id] = _Run(model, run_id, version, served, len(rated), server)
+        run.actor = actor
+        run.trigger = trigger
         spec = {
             "model": model, "server": server, "base": base, "lineage_root": str(self.lineage_root),
             "parent": parent, "version": version, "root": str(self.root) if self.root else None,
@@ -661,8 +656,9 @@ class Trainer:
                                                server=server)
             outcome = "refused"
         await self.store.finish_run(run.run_id, outcome, candidate_version=cand, feedback_used=used, detail=detail)
-        await self.store.log_model_change(model, server, outcome, cand, detail={"run": run.run_id,
-                                                                                "reason": res["reason"][:500]})
+        await self.store.log_model_change(model, server, outcome, cand, actor_id=run.actor,
+                                          detail={"run": run.run_id, "trigger": run.trigger,
+                                                  "reason": res["reason"][:500]})
         out = TrainOutcome(model, outcome, cand, served, res["reason"], res["metrics"], used, run.run_id,
                            server=server)
         log.info("fine-tune of %s%s: %s %s (%s)", model, _for(server), outcome, cand, res["reason"])

@@ -430,10 +430,11 @@ class SessionsMixin(StoreBase):
                               "candidate": cand["idx"]}  # fmt: skip
                     cursor = await db.execute(
                         "INSERT INTO results (channel_id, guild_id, kind, model, model_version, latent,"
-                        " latent_shape, params, content, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        " latent_shape, params, content, created_at, lineage) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         (
                             result.get("channel_id"), result.get("guild_id"), result["kind"], result["model"],
                             model_version, flat_blob, flat_shape, json.dumps(params), cand.get("content"), now,
+                            int(result.get("lineage") or 0),
                         ),
                     )  # fmt: skip
                     result_id = cursor.lastrowid
