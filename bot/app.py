@@ -211,14 +211,21 @@ class MuseBot(commands.Bot):
             from genmodels.feedback.trainer import Trainer
 
             # [trainer] is the trainer's own config; it writes where the engine reads, on the engine's device
-            config = self.settings.trainer.for_engine(self.settings.engine)
+            config = self.settings.trainer.for_engine(self.settings.engine, self.settings.taste)
             try:
                 trainer = Trainer(self.store, self.engine, config, report=self.report_to_admins)
                 await trainer.start()
             except Exception as e:  # noqa: BLE001
                 log_error(e, "starting the trainer; models will not be fine-tuned")
-                return
-            self.trainer, self._own_trainer = trainer, True
+            else:
+                self.trainer, self._own_trainer = trainer, True
+                return  # it serves the lineages the store records (`Trainer.start`)
+        if self.trainer is not None:
+            return
+        try:  # no trainer: each server is still served its own promoted version
+            await self.engine.lineages.refresh(self.store)
+        except Exception as e:  # noqa: BLE001
+            log_error(e, "reading the servers' model versions; every server is served the base")
 
     async def report_to_admins(self, text: str) -> None:
         """Post a trainer report to ``[trainer] report_channel``, or DM the application's owner when it is 0.

@@ -4,7 +4,9 @@ Validators raise `UserError`, which becomes an ephemeral sentence saying what to
 twice on purpose: as ``Range`` on the command (so the Discord client refuses bad values as the member types) and
 checked again here (a hand-made or replayed payload, or an outdated client, is not bound by the client).
 
-The permission checks are ``app_commands`` checks, used as decorators (`server_admin`, `models_admin`).
+Who may do what: the ``app_commands`` check `server_admin` (a decorator), and `require_manager` and
+`require_models_admin`, which a command awaits once it knows the scope it acts on (a server's own models, or the
+shared base).
 """
 
 from __future__ import annotations
@@ -271,19 +273,21 @@ async def require_models_admin(interaction: discord.Interaction) -> None:
     raise UserError("models_owner_only", home=t(interaction.locale, "models_home") if home else "")
 
 
+async def require_manager(interaction: discord.Interaction) -> None:
+    """Members with Manage Server (or Administrator) in the guild the command is used in, and the bot's owner:
+    who may steer that server's own models."""
+    p = interaction.permissions
+    if interaction.guild_id is not None and (p.manage_guild or p.administrator):
+        return
+    if await bot_of(interaction).is_owner(interaction.user):
+        return
+    raise UserError("manager_only")
+
+
 def server_admin():
     """Check: administrators of the guild the command is used in, and the bot's owner."""
     async def predicate(interaction: discord.Interaction) -> bool:
         await require_admin(interaction)
-        return True
-
-    return app_commands.check(predicate)
-
-
-def models_admin():
-    """Check: whoever may change the shared models (`require_models_admin`)."""
-    async def predicate(interaction: discord.Interaction) -> bool:
-        await require_models_admin(interaction)
         return True
 
     return app_commands.check(predicate)

@@ -133,9 +133,48 @@ MESSAGES: dict[str, dict[str, str]] = {
     # ---- /muse: models, feedback, stats ----------------------------------------------------------------------
     "admin_only": {EN: "Only server administrators (or the owner of this Muse) can do that.",
                    ZH: "只有服务器管理员（或这个 Muse 的主人）才能这样做。"},
-    "models_owner_only": {EN: "The models are shared by every server this Muse is in, so only the owner of this Muse "
-                              "{home}can train, roll back or inspect them.",
-                          ZH: "这些模型由这个 Muse 所在的所有服务器共用，所以只有这个 Muse 的主人{home}才能训练、回滚或查看它们。"},
+    "models_owner_only": {EN: "The base models are shared by every server this Muse is in, so only the owner of this "
+                              "Muse {home}can train, roll back or inspect them. A server's own models are for its "
+                              "members with Manage Server: use `/muse model` there.",
+                          ZH: "基础模型由这个 Muse 所在的所有服务器共用，所以只有这个 Muse 的主人{home}才能训练、回滚或查看它们。"
+                              "每个服务器自己的模型由该服务器有“管理服务器”权限的成员管理：请在那里使用 `/muse model`。"},
+    "manager_only": {EN: "Only members with **Manage Server** here (or the owner of this Muse) can change this server's "
+                         "models.",
+                     ZH: "只有在这里拥有**管理服务器**权限的成员（或这个 Muse 的主人）才能更改本服务器的模型。"},
+    "status_title_server": {EN: "🧠 This server's models", ZH: "🧠 本服务器的模型"},
+    "status_title_base": {EN: "🧠 Muse's base models (shared by every server)", ZH: "🧠 Muse 的基础模型（所有服务器共用）"},
+    "status_served_own": {EN: "Serving **{version}**, this server's own (learned on the base {base})",
+                          ZH: "正在使用本服务器自己的 **{version}**（基于基础模型 {base}）"},
+    "status_served_base": {EN: "Serving the base **{base}**: this server has no version of its own yet",
+                           ZH: "正在使用基础模型 **{base}**：本服务器还没有自己的版本"},
+    "status_changes": {EN: "Changes: {changes}", ZH: "变更：{changes}"},
+    "status_private": {EN: "This server's votes train only this server's models.",
+                       ZH: "本服务器的投票只用来训练本服务器的模型。"},
+    "status_shared": {EN: "This server's votes train this server's models, and (as the owner of this Muse chose) the "
+                          "base too.",
+                      ZH: "本服务器的投票用来训练本服务器的模型，并且（按这个 Muse 主人的设置）也用来训练基础模型。"},
+    "reset_dm": {EN: "`/muse model reset` acts on one server's own models: use it in that server.",
+                 ZH: "`/muse model reset` 作用于某个服务器自己的模型：请在那个服务器里使用。"},
+    "reset_done": {EN: "↩️ This server is served the base again for {models}. Its own versions are kept, and its "
+                       "votes will train a new line from the base.",
+                   ZH: "↩️ 本服务器的 {models} 已改回使用基础模型。它自己的旧版本仍然保留，之后的投票会从基础模型重新训练。"},
+    "reset_nothing": {EN: "This server already uses the base for {models}: nothing to reset.",
+                      ZH: "本服务器的 {models} 已经在使用基础模型，无需重置。"},
+    "reset_confirm": {EN: "⚠️ This deletes everything Muse keeps of this server: its results, votes, group sessions "
+                          "and its own model versions. It cannot be undone, and the server is served the base "
+                          "afterwards. Delete it all?",
+                      ZH: "⚠️ 这会删除 Muse 为本服务器保存的一切：作品、投票、群体创作和它自己的模型版本。删除后无法恢复，"
+                          "之后本服务器使用基础模型。确定全部删除吗？"},
+    "reset_deleted": {EN: "🗑️ Deleted this server's data: {results} results (with their votes), {sessions} group "
+                          "sessions and {versions} model versions. It is served the base now.",
+                      ZH: "🗑️ 已删除本服务器的数据：{results} 个作品（连同投票）、{sessions} 场群体创作和 {versions} 个模型版本。"
+                          "现在使用基础模型。"},
+    "reset_cancelled": {EN: "Nothing was deleted.", ZH: "什么都没有删除。"},
+    "reset_expired": {EN: "This confirmation expired; nothing was deleted. Run the command again to delete.",
+                      ZH: "这个确认已过期，什么都没有删除。如需删除，请重新运行命令。"},
+    "b_delete_all": {EN: "Delete it all", ZH: "全部删除"},
+    "b_cancel": {EN: "Cancel", ZH: "取消"},
+    "all_models": {EN: "every model", ZH: "所有模型"},
     "models_home": {EN: "and the administrators of its home server ", ZH: "和它主服务器的管理员"},
     "store_off": {EN: "Feedback isn't being recorded on this Muse right now (its database could not be opened). "
                       "The admin can find out why in the log.",
@@ -383,12 +422,26 @@ ZH_COMMANDS: dict[str, str] = {
     "Muse's models, feedback and your stats": "Muse 的模型、反馈和你的统计",
     "model": "模型",
     "The models and their training (admins)": "模型及其训练（管理员）",
+    "This server's models and their training (Manage Server)": "本服务器的模型及其训练（管理服务器）",
     "status": "状态",
     "Versions, feedback and trainer runs of every model (admins)": "每个模型的版本、反馈和训练记录（管理员）",
+    "This server's model versions, their gate results and like rates (Manage Server)":
+        "本服务器的模型版本、评估结果和好评率（管理服务器）",
     "train": "训练",
     "Fine-tune a model on the feedback now (admins)": "现在用反馈微调一个模型（管理员）",
+    "Fine-tune this server's model on its votes now (Manage Server)": "现在用本服务器的投票微调它的模型（管理服务器）",
     "rollback": "回滚",
     "Serve a model's previous version again (admins)": "改回使用模型的上一个版本（管理员）",
+    "Serve this server's previous version again (Manage Server)": "本服务器改回使用上一个版本（管理服务器）",
+    "reset": "重置",
+    "Serve this server the base model again (Manage Server)": "本服务器改回使用基础模型（管理服务器）",
+    "delete_data": "删除数据",
+    "Also delete this server's results, votes, sessions and versions": "同时删除本服务器的作品、投票、创作和模型版本",
+    "scope": "范围",
+    "This server's own model, or the base shared by every server (the owner)": "本服务器自己的模型，或所有服务器共用的基础模型（主人）",
+    "This server": "本服务器",
+    "The base (owner)": "基础模型（主人）",
+    "Every model": "所有模型",
     "kind": "模型名",
     "Which model": "哪个模型",
     "feedback": "反馈",

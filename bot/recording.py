@@ -205,7 +205,7 @@ async def record(interaction: discord.Interaction, message: discord.Message | No
             kind=kind, model=prov.model, model_version=version_tag(prov.version), seed=prov.seed,
             latent=as_latent(latent), params=prov.params(), parents=parents, content=content, message_id=message_id,
             channel_id=message.channel.id if message is not None else interaction.channel_id,
-            guild_id=interaction.guild_id, requester_id=user)
+            guild_id=interaction.guild_id, requester_id=user, lineage=registry.lineage_of(prov.version))
 
     try:
         return await bot.pending_writes.save(PendingWrite(f"a {kind} result of user {user}", message_id, write))

@@ -221,6 +221,12 @@ def requester(interaction: discord.Interaction) -> str:
     return str(interaction.user.id)
 
 
+def model_key(interaction: discord.Interaction, kind: str, lang: str | None = None) -> str:
+    """The model key that serves this interaction: its server's own version of the model of ``kind`` (and
+    ``lang``), or the base in a DM or a server without one (`genmodels.lineage.Lineages.key_for`)."""
+    return bot_of(interaction).engine.lineages.key_for(kind, lang, interaction.guild_id)
+
+
 def parent_of(interaction: discord.Interaction) -> int | None:
     """The message a button was pressed on (a parent result), if any."""
     return interaction.message.id if interaction.message is not None else None

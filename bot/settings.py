@@ -21,7 +21,7 @@ from typing import Any, Mapping
 from genmodels.breeding import BreedConfig
 from genmodels.engine import EngineConfig
 from genmodels.feedback.store import VoteConfig
-from genmodels.feedback.trainer import TrainerConfig
+from genmodels.feedback.trainer import TasteConfig, TrainerConfig
 
 DEFAULT_FILE = Path(__file__).resolve().parent.parent / "config" / "default.toml"
 USER_FILE = Path("muse.toml")
@@ -86,8 +86,10 @@ class TrainerSettings(TrainerConfig):
     enabled: bool = True  # false: no automatic fine-tuning
     report_channel: int = 0  # a channel id for trainer reports; 0 = a DM to the bot's owner
 
-    def for_engine(self, engine: EngineConfig) -> "TrainerSettings":
-        return dataclasses.replace(self, models_dir=engine.models_dir, device=engine.device)
+    def for_engine(self, engine: EngineConfig, taste: TasteConfig | None = None) -> "TrainerSettings":
+        """The trainer's config for this engine (and the [taste] section, when given)."""
+        return dataclasses.replace(self, models_dir=engine.models_dir, device=engine.device,
+                                   taste=taste if taste is not None else self.taste)
 
 
 @dataclass
@@ -100,6 +102,7 @@ class Settings:
     trainer: TrainerSettings = field(default_factory=TrainerSettings)
     sessions: SessionSettings = field(default_factory=SessionSettings)
     breeding: BreedConfig = field(default_factory=BreedConfig)
+    taste: TasteConfig = field(default_factory=TasteConfig)  # the servers' lineages; handed to the trainer
     sources: list[str] = field(default_factory=list)  # where the values came from, for `muse run` to print
 
     def to_dict(self) -> dict[str, Any]:
@@ -111,11 +114,12 @@ class Settings:
 # environment ($MUSE_DATA_DIR); the fine-tune recipe, the stop grace and the unbatched mode are for code and
 # benchmarks, not for a config file.
 NOT_KEYS: dict[str, tuple[str, ...]] = {"engine": ("batching",), "sessions": ("time_scale",),
-                                       "trainer": ("models_dir", "data_dir", "device", "stop_grace", "finetune")}
+                                       "trainer": ("models_dir", "data_dir", "device", "stop_grace", "finetune",
+                                                   "taste")}
 
 SECTIONS: dict[str, type] = {"discord": DiscordSettings, "engine": EngineConfig, "database": DatabaseSettings,
                              "limits": LimitSettings, "feedback": VoteConfig, "trainer": TrainerSettings,
-                             "sessions": SessionSettings, "breeding": BreedConfig}
+                             "sessions": SessionSettings, "breeding": BreedConfig, "taste": TasteConfig}
 
 
 def section_keys(section: str) -> dict[str, Any]:

@@ -68,9 +68,11 @@ class Notified:
 
     def __init__(self):
         self.models: list[str] = []
+        self.servers: list[int | None] = []  # the server each vote counts toward (None: a DM)
 
-    def notify(self, model: str) -> None:
+    def notify(self, model: str, server: int | None = None) -> None:
         self.models.append(model)
+        self.servers.append(server)
 
 
 # ---- results ------------------------------------------------------------------------------------------------
@@ -149,7 +151,7 @@ def test_reactions_become_votes(bot_models: Path, tmp_path: Path, caplog):
             vote = lambda uid=USER_ID: bot.store.vote_of(row.id, uid)  # noqa: E731
             out = {}
             await react(bot, "add", P.reaction_add(mid, "👍"))
-            out["like"] = (await vote(), list(trainer.models))
+            out["like"] = (await vote(), list(trainer.models), list(trainer.servers))
             await react(bot, "add", P.reaction_add(mid, "👎"))
             out["change"] = (await vote(), len(trainer.models))
             await react(bot, "remove", P.reaction_remove(mid, "👎"))
@@ -182,7 +184,8 @@ def test_reactions_become_votes(bot_models: Path, tmp_path: Path, caplog):
 
     with caplog.at_level(logging.INFO, logger="muse"):
         out = run(main())
-    assert out["like"] == (1, ["dcgan"])  # the trainer hears about the model whose vote changed
+    # the trainer hears about the model whose vote changed, and the server whose lineage it counts toward
+    assert out["like"] == (1, ["dcgan"], [GUILD_ID])
     assert out["change"] == (-1, 2) and out["back"] == 1 and out["none"] == (0, 4)
     assert out["ignored"] == (0, 0, 0, 4)  # nothing stored, nothing notified
     assert out["variants"] == (1, 1)
@@ -302,19 +305,25 @@ def test_admin_commands_refuse_members_and_serve_admins(bot_models: Path, tmp_pa
         rec = out[f"no_{name}"]
         assert is_ephemeral(rec) and rec.path.endswith("/callback"), name  # refused at once, nothing deferred
     assert body(out["no_export"])["content"].startswith("Only server administrators")
-    for name in ("status", "train", "rollback", "dm"):  # the models are shared: owner and home guild only
-        assert "shared by every server" in body(out[f"no_{name}"])["content"], name
-        assert "home server" in body(out[f"no_{name}"])["content"], name
-    assert body(out["no_zh"])["content"].startswith("这些模型由")
-    # status: one field per model, with what is served, the counts and the like rates
+    for name in ("status", "train", "rollback"):  # this server's models: members with Manage Server
+        assert "Only members with **Manage Server** here" in body(out[f"no_{name}"])["content"], name
+    # the base, in a DM: shared by every server, so the owner and the home guild's administrators only
+    assert "shared by every server" in body(out["no_dm"])["content"]
+    assert "home server" in body(out["no_dm"])["content"]
+    assert body(out["no_zh"])["content"].startswith("只有在这里拥有**管理服务器**权限")
+    # status: this server's lineage, one field per model, with what is served, the counts and the like rates
     st = out["status"]
     assert is_ephemeral(st) and "webhooks" in st.path
     fields = _fields(st)
-    assert list(fields) == ["dcgan", "vae", "textvae-en", "textvae-zh"]
-    assert "Serving **v0001**" in fields["dcgan"] and "👍 4 · 👎 0" in fields["dcgan"]
-    assert "v0001 100% (4)" in fields["dcgan"] and "v0001 50% (2)" in fields["textvae-en"]
+    assert list(fields)[:4] == ["dcgan", "vae", "textvae-en", "textvae-zh"]
+    assert body(st)["embeds"][0]["title"] == "🧠 This server's models"
+    assert "Serving the base **v0001**: this server has no version of its own yet" in fields["dcgan"]
+    assert "👍 4 · 👎 0" in fields["dcgan"]
+    assert "base v0001 100% (4)" in fields["dcgan"] and "base v0001 50% (2)" in fields["textvae-en"]
     assert "Last run: never" in fields["vae"] and "no votes yet" in fields["vae"]
-    assert body(out["status_dm_owner"])["embeds"][0]["title"] == "🧠 Muse's models"  # the owner, in a DM
+    assert "train only this server's models" in body(st)["embeds"][0]["footer"]["text"]
+    dm = body(out["status_dm_owner"])["embeds"][0]  # the owner, in a DM: the base
+    assert dm["title"] == "🧠 Muse's base models (shared by every server)" and "Serving **v0001**" in dm["fields"][0]["value"]
     # export: a CSV attachment whose rows parse
     ex = out["export"]
     assert is_ephemeral(ex) and "6 votes" in body(ex)["content"]
@@ -348,8 +357,8 @@ def test_train_and_rollback_replies_with_a_stand_in_trainer(bot_models: Path, tm
             super().__init__()
             self.calls = []
 
-        async def train(self, model, *, trigger="admin"):
-            self.calls.append(("train", model, trigger))
+        async def train(self, model, server=None, *, trigger="admin", actor=None):
+            self.calls.append(("train", model, server, trigger, actor))
             outcome = {"dcgan": "promoted", "vae": "refused", "textvae-en": "failed"}.get(model, "skipped")
             return SimpleNamespace(model=model, outcome=outcome, version="v0002",
                                    served="v0002" if outcome == "promoted" else "v0001",
@@ -357,12 +366,12 @@ def test_train_and_rollback_replies_with_a_stand_in_trainer(bot_models: Path, tm
                                            "textvae-zh": "only 3 new votes"}.get(model, ""),
                                    metrics={"kid": 0.0123456, "like_rate": 0.8}, feedback_used=40, run_id=1)
 
-        async def rollback(self, model):
+        async def rollback(self, model, server=None, *, actor=None):
             if model == "vae":
                 raise NothingToRollBack("There is no earlier vae version to roll back to.")
             return "v0001"
 
-        async def status(self):
+        async def status(self, server=None):
             return [{"model": "dcgan", "served": "v0002",
                      "versions": [{"version": "v0001", "status": "retired"}, {"version": "v0002", "status": "served"}],
                      "last_run": {"outcome": "promoted", "trigger": "admin:1", "started_at": 1.7e9,
@@ -386,14 +395,14 @@ def test_train_and_rollback_replies_with_a_stand_in_trainer(bot_models: Path, tm
     out = run(main())
     text = {k: body(v)["content"] for k, v in out.items() if k != "status"}
     assert all(is_ephemeral(v) for v in out.values())
-    assert trainer.calls[0] == ("train", "dcgan", f"admin:{USER_ID}")
+    assert trainer.calls[0] == ("train", "dcgan", GUILD_ID, f"admin:{USER_ID}", USER_ID)  # this server's lineage
     assert text["dcgan"].startswith("✅ **dcgan**: promoted **v0002**, trained on 40 votes")
     assert "kid=0.01235" in body(out["dcgan"])["embeds"][0]["fields"][0]["value"]
     assert "not promoted: diversity fell 14% (tolerance 10%). Still serving v0001" in text["vae"]
     assert text["textvae-en"].startswith("❌ **textvae-en**: training failed: out of memory")
     assert "nothing was trained: only 3 new votes" in text["textvae-zh"]
     assert text["rb"] == "↩️ **dcgan**: serving **v0001** again."
-    assert text["rb_none"] == "**vae** has no earlier version to roll back to: it is still serving v0001."
+    assert text["rb_none"] == "**vae** has no earlier version to roll back to: it is still serving base v0001."
     assert text["rb_zh"].startswith("**vae** 没有可以回滚到的旧版本")
     f = _fields(out["status"])
     assert "Serving **v0002**" in f["dcgan"] and "Versions kept: v0001 (retired), v0002" in f["dcgan"]
@@ -402,9 +411,9 @@ def test_train_and_rollback_replies_with_a_stand_in_trainer(bot_models: Path, tm
 
 @pytest.mark.slow
 def test_train_and_rollback_with_the_real_trainer(bot_models: Path, shapes_npz: Path, tmp_path: Path, monkeypatch):
-    """The real `Trainer` behind ``/muse model train`` and ``rollback``: a fine-tune of the tiny dcgan (two steps,
-    in the trainer's worker process), promoted (the gate's tolerance is wide open here), served by the engine,
-    then rolled back."""
+    """The real `Trainer` behind ``/muse model train`` and ``rollback`` in a server: a fine-tune of this server's
+    lineage of the tiny dcgan (a delta on the base, two steps, in the trainer's worker process), promoted (the
+    gate's tolerance is wide open here), served to this server and not to a DM, then rolled back to the base."""
     models = tmp_path / "models"
     shutil.copytree(bot_models, models)  # the trainer writes v0002 next to v0001: not in the shared models
     monkeypatch.setenv("MUSE_DATA_DIR", str(shapes_npz.parent))  # the replay data
@@ -424,27 +433,38 @@ def test_train_and_rollback_with_the_real_trainer(bot_models: Path, shapes_npz: 
             out["train"] = await invoke(fake, bot, P.command("muse", {"kind": "dcgan"}, sub="model train"), )
             out["status"] = await invoke(fake, bot, P.command("muse", sub="model status"))
             out["new"] = await invoke(fake, bot, P.command("image", {"theme": "circles", "count": 1, "seed": 1}))
+            out["dm"] = await invoke(fake, bot, Payloads(guild=False).command("image", {"theme": "circles",
+                                                                                       "count": 1, "seed": 1}))
             out["rb"] = await invoke(fake, bot, P.command("muse", {"kind": "dcgan"}, sub="model rollback"))
             out["old"] = await invoke(fake, bot, P.command("image", {"theme": "circles", "count": 1, "seed": 1}))
             out["runs"] = await bot.store.runs("dcgan")
-            out["versions"] = await bot.store.model_versions("dcgan")
+            out["versions"] = await bot.store.model_versions("dcgan", GUILD_ID)
+            out["base_versions"] = await bot.store.model_versions("dcgan")
+            out["results"] = [await bot.store.get_result(message_id=_mid(out[k])) for k in ("new", "dm", "old")]
             return out
 
     out = run(main())
     assert body(out["rb_none"])["content"] == ("**dcgan** has no earlier version to roll back to: "
-                                               "it is still serving v0001.")
+                                               "it is still serving base v0001.")
     assert body(out["skipped"])["content"].startswith("⏭️ **dcgan**: nothing was trained: no feedback yet")
     text = body(out["train"])["content"]
-    assert text.startswith("✅ **dcgan**: promoted **v0002**, trained on 6 votes. Now serving v0002."), text
+    assert text.startswith("✅ **dcgan**: promoted **v0001**, trained on 6 votes. Now serving v0001."), text
     assert "precision=" in body(out["train"])["embeds"][0]["fields"][0]["value"]
     f = _fields(out["status"])["dcgan"]
-    assert "Serving **v0002**" in f and "v0001 (retired), v0002" in f and "**promoted** (passed: precision" in f
-    assert "v0001 50% (6)" in f  # the like rate of the version the votes were cast on
-    assert _fields(out["new"])["Model"] == "dcgan/v0002"  # the engine hot-swapped the promoted version
-    assert body(out["rb"])["content"] == "↩️ **dcgan**: serving **v0001** again."
+    assert "Serving **v0001**, this server's own (learned on the base v0001)" in f, f
+    assert "**promoted** (passed: precision" in f
+    assert "base v0001 50% (6)" in f  # the like rate of the version the votes were cast on
+    changes = _fields(out["status"])["\u200b"]
+    assert f"dcgan promoted v0001 <@{USER_ID}>" in changes  # who did it
+    assert _fields(out["new"])["Model"] == f"dcgan:{GUILD_ID}/v0001"  # this server's own version serves it
+    assert _fields(out["dm"])["Model"] == "dcgan/v0001"  # a DM: the base
+    assert body(out["rb"])["content"] == "↩️ **dcgan**: serving **base v0001** again."
     assert _fields(out["old"])["Model"] == "dcgan/v0001"
-    assert [(r["outcome"], r["trigger"], r["feedback_used"]) for r in out["runs"]] == [("promoted", f"admin:{USER_ID}", 6)]
-    assert {v["version"]: v["status"] for v in out["versions"]} == {"v0001": "served", "v0002": "refused"}
+    assert [(r["outcome"], r["trigger"], r["feedback_used"], r["server"]) for r in out["runs"]] == [
+        ("promoted", f"admin:{USER_ID}", 6, GUILD_ID)]
+    assert {v["version"]: v["status"] for v in out["versions"]} == {"v0001": "refused"}
+    assert {v["version"]: v["status"] for v in out["base_versions"]} == {"v0001": "served"}  # the base did not move
+    assert [r.lineage for r in out["results"]] == [GUILD_ID, 0, 0]
 
 
 # ---- wiring -------------------------------------------------------------------------------------------------
@@ -521,9 +541,10 @@ def test_the_muse_group_syncs_with_translations(bot_models: Path):
     muse = run(main())
     subs = {o["name"]: o for o in muse["options"]}
     assert set(subs) == {"model", "feedback", "stats"} and subs["stats"]["type"] == 1
-    assert subs["model"]["type"] == 2 and {o["name"] for o in subs["model"]["options"]} == {"status", "train", "rollback"}
+    assert subs["model"]["type"] == 2 and {o["name"] for o in subs["model"]["options"]} == {
+        "status", "train", "rollback", "reset"}
     train = next(o for o in subs["model"]["options"] if o["name"] == "train")
     assert [c["value"] for c in train["options"][0]["choices"]] == ["dcgan", "vae", "textvae-en", "textvae-zh"]
     assert subs["stats"]["name_localizations"]["zh-CN"] == "统计"
-    assert subs["model"]["description_localizations"]["zh-CN"] == "模型及其训练（管理员）"
+    assert subs["model"]["description_localizations"]["zh-CN"] == "本服务器的模型及其训练（管理服务器）"
     assert [o["name"] for o in subs["feedback"]["options"]] == ["export"]

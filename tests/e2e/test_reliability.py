@@ -173,9 +173,12 @@ def test_a_postscript_upload_never_reaches_ghostscript(bot_models: Path, tmp_pat
 # ---- 5. the shared model belongs to the owner and the home guild --------------------------------------------
 
 
-def test_model_commands_are_for_the_owner_and_the_home_guild(bot_models: Path):
+def test_model_commands_are_for_each_server_s_managers_and_the_base_for_the_owner(bot_models: Path):
     admin_here = Payloads(user_id=ADMIN)
     admin_elsewhere = Payloads(user_id=ADMIN)
+    member = Payloads(user_id=4200, permissions="0")
+    manager = Payloads(user_id=4400, permissions=str(1 << 5))  # Manage Server, not Administrator
+    base = {"kind": "vae", "scope": "base"}
 
     def elsewhere(p: dict) -> dict:
         p = dict(p, guild_id=str(OTHER_GUILD))
@@ -184,24 +187,35 @@ def test_model_commands_are_for_the_owner_and_the_home_guild(bot_models: Path):
 
     async def main():
         out = {}
-        async with harness(bot_models) as (fake, bot, P):  # no home guild: the owner alone
-            out["no_home"] = await invoke(fake, bot, admin_here.command("muse", {"kind": "vae"}, sub="model train"))
-            out["owner"] = await invoke(fake, bot, P.command("muse", {"kind": "vae"}, sub="model rollback"))
+        async with harness(bot_models) as (fake, bot, P):  # no home guild: the owner alone has the base
+            out["no_home"] = await invoke(fake, bot, admin_here.command("muse", base, sub="model train"))
+            out["owner"] = await invoke(fake, bot, P.command("muse", base, sub="model rollback"))
+            out["member"] = await invoke(fake, bot, member.command("muse", {"kind": "vae"}, sub="model train"))
+            out["member_reset"] = await invoke(fake, bot, member.command("muse", sub="model reset"))
+            out["manager"] = await invoke(fake, bot, manager.command("muse", {"kind": "vae"}, sub="model train"))
+            out["admin"] = await invoke(fake, bot, admin_here.command("muse", {"kind": "vae"}, sub="model rollback"))
         async with harness(bot_models, discord={"home_guild": GUILD_ID}) as (fake, bot, P):
-            out["home"] = await invoke(fake, bot, admin_here.command("muse", {"kind": "vae"}, sub="model rollback"))
-            out["other"] = await invoke(fake, bot, elsewhere(
+            out["home"] = await invoke(fake, bot, admin_here.command("muse", base, sub="model rollback"))
+            out["other"] = await invoke(fake, bot, elsewhere(admin_elsewhere.command("muse", base, sub="model train")))
+            out["other_status"] = await invoke(fake, bot, elsewhere(admin_elsewhere.command(
+                "muse", {"scope": "base"}, sub="model status")))
+            out["other_own"] = await invoke(fake, bot, elsewhere(
                 admin_elsewhere.command("muse", {"kind": "vae"}, sub="model train")))
-            out["other_status"] = await invoke(fake, bot, elsewhere(admin_elsewhere.command("muse", sub="model status")))
             out["other_export"] = await invoke(fake, bot, elsewhere(
                 admin_elsewhere.command("muse", sub="feedback export")))
         return out
 
     out = run(main())
-    for name in ("no_home", "other", "other_status"):
+    for name in ("no_home", "other", "other_status"):  # the base is shared by every server
         assert is_ephemeral(out[name]) and out[name].path.endswith("/callback"), name
         assert "shared by every server" in _text(out[name]), name
-    # the owner and the home guild's admins get through the check (the trainer is off in these tests)
-    assert "trainer is switched off" in _text(out["owner"]) and "trainer is switched off" in _text(out["home"])
+    for name in ("member", "member_reset"):  # this server's models: Manage Server
+        assert is_ephemeral(out[name]) and out[name].path.endswith("/callback"), name
+        assert "Only members with **Manage Server** here" in _text(out[name]), name
+    # the owner and the home guild's admins get through to the base, a server's managers and admins to their own
+    # (the trainer is off in these tests)
+    for name in ("owner", "home", "manager", "admin", "other_own"):
+        assert "trainer is switched off" in _text(out[name]), name
     # a server's own votes stay its admins' business
     assert "shared by every server" not in _text(out["other_export"])
 
@@ -437,17 +451,18 @@ def test_a_candidate_that_cannot_be_loaded_after_the_gate_is_reported_to_the_adm
     trainer = {"enabled": True, "min_feedback": 1000, "every_hours": 0.0}
     reports: list[str] = []
 
-    async def main():
-        async with harness(models, trainer=trainer, database={"path": str(tmp_path / "muse.sqlite3")}) as (
-                fake, bot, P):
+    async def main():  # the base, trained on this server's votes as the owner chose to share them
+        async with harness(models, trainer=trainer, database={"path": str(tmp_path / "muse.sqlite3")},
+                           taste={"share_with_base": True}) as (fake, bot, P):
             async def report(text):
                 reports.append(text)
 
             bot.trainer.report = report
             img = await invoke(fake, bot, P.command("image", {"theme": "circles", "count": 4, "seed": 1}))
             await react(bot, "add", P.reaction_add(int(img.response["id"]), "👍", user_id=101))
-            out = {"train": await invoke(fake, bot, P.command("muse", {"kind": "dcgan"}, sub="model train"), 120)}
-            out["status"] = await invoke(fake, bot, P.command("muse", sub="model status"))
+            out = {"train": await invoke(fake, bot, P.command("muse", {"kind": "dcgan", "scope": "base"},
+                                                                 sub="model train"), 120)}
+            out["status"] = await invoke(fake, bot, P.command("muse", {"scope": "base"}, sub="model status"))
             out["image"] = await invoke(fake, bot, P.command("image", {"theme": "circles", "count": 1, "seed": 1}))
             out["run"] = await bot.store.last_run("dcgan")
             out["served"] = await bot.store.served_version("dcgan")
@@ -460,7 +475,7 @@ def test_a_candidate_that_cannot_be_loaded_after_the_gate_is_reported_to_the_adm
     assert text.startswith("❌ **dcgan**: the candidate v0002 passed the gate but could not be loaded: "), text
     assert "checksum" in text and "The served model is unchanged: still serving v0001" in text
     status = {f["name"]: f["value"] for f in body(out["status"])["embeds"][0]["fields"]}["dcgan"]
-    assert "Serving **v0001**" in status and "v0002 (refused)" in status and "**failed**" in status
+    assert "Serving **v0001**" in status and "v0002 (refused: passed the gate" in status and "**failed**" in status
     assert "could not be loaded" in status
     image = {f["name"]: f["value"] for f in body(out["image"])["embeds"][0]["fields"]}
     assert image["Model"] == "dcgan/v0001"

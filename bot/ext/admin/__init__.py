@@ -5,8 +5,9 @@
 
 from __future__ import annotations
 
-from .cog import Muse
+from .cog import ForgetServer, Muse
 
 
 async def setup(bot) -> None:
     await bot.add_cog(Muse(bot))
+    bot.add_dynamic_items(ForgetServer)

@@ -37,7 +37,7 @@ from ...errors import UserError
 from ...i18n import t
 from ...provenance import Provenance
 from ...recording import record
-from ...replies import CUSTOM_ID_MAX, SafeItem, begin, bot_of, finish, parent_of, requester, wait
+from ...replies import CUSTOM_ID_MAX, SafeItem, begin, bot_of, finish, model_key, parent_of, requester, wait
 from ..interpolate.views import ImageMorph
 
 log = logging.getLogger("muse.create")
@@ -53,8 +53,9 @@ async def post_image(interaction: discord.Interaction, theme: str | int, lineage
     theme = checks.resolve_theme(interaction, theme)
     style = checks.resolve_style(interaction, style, lineage[0].seed)
     bot = bot_of(interaction)
+    key = model_key(interaction, "image")
     with await begin(interaction) as slot:
-        job = slot.image(theme, lineage, style)
+        job = slot.image(theme, lineage, style, model_key=key)
     out = await wait(interaction, job)  # an unknown theme found by the worker (model loaded late) is a UserError
     png = await asyncio.get_running_loop().run_in_executor(bot.encoder, render.grid_png, out.images,
                                                            bot.settings.limits.cell_px)
@@ -88,7 +89,8 @@ async def post_poem(interaction: discord.Interaction, lang: str, theme: str | No
     ``lang`` (`genmodels.verse.FORMS`), which sets the number of lines itself."""
     poet = registry.model_for("poem", lang).name
     with await begin(interaction) as slot:
-        job = slot.run(poet, "poem.sample", seed=seed, lines=4, temperature=temperature, theme=theme, form=form)
+        job = slot.run(model_key(interaction, "poem", lang), "poem.sample", seed=seed, lines=4,
+                       temperature=temperature, theme=theme, form=form)
     try:
         out = await wait(interaction, job)
     except UserError as e:

@@ -2,8 +2,9 @@
 
 `Reactions` listens to the *raw* reaction events, which arrive for every message, cached or not (old messages
 after a restart), and hands them to the store; when a member's vote changed it tells the trainer
-(``bot.trainer.notify(model)``), which decides whether that is reason enough to fine-tune. The rules (which emoji
-vote, one vote per member, replays, caps) live in the store; this extension only parses Discord's events. A vote
+(``bot.trainer.notify(model, guild_id)``, for that server's lineage), which decides whether that is reason enough
+to fine-tune. The rules (which emoji vote, one vote per member, replays, caps) live in the store; this extension
+only parses Discord's events. A vote
 the database cannot take now waits in ``bot.pending_writes`` (`bot.recording.PendingWrites`).
 """
 
@@ -46,10 +47,12 @@ class Reactions(commands.Cog):
         store = self.bot.store
         return store is not None and store.votes.value(emoji_text(emoji)) is not None
 
-    def _notify(self, model: str) -> None:
+    def _notify(self, row) -> None:
+        """Tell the trainer a vote on ``row`` (a stored result) changed: it counts toward the lineage of the server
+        the result was posted in (the base's for a DM)."""
         trainer = self.bot.trainer
         if trainer is not None:
-            trainer.notify(model)
+            trainer.notify(row.model, row.guild_id)
 
     @commands.Cog.listener()
     async def on_raw_reaction_add(self, payload: discord.RawReactionActionEvent) -> None:
@@ -86,7 +89,7 @@ class Reactions(commands.Cog):
             log.debug("reaction %s %s by %s on result %s: vote %s -> %s", "+" if add else "-", emoji,
                       user, row.id, before, after)
             if after is not None and after != before:
-                self._notify(row.model)
+                self._notify(row)
 
         what = f"a reaction of user {user}"
         try:
@@ -116,6 +119,6 @@ class Reactions(commands.Cog):
                 return
             await store.clear_reactions(message_id, emoji)
             log.debug("reactions %s cleared on result %s", emoji or "all", row.id)
-            self._notify(row.model)
+            self._notify(row)
         except Exception as e:  # noqa: BLE001
             log_error(e, f"clearing reactions on message {message_id}")

@@ -17,7 +17,7 @@ from ...errors import UserError
 from ...i18n import t
 from ...provenance import Provenance
 from ...recording import record
-from ...replies import begin, bot_of, finish, requester, wait
+from ...replies import begin, bot_of, finish, model_key, requester, wait
 
 log = logging.getLogger("muse.interpolate")
 
@@ -89,7 +89,7 @@ async def post_morph(interaction: discord.Interaction, a: Source, b: Source, fra
     with await begin(interaction) as slot:
         await a.fetch()
         await b.fetch()
-        job = slot.run(model, "morph.images", a=a.end(), b=b.end(), frames=frames)
+        job = slot.run(model_key(interaction, "morph"), "morph.images", a=a.end(), b=b.end(), frames=frames)
     try:
         out = await wait(interaction, job)
     except EndUnusable as e:
@@ -113,7 +113,7 @@ async def post_morph(interaction: discord.Interaction, a: Source, b: Source, fra
 async def post_morph_poem(interaction: discord.Interaction, lang: str, a: str, b: str, steps: int) -> None:
     poet = registry.model_for("poem", lang).name
     with await begin(interaction) as slot:
-        job = slot.run(poet, "poem.morph", a=a, b=b, steps=steps)
+        job = slot.run(model_key(interaction, "poem", lang), "poem.morph", a=a, b=b, steps=steps)
     out = await wait(interaction, job)
     lines = out.frames
     loc = interaction.locale

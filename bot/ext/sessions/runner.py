@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable
 import discord
 import numpy as np
 
-from genmodels import breeding
+from genmodels import breeding, registry
 from genmodels.engine import EngineBusy
 from genmodels.rounds import POEM_LINES, BroughtIn, Parent, SessionPlan, descent_path
 
@@ -294,6 +294,10 @@ class SessionRunner:
 
     # ---- posting --------------------------------------------------------------------------------------------
 
+    def model_key(self, s: "SessionRow") -> str:
+        """The model key that serves the session's server now (`genmodels.lineage.Lineages`)."""
+        return self.bot.engine.lineages.key(s.model, s.guild_id)
+
     def _result_spec(self, s: "SessionRow") -> dict:
         """How the candidates are stored as results (so that votes on them become feedback for the trainer)."""
         p = s.params
@@ -312,10 +316,12 @@ class SessionRunner:
         ``session.next_round``, with ``args``) and store it, open, with its deadline and its candidates as results. A
         round already stored under that number is kept (`FeedbackStore.add_round`), so making it twice stores it
         once."""
-        bred = await self._engine(s, lambda user: self.bot.engine.run(s.model, op, user=user, **args))
+        key = self.model_key(s)  # the server's own version, as it is when the round is made
+        bred = await self._engine(s, lambda user: self.bot.engine.run(key, op, user=user, **args))
         round_id, _ = await self.store.add_round(
             s.id, number, deadline=time.time() + self.seconds(s.round_seconds),
-            model_version=version_tag(bred.version), candidates=bred.rows, result=self._result_spec(s))
+            model_version=version_tag(bred.version), candidates=bred.rows,
+            result={**self._result_spec(s), "lineage": registry.lineage_of(bred.version)})
         return await self.store.get_round(round_id)
 
     async def _engine(self, s: "SessionRow", submit: Callable[[Any], Awaitable[Any]]) -> Any:
@@ -330,8 +336,9 @@ class SessionRunner:
 
     async def _render(self, s: "SessionRow", latents: np.ndarray) -> list:
         """Images of the session's theme from latents (N, nz): one batch through the engine."""
+        key = self.model_key(s)
         out = await self._engine(s, lambda user: self.bot.engine.image_from_latents(s.params["theme_index"],
-                                                                                    latents, user=user))
+                                                                                    latents, user=user, model_key=key))
         return out.images
 
     async def _encode(self, fn, *args) -> bytes:
@@ -456,10 +463,12 @@ class SessionRunner:
         params = {**self._result_spec(s)["params"], "session": s.id, "round": chain[-1][0], "winner": True}
 
         async def write() -> int:
+            made = winner.result_id is not None and await store.get_result(result_id=winner.result_id)
             return await store.record_result(
                 kind=s.kind, model=s.model, model_version=version_tag(version), latent=as_latent(winner.latent),
                 params=params, parents=parents, content=winner.content, message_id=msg.id,
-                channel_id=s.thread_id or s.channel_id, guild_id=s.guild_id, requester_id=s.starter_id)
+                channel_id=s.thread_id or s.channel_id, guild_id=s.guild_id, requester_id=s.starter_id,
+                lineage=made.lineage if made else 0)  # the lineage whose version bred the winner
 
         try:
             await self.bot.pending_writes.save(PendingWrite(f"the winner of session {s.id}", msg.id, write))
