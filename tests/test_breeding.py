@@ -8,6 +8,7 @@ import math
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -423,26 +424,26 @@ GOLDEN = {
     ("en", 3, 7, None): (
         "If you may tilt, you're a eye way.\nOut, the huddled cry for a fool,\nIf you never get out, but he's not "
         "up a line,\nThey didn't they met a snow, in up, and they may be a code,",
-        "d4fec6b225118e4db33d4e6fe345490482f11ff41aa2614bb258ddc03e066cf7"),
+        "bf4638667f6a2116c1c52c551b93964f20fe3dea304eaa84fa08cb53aacda7ef"),
     ("en", 4, 7, None): (  # fused with its LM and ranked by grammar, then fluency (`sampling.grammar`, 2026-12-07;
         # re-recorded deliberately: the latents are the same draws, the words the new decoding's choice)
         "The spirit and the tree,\nThe curtain and wound, —\nNo one, and his old, or the wheel\n"
         "In the space, and it,",
-        "d4fec6b225118e4db33d4e6fe345490482f11ff41aa2614bb258ddc03e066cf7"),
+        "bf4638667f6a2116c1c52c551b93964f20fe3dea304eaa84fa08cb53aacda7ef"),
     ("zh", 7, 7, None): (  # ranked and fused with its LM baseline (`sampling.lm_weight`)
         "夜夜相对曲，官薄不可测。\n一日不可倚，一夜雨声名。\n一笑三炎气，愁闻野水清。\n昨夜夜光天，人间两秋风。",
-        "bae95fbb21ad08a0315559f3ccbf20fb20d6565acb6c8c697f857dd62a730abb"),
+        "1f991ca94e85fb95346dc124f0ca0375faf563ff1cf978e73e9aff04ccd03141"),
     ("zh", 7, 7, "明月"): (
         "夜月明光月上时，人生三日夜清明。\n明月忽明高夜雨，日月明月夜明天。\n明月清光更有余，百年为病身相吐。\n"
         "明月不知春日风，夜月明光照眼明。",
-        "319915866cae54f4e2bca3b85162569550a4f0adb432ca6b8992b66cac999ca2"),
+        "d8869c2f6223ea56f31e0cbbaa8b6e55af562ec91c141f91563753bbc02b8d5b"),
     ("zh", 8, 7, None): (  # v0007 polished: ranked and fused the same way
         "相笑仅黄金，松竹未成久。\n一夜一枝雨，一夜新凉出。\n为君用一局，如今一月凉。\n野色不成水，一卷新诗句。",
-        "bae95fbb21ad08a0315559f3ccbf20fb20d6565acb6c8c697f857dd62a730abb"),
+        "1f991ca94e85fb95346dc124f0ca0375faf563ff1cf978e73e9aff04ccd03141"),
     ("zh", 8, 7, "明月"): (
         "日月明星夜月明，又忆高山长日长。\n夜心未有孤清绝，月明天下不知时。\n此身初夜月中明，三年更与闲人伴。\n"
         "天上清风不可留，明月何如秋月明。",
-        "239e9c1c140ce2d38d8eb7d7618225411cc539d89e143a1fe1b148c882181139"),
+        "282d713bef65df8ab3021b3abfbdd375d241e5f4bf1de4bd6a44afbf60cbe1fd"),
 }
 
 
@@ -455,4 +456,6 @@ def test_sample_is_unchanged_on_the_shipped_weights(lang, version, seed, theme):
     p = PoemModel.load(lang, root=paths.SHIPPED, version=version).sample(seed=seed, lines=4, theme=theme)
     text, digest = GOLDEN[(lang, version, seed, theme)]
     assert p.text == text
-    assert hashlib.sha256(p.latents.numpy().tobytes()).hexdigest() == digest
+    # the latents to 4 decimals: the text is exact, and the last bits of a themed poem's centre (the encoder's GRU)
+    # differ between CPUs of one kind
+    assert hashlib.sha256(np.round(p.latents.numpy(), 4).astype(np.float32).tobytes()).hexdigest() == digest
