@@ -2,10 +2,12 @@
 
     muse bench train [--steps N] [--device auto|cpu|cuda]        the training loops' throughput
     muse bench feedback [--kind image|poem] [--rater MODULE:FN]   a simulated community fine-tuning a model
-    muse bench serve [--requests N] [--count N]                   /image through discord.py and a fake Discord
+    muse bench serve [--requests N] [--count N] [--servers N --lru N]  /image through discord.py and a fake Discord
     muse bench session [--kind image|poem] [--lang en|zh] [--voters N] [--burst N] [--rounds N] [--candidates N]
                                                                   a group session voted through to its winner
     muse bench poem [--lang en|zh] [--poems N] [--form F] [--threads N]  seconds per /poem, and how its lines parse
+    muse bench taste [--kind image|poem] [--rounds N] [--per-round N] [--out DIR] [--plot PNG]
+                                                                  two servers with opposite tastes, two lineages
 
 `add_commands` adds ``bench`` to the sub-commands of a `muse` parser (see `genmodels.cli.build_parser`); the
 package declares it as a ``muse.commands`` entry point, which is how `bot.cli` finds it without importing
@@ -33,6 +35,12 @@ def cmd_bench(args) -> int:
         result = bench_feedback(args.kind, args.rater, rounds, args.per_round, lang=args.lang, seed=args.seed,
                                 models=args.models, threads=args.threads, steps=args.steps, sheet=args.sheet,
                                 method=args.method)
+    elif args.what == "taste":
+        from .taste import run as bench_taste
+
+        rounds = 5 if args.rounds is None else args.rounds
+        result = bench_taste(args.kind, rounds, args.per_round, lang=args.lang, seed=args.seed, models=args.models,
+                             threads=args.threads, steps=args.steps, data=args.data, out=args.out, plot=args.plot)
     elif args.what == "poem":
         from .poem import run as bench_poem
 
@@ -41,7 +49,8 @@ def cmd_bench(args) -> int:
     elif args.what == "serve":
         from .serve import run as bench_serve
 
-        result = bench_serve(requests=args.requests, count=args.count, models=args.models)
+        result = bench_serve(requests=args.requests, count=args.count, models=args.models, servers=args.servers,
+                             lru=args.lru)
     elif args.what == "session":
         from .session import run as bench_session
 
@@ -61,9 +70,10 @@ def cmd_bench(args) -> int:
 
 
 def add_commands(sub) -> None:
-    """Add ``bench train|feedback|serve|session|poem`` to ``sub`` (what ``ArgumentParser.add_subparsers()`` returned)."""
+    """Add ``bench train|feedback|serve|session|poem|taste`` to ``sub`` (what
+    ``ArgumentParser.add_subparsers()`` returned)."""
     sp = sub.add_parser("bench", help="benchmarks that print JSON")
-    sp.add_argument("what", choices=["train", "feedback", "serve", "session", "poem"])
+    sp.add_argument("what", choices=["train", "feedback", "serve", "session", "poem", "taste"])
     sp.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     sp.add_argument("--steps", type=int, help="train: timed steps per loop (30); feedback: fine-tune steps")
     sp.add_argument("--device", default="auto", help="train: auto (CUDA if present), cpu or cuda")
@@ -84,11 +94,16 @@ def add_commands(sub) -> None:
     sp.add_argument("--sample", help="session: write what was posted (round grids, messages, the GIF) to this folder")
     sp.add_argument("--requests", type=int, default=64, help="serve: concurrent /image interactions")
     sp.add_argument("--count", type=int, default=4, help="serve: images per request")
+    sp.add_argument("--servers", type=int, default=0,
+                    help="serve: the requests come from this many servers, each with its own delta (0: one model)")
+    sp.add_argument("--lru", type=int, default=16, help="serve --servers: server models kept loaded")
     sp.add_argument("--voters", type=int, default=50, help="session: simulated members voting in each round")
     sp.add_argument("--candidates", type=int, default=9, help="session: candidates per round (4-9)")
     sp.add_argument("--burst", type=int, default=0, help="session: voters pressing at once (0: all of them)")
     sp.add_argument("--poems", type=int, default=20, help="poem: poems written, one after another")
     sp.add_argument("--form", help="poem: a verse form (quatrain, couplet, haiku; zh: jueju, lushi)")
+    sp.add_argument("--out", help="taste: keep the models, the store and the progress here (run again to resume)")
+    sp.add_argument("--plot", help="taste: draw both servers' like-rates per round into this PNG")
     sp.set_defaults(func=cmd_bench)
 
 

@@ -18,6 +18,13 @@ to discord.py:
 
 The generator is the newest trained ``dcgan`` when there is one; otherwise a freshly initialised generator of the
 default architecture (the same compute per image) stands in, and the JSON says so.
+
+``--servers N --lru K`` (`_run_servers`): the requests come from servers drawn at random among N, each with its own
+v0001 (a FiLM-only delta of random offsets on that generator, written to a temporary models folder), served
+through an LRU of K loaded server models; side by side in one run: the same requests all served by the base (the
+single-model run), and the servers' requests with one forward pass per model key (the engine's batching before
+servers shared passes). It reports the engine's cold loads, evictions and forward passes, and checks that every
+answer's footer names the version of the server it came from.
 """
 
 from __future__ import annotations
@@ -48,7 +55,11 @@ def _generator(models: str | None):
         return ImageGenerator(Generator(DCGANConfig()), card), "untrained (no dcgan model found; same compute)"
 
 
-async def _phase(gen, *, batching: bool, requests: int, count: int, max_batch: int) -> dict:
+async def _phase(gen, *, batching: bool, requests: int, count: int, max_batch: int,
+                 guilds: list[int] | None = None, models_dir: str | None = None, lru: int = 16) -> dict:
+    """``guilds``: the server each request comes from (None: all from the fake Discord's one guild), each served
+    its own v0001 from ``models_dir`` (`_write_deltas`) through an LRU of ``lru``; the result then also counts the
+    engine's loads and passes and checks that every answer names its own server's version."""
     from bot.settings import load_settings
     from genmodels.engine import IMAGE_MODEL, Engine, EngineConfig
 
@@ -60,12 +71,17 @@ async def _phase(gen, *, batching: bool, requests: int, count: int, max_batch: i
         "engine": {"max_queue": max(requests, 1), "per_user": 1, "max_batch_images": max_batch},
         "limits": {"cooldown_rate": 1_000_000}})
     engine = Engine(EngineConfig(max_queue=requests, per_user=1, max_batch_images=max_batch, batching=batching,
-                                 threads=settings.engine.threads),  # as `muse run` would
+                                 threads=settings.engine.threads,  # as `muse run` would
+                                 models_dir=models_dir, max_loaded_models=lru),
                      models={IMAGE_MODEL: gen})
     bot = await started_bot(settings, engine=engine, preload=(IMAGE_MODEL,))  # loaded and warmed, as at start-up
+    for server in sorted(set(guilds or ())) if models_dir else ():  # after start-up, which reads the store's
+        engine.lineages.set(IMAGE_MODEL, server, 1)  # (empty) lineages: each server is served its own v0001
     theme = gen.themes[0]
     payloads = [Payloads(user_id=10_000 + i).command("image", {"theme": theme, "count": count, "seed": i})
                 for i in range(requests)]
+    if guilds is not None:
+        payloads = [_from_guild(p, g) for p, g in zip(payloads, guilds)]
     lag = LoopLag().start()
     await asyncio.sleep(0.02)
     try:
@@ -82,12 +98,13 @@ async def _phase(gen, *, batching: bool, requests: int, count: int, max_batch: i
         ack_ms = [1000 * (acks[tok] - s) for tok, s in sent.items()]
         res_ms = [1000 * (r.t - sent[r.token]) for r in results]
         ok = sum(1 for r in results if "files[0]" in r.files)
+        versions = [_version_of(r) for r in results]
     finally:
         lags = await lag.stop()
         await bot.close()
         await fake.stop()
     wall = t_end - t0
-    return {
+    out = {
         "requests": requests, "ok": ok, "wall_s": round(wall, 3),
         "requests_per_s": round(requests / wall, 2), "images_per_s": round(requests * count / wall, 1),
         "ack_ms": {"p50": round(pct(ack_ms, 50), 1), "p99": round(pct(ack_ms, 99), 1), "max": round(max(ack_ms), 1)},
@@ -100,6 +117,17 @@ async def _phase(gen, *, batching: bool, requests: int, count: int, max_batch: i
         "cpu_s": {"process": round(cpu, 3), "event_loop": round(loop_cpu, 3),
                   "inference": round(engine.stats["inference_s"], 3)},
     }
+    if guilds is not None:
+        from genmodels import registry
+
+        # every answer's footer names the lineage that made it: the server the request came from, or the base
+        want = [registry.full_tag(f"{IMAGE_MODEL}:{g}", 1) if models_dir else gen.version for g in guilds]
+        out.update({
+            "forward_passes": engine.stats["passes"], "mixed_passes": engine.stats["mixed_passes"],
+            "cold_loads": engine.stats["keyed_loads"], "evictions": engine.stats["evicted"],
+            "answers_from_own_server": sum(v == w for v, w in zip(versions, want)),
+            "answers_from_another_model": [(g, v) for g, v, w in zip(guilds, versions, want) if v != w][:5]})
+    return out
 
 
 async def _engine_only(gen, *, batching: bool, requests: int, count: int, max_batch: int) -> dict:
@@ -225,7 +253,167 @@ async def _run(requests: int, count: int, models: str | None, max_batch: int) ->
     }
 
 
-def run(requests: int = 64, count: int = 4, models: str | Path | None = None, max_batch: int = 64) -> dict:
+# ---- many servers: each its own delta on the one base ----------------------------------------------------------
+
+FIRST_SERVER = 1_200_000_000_000_000_000  # the servers' ids: snowflake-sized, like Discord's guild ids
+
+
+def _from_guild(payload: dict, guild: int) -> dict:
+    """An INTERACTION_CREATE payload of the fake Discord's guild, moved to server ``guild``."""
+    payload["guild_id"] = str(guild)
+    payload["channel"]["guild_id"] = str(guild)
+    payload["authorizing_integration_owners"] = {"0": str(guild)}
+    return payload
+
+
+def _version_of(result) -> str | None:
+    """The model version an answer's embed footer names (``dcgan:123/v0001``, ``dcgan/v0005``), or None."""
+    from bot.render import parse_footer
+
+    embeds = result.json.get("embeds") or [{}]
+    return (parse_footer((embeds[0].get("footer") or {}).get("text")) or {}).get("model")
+
+
+def _write_deltas(gen, root: Path, servers: list[int], std: float = 0.05, seed: int = 0) -> dict:
+    """Server ``s``'s v0001 of the DCGAN for every ``s``: a delta of the config the trainer's delta fine-tunes
+    write (`DeltaFinetuneConfig`: FiLM offsets, one row per class, no convolution offsets) holding random offsets
+    (normal, ``std``) on ``gen``, saved as a fine-tune saves one (`genmodels.deltas.save_delta`; no preference)."""
+    import torch
+
+    from genmodels import deltas, lineage
+    from genmodels.feedback.finetune import DeltaFinetuneConfig
+
+    cfg = DeltaFinetuneConfig().dcgan
+    g = torch.Generator().manual_seed(seed)
+    sizes = []
+    for server in servers:
+        module = deltas.DCGANDelta(gen.cfg, cfg)
+        with torch.no_grad():
+            for p in module.parameters():
+                p.copy_(torch.randn(p.shape, generator=g) * std)
+        path = lineage.delta_path(root, "dcgan", server, 1)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        deltas.save_delta(path, deltas.make_delta("dcgan", gen.card, cfg, module, {"method": "bench"}))
+        sizes.append(path.stat().st_size)
+    return {"config": vars(cfg), "offset_std": std, "numbers": sum(p.numel() for p in module.parameters()),
+            "file_bytes": max(sizes)}
+
+
+def _cold_load_ms(gen, root: Path, servers: list[int]) -> dict:
+    """Milliseconds to load one server's version cold, as the engine's LRU does on a miss (read the delta file,
+    check its base, merge it into the base's tables: `genmodels.engine.load_server_model`), on the engine worker's
+    thread count (``threads = 0``: all cores but one)."""
+    import torch
+
+    from genmodels.engine import EngineConfig, load_server_model
+    from genmodels.registry import ModelKey
+
+    torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))  # this thread's intra-op pool, like the worker's
+    cfg = EngineConfig(models_dir=str(root))
+    load_server_model(ModelKey("dcgan", servers[0], 1), cfg, lambda _key: gen)  # the first read pays for imports
+    ms = []
+    for server in servers:
+        t = time.perf_counter()
+        load_server_model(ModelKey("dcgan", server, 1), cfg, lambda _key: gen)
+        ms.append(1000 * (time.perf_counter() - t))
+    return {"p50": round(pct(ms, 50), 2), "p99": round(pct(ms, 99), 2), "n": len(ms)}
+
+
+class _OnePassPerKey:
+    """The engine as it was before servers shared forward passes: every model key its own pass (no model has a
+    trunk to share, `genmodels.engine._trunk`). The baseline of the mixed passes, in the same run."""
+
+    def __enter__(self):
+        from genmodels import engine
+
+        self._trunk, engine._trunk = engine._trunk, lambda gen: None
+        return self
+
+    def __exit__(self, *exc):
+        from genmodels import engine
+
+        engine._trunk = self._trunk
+
+
+async def _engine_only_servers(gen, keys: list[str], *, count: int, max_batch: int, models_dir: str | None,
+                               lru: int) -> dict:
+    """``keys[i]`` serves request i, straight into the engine: inference and cold loads alone, without Discord."""
+    from genmodels.engine import IMAGE_MODEL, Engine, EngineConfig, Generation
+
+    engine = Engine(EngineConfig(max_queue=len(keys), per_user=len(keys), max_batch_images=max_batch, threads=0,
+                                 models_dir=models_dir, max_loaded_models=lru), models={IMAGE_MODEL: gen})
+    await engine.start(preload=(IMAGE_MODEL,))
+    try:
+        t0 = time.perf_counter()
+        await asyncio.gather(*(engine.run(k, "image.grid", theme=gen.themes[0], style=None, user=i,
+                                          lineage=(Generation(i, count),)) for i, k in enumerate(keys)))
+        wall = time.perf_counter() - t0
+    finally:
+        await engine.close()
+    return {"wall_s": round(wall, 3), "images_per_s": round(len(keys) * count / wall, 1),
+            "batches": engine.stats["batches"], "forward_passes": engine.stats["passes"],
+            "cold_loads": engine.stats["keyed_loads"], "evictions": engine.stats["evicted"]}
+
+
+async def _run_servers(requests: int, count: int, models: str | None, max_batch: int, servers: int, lru: int,
+                       seed: int = 0) -> dict:
+    """``requests`` concurrent /image interactions from servers drawn at random among ``servers``, each served its
+    own delta through an LRU of ``lru``; beside them, the same requests all served by the base (the single-model
+    run) and the servers' requests with one forward pass per key, in the same run."""
+    import random
+    import tempfile
+
+    from genmodels.engine import IMAGE_MODEL
+
+    load0 = os.getloadavg()[0]  # the box is shared: say how busy it was
+    gen, kind = await asyncio.to_thread(_generator, models)
+    ids = [FIRST_SERVER + i for i in range(servers)]
+    rng = random.Random(seed)
+    guilds = [rng.choice(ids) for _ in range(requests)]
+    with tempfile.TemporaryDirectory(prefix="muse-bench-servers-") as tmp:
+        root = Path(tmp)
+        t = time.perf_counter()
+        delta = await asyncio.to_thread(_write_deltas, gen, root, ids)
+        written = time.perf_counter() - t
+        cold = await asyncio.to_thread(_cold_load_ms, gen, root, ids[:32])
+        kw = dict(batching=True, requests=requests, count=count, max_batch=max_batch, guilds=guilds)
+        await _phase(gen, **{**kw, "requests": min(8, requests), "guilds": guilds[:8]},
+                     models_dir=tmp, lru=lru)  # warm-up, not reported: the process's first requests pay for imports
+        single = await _phase(gen, **kw)
+        mixed = await _phase(gen, **kw, models_dir=tmp, lru=lru)
+        with _OnePassPerKey():
+            per_key = await _phase(gen, **kw, models_dir=tmp, lru=lru)
+        keys = [f"{IMAGE_MODEL}:{g}:v0001" for g in guilds]
+        ekw = dict(count=count, max_batch=max_batch, lru=lru)
+        inf = {"single_model": await _engine_only_servers(gen, [IMAGE_MODEL] * requests, models_dir=None, **ekw),
+               "servers": await _engine_only_servers(gen, keys, models_dir=tmp, **ekw)}
+        with _OnePassPerKey():
+            inf["servers_one_pass_per_key"] = await _engine_only_servers(gen, keys, models_dir=tmp, **ekw)
+    for name in ("servers", "servers_one_pass_per_key"):
+        inf[f"{name}_vs_single_model"] = round(inf[name]["images_per_s"] / inf["single_model"]["images_per_s"], 2)
+    return {
+        "model": gen.version, "weights": kind, "requests": requests, "images_per_request": count,
+        "servers": servers, "servers_hit": len(set(guilds)), "max_loaded_models": lru,
+        "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1),
+        "load_average_1min": {"start": round(load0, 2), "end": round(os.getloadavg()[0], 2)},
+        "delta": {**delta, "written_s": round(written, 2)}, "cold_load_ms": cold,
+        "single_model": single, "servers_mixed": mixed, "servers_one_pass_per_key": per_key,
+        "throughput_vs_single_model": round(mixed["requests_per_s"] / single["requests_per_s"], 2),
+        "throughput_one_pass_per_key_vs_single_model": round(per_key["requests_per_s"] / single["requests_per_s"], 2),
+        "inference_only": inf,
+        "targets": {"ack_p99_under_100ms": mixed["ack_ms"]["p99"] < 100,
+                    "loop_lag_p99_under_50ms": mixed["loop_lag_ms"]["p99"] < 50,
+                    "every_answer_from_its_own_server": mixed["answers_from_own_server"] == requests},
+    }
+
+
+def run(requests: int = 64, count: int = 4, models: str | Path | None = None, max_batch: int = 64,
+        servers: int = 0, lru: int = 16) -> dict:
+    """``servers`` > 0: the requests come from that many servers, each with its own delta (`_run_servers`)."""
     if requests < 1 or not 1 <= count <= 4:
         raise ValueError("--requests must be at least 1 and --count between 1 and 4.")
+    if servers < 0 or lru < 1:
+        raise ValueError("--servers must be 0 or more and --lru at least 1.")
+    if servers:
+        return asyncio.run(_run_servers(requests, count, str(models) if models else None, max_batch, servers, lru))
     return asyncio.run(_run(requests, count, str(models) if models else None, max_batch))
