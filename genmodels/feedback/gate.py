@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 
-from ..data.emoji import ImageSet
+from ..data.emoji import ImageSet, load_image_dataset
 from ..data.poems import PoemDataset
-from ..eval_images import evaluate_dcgan, evaluate_vae, theme_diversity
+from ..eval_images import evaluate_dcgan, evaluate_vae, load_feature_net, theme_diversity
 from ..images import ImageGenerator, Morpher
 from ..nets.features import FeatureNet
 from ..poetry import PoemModel
@@ -78,6 +79,19 @@ def text_metrics(poem: PoemModel, ds: PoemDataset, n_poems: int = 64, seed: int 
     scores = dev_scores(poem.model, x.to(poem.device), ln.to(poem.device))
     poems = [poem.sample(seed + i, lines=4).text for i in range(n_poems)]
     return {"neg_elbo": scores["nelbo"], "kl": scores["kl"], "distinct2": poem_distinct2(poems, poem.lang)}
+
+
+
+def compare(model: str, parent, candidate, root, data_dir: Path,
+            ds: PoemDataset | None = None) -> tuple[str, dict, dict]:
+    """The gate's kind for ``model`` and the parent's and the candidate's metrics on the same held-out data: the
+    emoji set's (``data_dir/images.npz``, with the feature net under ``root``) for an image model, ``ds`` for a
+    text VAE. Returns (kind, parent metrics, candidate metrics), ready for `decide`."""
+    if ds is not None:
+        return "textvae", text_metrics(parent, ds), text_metrics(candidate, ds)
+    fnet, _ = load_feature_net(root)
+    data = load_image_dataset(Path(data_dir) / "images.npz")
+    return model, image_metrics(parent, fnet, data), image_metrics(candidate, fnet, data)
 
 
 def decide(kind: str, candidate: dict, parent: dict, tolerance: float, base: dict | None = None) -> GateDecision:

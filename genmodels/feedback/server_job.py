@@ -34,9 +34,8 @@ def run_delta_job(spec: dict) -> dict:
     "parent_metrics", "preference", "warning"}."""
     import torch
 
-    from ..data.emoji import build_emoji_dataset, load_image_dataset
+    from ..data.emoji import build_emoji_dataset
     from ..data.poems import build_poem_dataset, load_poem_dataset
-    from ..eval_images import load_feature_net
     from . import finetune, gate
 
     torch.set_num_threads(max(1, int(spec["threads"])))
@@ -70,14 +69,7 @@ def run_delta_job(spec: dict) -> dict:
     # The candidate as the server would get it, against its parent (the server's model now), on held-out data.
     parent_obj = deltas.apply(base_obj, init) if init is not None else base_obj
     cand = deltas.apply(base_obj, delta)
-    if image_model:
-        fnet, _ = load_feature_net(root)
-        data = load_image_dataset(data_dir / "images.npz")
-        m_parent, m_cand = gate.image_metrics(parent_obj, fnet, data), gate.image_metrics(cand, fnet, data)
-        kind = model
-    else:
-        m_parent, m_cand = gate.text_metrics(parent_obj, ds), gate.text_metrics(cand, ds)
-        kind = "textvae"
+    kind, m_parent, m_cand = gate.compare(model, parent_obj, cand, root, data_dir, None if image_model else ds)
     # The base this lineage grows from, with its metrics as the lineage's first run measured them.
     base_metrics = (init.card.get("base_metrics") if init is not None else None) or m_parent
     decision = gate.decide(kind, m_cand, m_parent, spec["tolerance"], base_metrics)

@@ -143,9 +143,8 @@ def run_job(spec: dict) -> dict:
         return run_delta_job(spec)
     import torch
 
-    from ..data.emoji import build_emoji_dataset, load_image_dataset
+    from ..data.emoji import build_emoji_dataset
     from ..data.poems import build_poem_dataset, load_poem_dataset
-    from ..eval_images import load_feature_net
     from . import finetune, gate
     from ..nets.preference import LatentPreference
 
@@ -184,14 +183,7 @@ def run_job(spec: dict) -> dict:
     fresh, fresh_card = checkpoints.load_version(spec["models_dir"], model, spec["version"])
     pref = LatentPreference.from_version(fresh, fresh_card)
     cand = registry.load(model, spec["models_dir"], spec["version"])
-    if image_model:
-        fnet, _ = load_feature_net(root)
-        data = load_image_dataset(data_dir / "images.npz")
-        m_parent, m_cand = gate.image_metrics(parent_obj, fnet, data), gate.image_metrics(cand, fnet, data)
-        kind = model
-    else:
-        m_parent, m_cand = gate.text_metrics(parent_obj, ds), gate.text_metrics(cand, ds)
-        kind = "textvae"
+    kind, m_parent, m_cand = gate.compare(model, parent_obj, cand, root, data_dir, None if image_model else ds)
     # The base: the first version of this chain of fine-tunes, with the metrics it had when the chain started.
     base = card.get("base") or {"version": f"{model}/{tag(spec['parent'])}", "metrics": m_parent}
     decision = gate.decide(kind, m_cand, m_parent, spec["tolerance"], base["metrics"])
