@@ -1,7 +1,7 @@
 """Every server its own taste, on tiny models through the real store, trainer and engine: two servers' votes train
 two lineages (deltas on the base), a request is only ever answered by its own server's version (also across LRU
-evictions), a server's rollback or reset leaves the others alone, lineages survive a restart, and busy servers
-take turns with quiet ones."""
+evictions), a server's rollback, reset or crashed fine-tune leaves the others alone, lineages survive a restart,
+and busy servers take turns with quiet ones."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import numpy as np
 from genmodels import lineage
 from genmodels.engine import Engine, EngineConfig
 from genmodels.feedback.store import FeedbackStore
-from genmodels.feedback.trainer import TasteConfig, Trainer
+from genmodels.feedback.trainer import TasteConfig, Trainer, run_job
 
 from test_trainer import _config, _rate_images, running, world  # noqa: F401 - world is a fixture
 
@@ -175,3 +175,39 @@ def test_a_server_s_votes_train_the_base_only_when_the_owner_shares_them(world):
     assert counted == {("dcgan", 1): 1}  # toward the server's own lineage only
     assert (base.outcome, base.feedback_used, base.server) == ("refused", 12, 0)  # the stand-in job refuses
     assert counted_shared[("dcgan", 1)] >= 1 and counted_shared[("dcgan", 0)] == 1
+
+
+def _crash_on_server_2(spec: dict) -> dict:
+    """The real fine-tune, except that server 2's dies (as an out-of-memory or a bug in one server's data would)."""
+    if int(spec.get("server") or 0) == 2:
+        raise RuntimeError("a stand-in crash of server 2's fine-tune")
+    return run_job(spec)
+
+
+class _CrashingTrainer(Trainer):
+    job = staticmethod(_crash_on_server_2)
+
+
+def test_a_server_s_crashed_run_leaves_the_others_untouched(world):
+    models, data_dir, db = world
+
+    async def main():
+        async with running(models, db, _config(data_dir, tolerance=10.0), trainer_class=_CrashingTrainer) as (
+                engine, store, trainer, reports):
+            await _rate(engine, store, guild=1, first_message=1000)
+            await _rate(engine, store, guild=2, first_message=2000)
+            one = await trainer.train("dcgan", 1, trigger="test")
+            two = await trainer.train("dcgan", 2, trigger="test")
+            again = await trainer.train("dcgan", 1, trigger="test")  # the worker serves the others after a crash
+            keys = [engine.lineages.key_for("image", None, g) for g in (1, 2)]
+            served = (await store.served_version("dcgan"), await store.served_version("dcgan", 2))
+            return one, two, again, keys, served, list(reports)
+
+    one, two, again, keys, served, reports = asyncio.run(main())
+    assert (one.outcome, one.version) == ("promoted", "v0001")
+    assert two.outcome == "failed" and "stand-in crash" in (two.reason or ""), two
+    assert (again.outcome, again.version) == ("promoted", "v0002")
+    assert keys == ["dcgan:1:v0002", "dcgan"]  # server 2 is still served the base, server 1 its newest
+    assert served == ("v0001", None)  # the base did not move, and server 2 has no version
+    assert not lineage.delta_path(models, "dcgan", 2, 1).exists()
+    assert any("server 2" in r and "fail" in r.lower() for r in reports), reports
