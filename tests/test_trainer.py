@@ -237,6 +237,11 @@ def test_gate_decisions():
     assert not decide("textvae", {"neg_elbo": float("nan"), "distinct2": 0.7}, {"neg_elbo": 40, "distinct2": 0.7}, 0.1).passed
     assert not decide("vae", {"neg_elbo_nats": 3000, "classifier_accuracy_reconstructions": 0.7},
                       {"neg_elbo_nats": 2300, "classifier_accuracy_reconstructions": 0.7}, 0.1).passed
+    # a negative reference (the VAE's neg-ELBO of continuous pixels): the tolerance is a share of its size
+    parent = {"neg_elbo_nats": -1884.6, "classifier_accuracy_reconstructions": 0.7}
+    assert decide("vae", {"neg_elbo_nats": -1700.0, "classifier_accuracy_reconstructions": 0.7}, parent, 0.15).passed
+    d = decide("vae", {"neg_elbo_nats": -1472.4, "classifier_accuracy_reconstructions": 0.7}, parent, 0.15)
+    assert not d.passed and "allowed: -1601.910" in d.reasons[0], d.reasons
 
 
 def test_preference_tilts_sampling_deterministically():

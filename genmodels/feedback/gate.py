@@ -9,8 +9,9 @@ Metrics (the core's own, on held-out data, through the sampler users see, prefer
 | vae | held-out negative ELBO (lower is better) | feature-classifier accuracy on reconstructions |
 | textvae-* | held-out negative ELBO per line (lower is better) | distinct-2 of sampled poems |
 
-A higher-is-better metric passes when ``candidate >= reference * (1 - tolerance)``, a lower-is-better one when
-``candidate <= reference * (1 + tolerance)``, where the references are the parent and the base version the
+A higher-is-better metric passes when ``candidate >= reference - tolerance * |reference|``, a lower-is-better one
+when ``candidate <= reference + tolerance * |reference|`` (the VAE's held-out negative ELBO of continuous pixels is
+below zero, and 15% worse is still 15% of its size), where the references are the parent and the base version the
 chain of fine-tunes started from (so drift cannot compound). Non-finite metrics fail.
 """
 
@@ -103,12 +104,13 @@ def decide(kind: str, candidate: dict, parent: dict, tolerance: float, base: dic
             continue
         for metric, higher in GATED[kind].items():
             c, p = float(candidate[metric]), float(ref[metric])
+            margin = tolerance * abs(p)  # relative to the reference's size: a negative one (the VAE's) too
             if not math.isfinite(c):
                 reasons.append(f"{metric} is not finite")
-            elif higher and c < p * (1 - tolerance):
-                reasons.append(f"{metric} fell from {p:.3f} ({ref_name}) to {c:.3f} (allowed: {p * (1 - tolerance):.3f})")
-            elif not higher and c > p * (1 + tolerance):
-                reasons.append(f"{metric} rose from {p:.3f} ({ref_name}) to {c:.3f} (allowed: {p * (1 + tolerance):.3f})")
+            elif higher and c < p - margin:
+                reasons.append(f"{metric} fell from {p:.3f} ({ref_name}) to {c:.3f} (allowed: {p - margin:.3f})")
+            elif not higher and c > p + margin:
+                reasons.append(f"{metric} rose from {p:.3f} ({ref_name}) to {c:.3f} (allowed: {p + margin:.3f})")
     return GateDecision(not reasons, list(dict.fromkeys(reasons)), candidate, parent)
 
 
