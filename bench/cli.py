@@ -1,7 +1,7 @@
 """The benchmarks' part of the `muse` command line; each prints its figures (JSON with ``--json``).
 
     muse bench train [--steps N] [--device auto|cpu|cuda]        the training loops' throughput
-    muse bench feedback [--kind image|poem] [--rater MODULE:FN]   a simulated community fine-tuning a model
+    muse bench feedback [--kind image|morph|poem] [--rater MODULE:FN]  a simulated community fine-tuning a model
     muse bench serve [--requests N] [--count N] [--servers N --lru N]  /image through discord.py and a fake Discord
     muse bench session [--kind image|poem] [--lang en|zh] [--voters N] [--burst N] [--rounds N] [--candidates N]
                                                                   a group session voted through to its winner
@@ -79,8 +79,9 @@ def add_commands(sub) -> None:
     sp.add_argument("--device", default="auto", help="train: auto (CUDA if present), cpu or cuda")
     sp.add_argument("--data", help="train, feedback: dataset folder (default: $MUSE_DATA_DIR or ./data)")
     sp.add_argument("--models", help="models folder (default: $MUSE_MODELS_DIR, then the shipped weights)")
-    sp.add_argument("--kind", choices=["image", "poem"], default="image",
-                    help="feedback: what the community rates; session: what the session breeds")
+    sp.add_argument("--kind", choices=["image", "morph", "poem"], default="image",
+                    help="feedback: what the community rates (image, morph: an image morph of the VAE, or poem); "
+                         "session: what the session breeds (image or poem)")
     sp.add_argument("--rater", default="bench.raters:warm_colours", help="feedback: MODULE:FUNCTION, the taste")
     sp.add_argument("--rounds", type=int, help="feedback: fine-tune rounds (5); session: rounds of the session (3)")
     sp.add_argument("--per-round", type=int, default=64, help="feedback: results rated per round")

@@ -1,14 +1,18 @@
 """Does Muse really learn from reactions? A simulated community, through the real store, trainer and engine.
 
 Each round generates ``per_round`` fresh results through the engine (images: one random theme and seed each;
-poems: a random seed each), shows each to the rater, and stores the results and the rater's 👍/👎 in a real SQLite
-store as reactions of a community of ``per_round`` members. After rounds 0 .. R-1 the real trainer fine-tunes
-on everything stored so far (in its worker process), gates the candidate and promotes or refuses it; the next
-round samples from whatever is served. Per round it reports the like-rate of the fresh samples, their diversity
-(images: recall against held-out emoji; poems: distinct-2 of the round's poems) and the gate's decision.
+morphs: an image morph between two random emoji of the image dataset, as /interpolate image draws it; poems: a
+random seed each), shows each to the rater, and stores the results and the rater's 👍/👎 in a real SQLite store
+as reactions of a community of ``per_round`` members. After rounds 0 .. R-1 the real trainer fine-tunes on
+everything stored so far (in its worker process), gates the candidate and promotes or refuses it; the next round
+samples from whatever is served. Per round it reports the like-rate of the fresh samples, their diversity
+(images: recall against held-out emoji; morphs: the VAE's feature-classifier accuracy on its reconstructions of
+held-out emoji, the gate's recognisability metric; poems: distinct-2 of the round's poems) and the gate's
+decision.
 
 Run it with ``muse bench feedback --kind image --rater bench.raters:warm_colours --rounds 5 --per-round 64
---json``. Nothing outside a temporary folder is written: the models are copied there first.
+--json`` (``--kind morph`` with the same rater judges each morph's middle frame). Nothing outside a temporary
+folder is written: the models are copied there first.
 """
 
 from __future__ import annotations
@@ -26,6 +30,15 @@ from typing import Callable
 from PIL import Image
 
 from genmodels import checkpoints, paths, registry
+
+KINDS = ("image", "morph", "poem")
+IMAGE_KINDS = ("image", "morph")  # judged on the emoji set with the feature net, which the bench copies too
+# The diversity column of each kind, as reported ("diversity_metric"), and for the image kinds the gate's metric
+# (`gate.image_metrics`) it reads: the DCGAN's recall of held-out emoji, the VAE's feature-classifier accuracy on its
+# reconstructions of them (whether a morph's frames still look like what they are)
+DIVERSITY_METRIC = {"image": "recall", "morph": "recon_accuracy", "poem": "distinct2"}
+GATE_METRIC = {"image": "recall", "morph": "classifier_accuracy_reconstructions"}
+MORPH_FRAMES = 8  # the frames /interpolate image draws by default (bot/ext/interpolate/cog.py)
 
 
 def load_rater(spec: str) -> Callable:
@@ -57,42 +70,63 @@ def _copy_models(names: list[str], dest: Path, root: str | None) -> None:
                             checkpoints.version_dir(dest, *base))
 
 
+async def _generate(kind: str, model: str, engine, rng: random.Random, i: int, data) -> dict:
+    """One fresh result of ``kind`` from the served ``model``, as the bot makes and records it: ``output`` (what
+    the rater judges), and the store's ``seed``, ``latent``, ``params``, ``content`` and ``version``."""
+    if kind == "image":
+        seed, theme = rng.randrange(2**32), rng.randrange(9)
+        out = await engine.image(theme, count=1, seed=seed, user=i)
+        return {"output": out.images[0], "seed": seed, "latent": out.latents.numpy(), "content": None,
+                "params": {"theme": out.theme, "theme_index": out.theme_index, "count": 1}, "version": out.version}
+    if kind == "morph":
+        from genmodels.operations import ImageEnd
+
+        # two different emoji of the dataset read above (Noto's, or a folder's images), each an emoji end in its own
+        # set, as /interpolate image names one (a Noto end is drawn from the emoji font, as for a member)
+        a, b = (ImageEnd(str(data.train_chars[j]), emoji=str(data.train_chars[j]),
+                         emoji_style=data.style_names[int(data.train_styles[j])])
+                for j in rng.sample(range(len(data.train_chars)), 2))
+        out = await engine.run(model, "morph.images", a=a, b=b, frames=MORPH_FRAMES, user=i)
+        # as bot/ext/interpolate/flows.py records a morph: its ends as the store keeps them, one latent row per frame
+        # (the VAE's fine-tune decodes them); a morph has no seed. The rater judges the middle frame.
+        params = {"from": {"emoji": a.emoji, "style": a.emoji_style}, "to": {"emoji": b.emoji, "style": b.emoji_style},
+                  "frames": MORPH_FRAMES}
+        return {"output": out.frames[len(out.frames) // 2], "seed": None, "latent": out.latents.numpy(),
+                "content": None, "params": params, "version": out.version}
+    seed = rng.randrange(2**32)
+    poem = await engine.run(model, "poem.sample", seed=seed, user=i)
+    # as the bot records a poem: one latent row per decoded line (the text fine-tune reads the text)
+    return {"output": poem.text, "seed": seed, "latent": poem.latents.numpy(), "content": poem.text,
+            "params": {"lang": registry.get(model).lang}, "version": poem.version}
+
+
 async def _round(kind: str, model: str, engine, store, rater, n: int, rng: random.Random, rnd: int,
                  fnet, data) -> dict:
     from genmodels.feedback.gate import image_metrics, poem_distinct2
 
-    key = model  # the engine names models as the registry does
-    served = engine.loaded(key) or await asyncio.to_thread(engine.model, key)
+    served = engine.loaded(model) or await asyncio.to_thread(engine.model, model)  # named as the registry does
     likes = dislikes = 0
     poems = []
     for i in range(n):
-        seed = rng.randrange(2**32)
-        if kind == "image":
-            theme = rng.randrange(9)
-            out = await engine.image(theme, count=1, seed=seed, user=i)
-            output, latent, content = out.images[0], out.latents.numpy(), None
-            params, version = {"theme": out.theme, "theme_index": out.theme_index, "count": 1}, out.version
-        else:
-            poem = await engine.run(key, "poem.sample", seed=seed, user=i)
-            text, version = poem.text, poem.version
-            # as the bot records a poem: one latent row per decoded line (the text fine-tune reads the text)
-            output, latent, content, params = text, poem.latents.numpy(), text, {"lang": registry.get(model).lang}
-            poems.append(text)
+        res = await _generate(kind, model, engine, rng, i, data)
+        if kind == "poem":
+            poems.append(res["output"])
         message_id = rnd * 1_000_000 + i + 1
-        await store.record_result(kind=kind, model=model, model_version=registry.short_tag(version),
-                                        seed=seed, latent=latent, params=params, content=content,
-                                        message_id=message_id, channel_id=1, guild_id=1, requester_id=i)
-        emoji = rater(output)
+        await store.record_result(kind=kind, model=model, model_version=registry.short_tag(res["version"]),
+                                  seed=res["seed"], latent=res["latent"], params=res["params"],
+                                  content=res["content"], message_id=message_id, channel_id=1, guild_id=1,
+                                  requester_id=i)
+        emoji = rater(res["output"])
         if emoji is not None:
             await store.add_reaction(message_id, 10_000 + i, emoji)  # member i of the community
             likes += emoji == "👍"
             dislikes += emoji == "👎"
-    if kind == "image":
-        diversity = (await asyncio.to_thread(image_metrics, served, fnet, data))["recall"]
+    if kind in IMAGE_KINDS:  # the served model on the held-out emoji
+        diversity = (await asyncio.to_thread(image_metrics, served, fnet, data))[GATE_METRIC[kind]]
     else:
         diversity = poem_distinct2(poems, registry.get(model).lang)
     return {"round": rnd, "version": served.version, "like_rate": likes / n, "likes": likes, "dislikes": dislikes,
-            "diversity": diversity, "diversity_metric": "recall" if kind == "image" else "distinct2"}
+            "diversity": diversity, "diversity_metric": DIVERSITY_METRIC[kind]}
 
 
 # ---- the delta method (`--delta`): each fine-tune trains a per-server delta on the base (genmodels.deltas) -------
@@ -188,18 +222,18 @@ async def _run(kind: str, rater, rounds: int, per_round: int, lang: str, seed: i
     from genmodels.engine import Engine, EngineConfig
     from genmodels.eval_images import load_feature_net
     from genmodels.feedback.store import FeedbackStore
-    from genmodels.feedback.trainer import Trainer, TrainerConfig
+    from genmodels.feedback.trainer import TasteConfig, Trainer, TrainerConfig
 
-    model = registry.model_for("image").name if kind == "image" else registry.model_for("poem", lang).name
+    model = registry.model_for(kind, lang).name  # dcgan, vae, textvae-<lang>
     rng = random.Random(seed)
     # Everything opened here is closed on every path (an AsyncExitStack): a store or trainer left open keeps
     # aiosqlite's thread or the worker process alive, and the interpreter would never exit after an error.
     with tempfile.TemporaryDirectory(prefix="muse-bench-feedback-") as tmp:
         async with contextlib.AsyncExitStack() as stack:
             models = Path(tmp) / "models"
-            _copy_models([model, "features"] if kind == "image" else [model], models, root)
+            _copy_models([model, "features"] if kind in IMAGE_KINDS else [model], models, root)
             fnet = data = None
-            if kind == "image":  # the data first: a missing dataset needs nothing closed
+            if kind in IMAGE_KINDS:  # the data first: a missing dataset needs nothing closed
                 data = load_image_dataset(paths.data_dir() / "images.npz")
                 fnet, _ = load_feature_net(str(models))
             engine = Engine(EngineConfig(models_dir=str(models), threads=threads))
@@ -207,8 +241,10 @@ async def _run(kind: str, rater, rounds: int, per_round: int, lang: str, seed: i
             await engine.start()
             store = await FeedbackStore.open(Path(tmp) / "muse.sqlite3")
             stack.push_async_callback(store.close)
+            # The community is one server (guild 1) and the bench fine-tunes the base: the base learns from that
+            # server's votes only when its owner shares them with the base ([taste] share_with_base), else from DMs.
             cfg = TrainerConfig(min_feedback=10**9, every_hours=0, per_user_cap=16, threads=threads,
-                                data_dir=str(paths.data_dir()))
+                                data_dir=str(paths.data_dir()), taste=TasteConfig(share_with_base=True))
             if steps is not None:
                 cfg.finetune.steps = cfg.finetune.text_steps = steps
             if delta:
@@ -227,7 +263,8 @@ async def _run(kind: str, rater, rounds: int, per_round: int, lang: str, seed: i
                 row = await _round(kind, model, engine, store, rater, per_round, rng, r, fnet, data)
                 if r < rounds:
                     res = await trainer.train(model, trigger="bench")
-                    row.update(gate=res.outcome, candidate=res.version, gate_reason=res.reason)
+                    row.update(gate=res.outcome, candidate=res.version, gate_reason=res.reason,
+                               feedback_used=res.feedback_used)
                 row["seconds"] = round(time.monotonic() - t0, 1)
                 out.append(row)
             if sheet is not None and before is not None:
@@ -254,8 +291,8 @@ def run(kind: str, rater: str, rounds: int = 5, per_round: int = 64, *, lang: st
         method: str = "full") -> dict:
     """``method``: "full" (each fine-tune a full new version), "delta" (a per-server delta on the base, served
     merged) or "both": the two, one after the other, with the same raters, rounds and seed, side by side."""
-    if kind not in ("image", "poem"):
-        raise ValueError("--kind is image or poem.")
+    if kind not in KINDS:
+        raise ValueError("--kind is image, morph or poem.")
     if rounds < 1 or per_round < 1:
         raise ValueError("--rounds and --per-round must be at least 1.")
     if method not in ("full", "delta", "both"):

@@ -1,7 +1,8 @@
 """Example raters for ``muse bench feedback``: a simulated community's taste, as a plain function.
 
-A rater takes one output (a PIL image for ``--kind image``, the poem text for ``--kind poem``) and returns
-"👍", "👎" or None (no reaction). Any importable function works: ``--rater mypackage.taste:likes_cats``.
+A rater takes one output (a PIL image for ``--kind image``, a morph's middle frame, a PIL image too, for
+``--kind morph``, the poem text for ``--kind poem``) and returns "👍", "👎" or None (no reaction). Any importable
+function works: ``--rater mypackage.taste:likes_cats``.
 """
 
 from __future__ import annotations
