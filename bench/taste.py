@@ -37,6 +37,7 @@ from typing import Callable
 from genmodels import paths, registry
 
 from .feedback import _copy_models, load_rater
+from .plot import promotion_dots, rounds_axes
 
 SERVERS = (("A", 1001), ("B", 2002))  # the two simulated servers: name, guild id
 RATERS = {
@@ -281,15 +282,7 @@ def draw(result: dict, path: str) -> None:
 
     im = Image.new("RGB", (W, H), "white")
     d = ImageDraw.Draw(im)
-    n = result["rounds"]
-    x = lambda r: PAD + (W - 2 * PAD) * r / max(1, n)  # noqa: E731
-    y = lambda v: H - PAD - (H - 2 * PAD) * v  # noqa: E731
-    d.rectangle([PAD, PAD, W - PAD, H - PAD], outline=(120, 120, 120))
-    for v in (0.0, 0.25, 0.5, 0.75, 1.0):
-        d.line([PAD, y(v), W - PAD, y(v)], fill=(230, 230, 230))
-        d.text((10, y(v) - 6), f"{v:.2f}", fill=(80, 80, 80))
-    for r in range(n + 1):
-        d.text((x(r) - 3, H - PAD + 6), str(r), fill=(80, 80, 80))
+    x, y = rounds_axes(d, (W, H), PAD, result["rounds"])
     d.text((PAD, H - 22), "round (after r fine-tunes)", fill=(80, 80, 80))
     d.text((10, PAD - 14), "like-rate", fill=(80, 80, 80))
     d.text((W - PAD - 250, H - 22), "filled dot: that round's candidate was promoted", fill=(80, 80, 80))
@@ -302,9 +295,7 @@ def draw(result: dict, path: str) -> None:
         other = [(x(r["round"]), y(r["like_rate_other"])) for r in rows]
         d.line(own, fill=colour, width=3)
         _dashed(d, other, colour)
-        for (px, py), r in zip(own, rows):
-            filled = r.get("gate") == "promoted"
-            d.ellipse([px - 4, py - 4, px + 4, py + 4], fill=colour if filled else "white", outline=colour, width=2)
+        promotion_dots(d, own, rows, colour)
         short = lambda s: s.split(":")[-1]  # noqa: E731
         d.text((PAD + 4 + 290 * k, 22), f"server {name}: liked by its own {short(srv['rater'])} (solid)",
                fill=colour)
