@@ -211,3 +211,23 @@ def test_a_server_s_crashed_run_leaves_the_others_untouched(world):
     assert served == ("v0001", None)  # the base did not move, and server 2 has no version
     assert not lineage.delta_path(models, "dcgan", 2, 1).exists()
     assert any("server 2" in r and "fail" in r.lower() for r in reports), reports
+
+
+def test_old_delta_files_are_pruned_and_a_rollback_skips_them(world):
+    models, data_dir, db = world
+
+    async def main():
+        cfg = _config(data_dir, tolerance=10.0, taste=TasteConfig(keep_versions=1))
+        async with running(models, db, cfg) as (engine, store, trainer, _):
+            await _rate(engine, store, guild=1, first_message=1000)
+            for _ in range(3):  # v0001, v0002, v0003: each promoted, the one before retired
+                assert (await trainer.train("dcgan", 1, trigger="test")).outcome == "promoted"
+            files = sorted(p.name for p in lineage.delta_path(models, "dcgan", 1, 1).parent.iterdir())
+            rows = [(v["version"], v["status"]) for v in await store.model_versions("dcgan", 1)]
+            back = [await trainer.rollback("dcgan", 1), await trainer.rollback("dcgan", 1)]
+            return files, rows, back
+
+    files, rows, back = asyncio.run(main())
+    assert files == ["v0002.safetensors", "v0003.safetensors"]  # the served one and the newest served before it
+    assert rows == [("v0001", "retired"), ("v0002", "retired"), ("v0003", "served")]  # the store keeps every row
+    assert back == ["v0002", "base v0001"]  # v0001's file is gone, so the second rollback goes to the base

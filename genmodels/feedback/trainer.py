@@ -89,6 +89,7 @@ class TasteConfig:
     share_with_base: bool = False  # true: every server's votes also train the base (the owner's choice)
     min_interval_minutes: float = 60.0  # a lineage is fine-tuned at most this often by votes or the schedule
     check_seconds: float = 60.0  # how often the trainer looks for lineages that are due
+    keep_versions: int = 10  # a server's delta files kept besides the served one, per kind (see `Trainer.prune`)
 
 
 @dataclass
@@ -654,6 +655,11 @@ class Trainer:
         out = TrainOutcome(model, outcome, cand, served, res["reason"], res["metrics"], used, run.run_id,
                            server=server)
         log.info("fine-tune of %s%s: %s %s (%s)", model, _for(server), outcome, cand, res["reason"])
+        if server != BASE:
+            try:
+                await self.prune(model, server)
+            except Exception as e:  # noqa: BLE001 - pruning must never cost a run its outcome
+                log.error("pruning %s%s: %s: %s", model, _for(server), type(e).__name__, e)
         await self._report(out)
         return out
 
@@ -738,7 +744,8 @@ class Trainer:
             versions = await self.store.model_versions(model, server)
             current = await self.store.served_version(model, server)
             earlier = [v for v in versions if v["status"] == "retired" and v["version"] != current]
-            if server != BASE:
+            if server != BASE:  # only what is still on disk (`prune`)
+                earlier = [v for v in earlier if self._delta_file(model, server, v["version"]).is_file()]
                 if current is None:
                     raise NothingToRollBack(f"This server has no {model} version of its own; it is served the base.")
                 target = earlier[-1]["version"] if earlier else None
@@ -762,6 +769,29 @@ class Trainer:
             await self.store.log_model_change(model, BASE, "rollback", target, actor_id=actor, detail={"from": current})
             log.info("rolled back %s: %s -> %s", model, current, target)
             return target
+
+    def _delta_file(self, model: str, server: int, version: str) -> Path:
+        return lineage.delta_path(self.lineage_root, model, server, parse_tag(version))
+
+    async def prune(self, model: str, server: int) -> list[str]:
+        """Delete the delta files of ``server``'s lineage of ``model`` beyond `TasteConfig.keep_versions`, after
+        each of its runs: it keeps the served version, the newest ``keep_versions`` versions served before it (what
+        a rollback goes back to) and the newest ``keep_versions`` refused candidates (their cards say why). The
+        store keeps every version's row, its metrics and its like-rate. 0 keeps everything. Returns the versions
+        whose files were deleted."""
+        keep = self.config.taste.keep_versions
+        if keep <= 0 or lineage.server_of(server) == BASE:
+            return []
+        versions = await self.store.model_versions(model, server)
+        doomed = []
+        for status in ("retired", "refused"):
+            older = sorted((v["version"] for v in versions if v["status"] == status), key=parse_tag)[:-keep]
+            doomed += [v for v in older if self._delta_file(model, server, v).is_file()]
+        for version in doomed:
+            self._delta_file(model, server, version).unlink(missing_ok=True)
+        if doomed:
+            log.info("pruned %d delta file(s) of %s%s: %s", len(doomed), model, _for(server), ", ".join(doomed))
+        return doomed
 
     async def reset(self, server: int, models: tuple[str, ...] = MODELS, *, delete_data: bool = False,
                     actor: int | None = None) -> dict:
