@@ -15,6 +15,7 @@ other served model (an image morph from a cell of a DCGAN grid draws that cell w
 | ``poem.sample`` | poem | seed, lines, temperature, theme, form | `PoemOutput` |
 | ``poem.morph`` | poem | a, b (lines of text), steps | `MorphOutput` (lines) |
 | ``morph.images`` | morph | a, b (`ImageEnd`), frames | `MorphOutput` (frames) |
+| ``morph.frames`` | morph | latents (frames, latent): a stored morph's rows | list of 64 px RGBA images |
 | ``session.first_round`` | image, poem | plan (`rounds.SessionPlan`) | `rounds.Bred` |
 | ``session.next_round`` | image, poem | plan, number, prev, votes, none_votes, brought_in, cfg | `rounds.Bred` |
 | ``model.version`` | any | (none) | the served version's tag |
@@ -95,6 +96,16 @@ def morph_images(morpher: Any, models: Callable[[str], Any], *, a: ImageEnd, b: 
     return morpher.morph(_end_image(a, morpher, models), _end_image(b, morpher, models), frames=frames)
 
 
+def morph_frames(morpher: Any, models: Callable[[str], Any], *, latents: Any):
+    """A stored morph drawn again from its frame latents (what the store keeps of it)."""
+    import torch
+
+    z = torch.as_tensor(latents, dtype=torch.float32)
+    if z.ndim != 2 or not 1 <= len(z) <= 64:
+        raise ValueError(f"latents must have shape (1 to 64, latent); got {tuple(z.shape)}")
+    return morpher.decode(z)
+
+
 def poem_sample(poet: Any, models: Callable[[str], Any], *, seed: int, lines: int = 4, temperature: float = 0.9,
                 theme: str | None = None, form: str = "free"):
     return poet.sample(seed, lines=lines, temperature=temperature, theme=theme, form=form)
@@ -120,6 +131,7 @@ OPERATIONS: dict[str, Callable[..., Any]] = {
     "poem.sample": poem_sample,
     "poem.morph": poem_morph,
     "morph.images": morph_images,
+    "morph.frames": morph_frames,
     "session.first_round": session_first_round,
     "session.next_round": session_next_round,
     "model.version": model_version,

@@ -1,5 +1,5 @@
-"""What the server thinks, in numbers: totals, like rates, member stats, favourites, the CSV export, and
-the file's integrity check. Read-only."""
+"""What the server thinks, in numbers: totals, like rates, member stats, favourites, a server's gallery, the CSV
+export, and the file's integrity check. Read-only."""
 
 from __future__ import annotations
 
@@ -7,12 +7,14 @@ import csv
 import io
 
 from .connection import StoreBase
-from .rows import _ITEMS, _RESULT_SELECT, ResultRow, _result_row
+from .results import KINDS
+from .rows import _ITEMS, _RESULT_SELECT, ResultRow, _check, _result_row
 
 EXPORT_COLUMNS = (
     "result_id", "message_id", "channel_id", "kind", "model", "model_version", "seed",
     "user_id", "source", "value", "created_at",
 )  # fmt: skip
+GALLERY_ORDERS = ("new", "top")  # a gallery's order: newest first, or most net-liked first
 
 
 class ReportsMixin(StoreBase):
@@ -98,6 +100,57 @@ class ReportsMixin(StoreBase):
             {"guild": guild_id, "limit": limit},
         )
         return [(_result_row(row), row["score"]) for row in rows]
+
+    async def gallery(self, guild_id: int, *, kinds: tuple[str, ...] | None = None, order: str = "new",
+                      since: float = 0.0, limit: int = 48, offset: int = 0) -> tuple[list[tuple[ResultRow, int, int]], int]:
+        """A server's results for its gallery, as (result, likes, dislikes): newest first (``order`` "new") or
+        most net-liked first, newest first on ties ("top"); of the ``kinds`` given (None: every kind), made at
+        or after ``since``; ``limit`` of them from ``offset``. Also how many match in all."""
+        if order not in GALLERY_ORDERS:
+            raise ValueError(f"order must be one of {', '.join(GALLERY_ORDERS)}")
+        for kind in kinds or ():
+            _check(kind, KINDS, "kind")
+        args = {"guild": guild_id, "since": since, "limit": limit, "offset": offset, "top": order == "top"}
+        args.update({f"k{i}": kind for i, kind in enumerate(kinds or ())})
+        where = "r.guild_id = :guild AND r.created_at >= :since"
+        if kinds:  # placeholders, one per kind: the values are bound, never written into the SQL
+            where += f" AND r.kind IN ({', '.join(f':k{i}' for i in range(len(kinds)))})"
+        rows = await self._fetch(
+            f"""
+            SELECT {_RESULT_SELECT}, COALESCE(SUM(v.value > 0), 0) AS likes, COALESCE(SUM(v.value < 0), 0) AS dislikes
+            FROM results AS r LEFT JOIN votes AS v ON v.result_id = r.id
+            WHERE {where}
+            GROUP BY r.id
+            ORDER BY CASE WHEN :top THEN COALESCE(SUM(v.value), 0) ELSE 0 END DESC, r.id DESC
+            LIMIT :limit OFFSET :offset
+            """,
+            args,
+        )
+        (total,) = await self._fetch_one(f"SELECT COUNT(*) FROM results AS r WHERE {where}", args)
+        return [(_result_row(row), row["likes"], row["dislikes"]) for row in rows], total
+
+    async def votes_on(self, result_id: int) -> tuple[int, int]:
+        """(likes, dislikes): the current votes on one result."""
+        row = await self._fetch_one(
+            "SELECT COALESCE(SUM(value > 0), 0), COALESCE(SUM(value < 0), 0) FROM votes WHERE result_id = ?",
+            (result_id,))
+        return int(row[0]), int(row[1])
+
+    async def children(self, result_id: int, limit: int = 24) -> list[ResultRow]:
+        """The results made from this one (a variation, a morph from one of its cells), oldest first."""
+        rows = await self._fetch(
+            f"""
+            SELECT {_RESULT_SELECT} FROM results AS r, json_each(r.parents) AS p
+            WHERE p.value = :id ORDER BY r.id LIMIT :limit
+            """,
+            {"id": result_id, "limit": limit},
+        )
+        return [_result_row(row) for row in rows]
+
+    async def guilds(self) -> list[int]:
+        """Every server with a result stored."""
+        rows = await self._fetch("SELECT DISTINCT guild_id FROM results WHERE guild_id IS NOT NULL ORDER BY 1", ())
+        return [int(row[0]) for row in rows]
 
     async def export_csv(self, guild_id: int | None = None) -> str:
         """Every current vote and signal as CSV (header `EXPORT_COLUMNS`), oldest first."""
