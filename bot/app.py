@@ -50,6 +50,7 @@ INITIAL_EXTENSIONS = (
     "bot.ext.feedback",  # reactions become votes
     "bot.ext.admin",  # /muse: models (owner, home guild), feedback export, stats
     "bot.ext.sessions",  # /session: group creative sessions, their vote buttons and round timers
+    "bot.ext.web",  # the web pages, when [web] enabled: every server's gallery and results
 )
 
 

@@ -2,6 +2,7 @@
 
     muse run  [--config FILE]              connect to Discord and serve (token from $DISCORD_TOKEN)
     muse sync [--config FILE] [--guild ID] register the slash commands globally (slow), or in one guild (instant)
+    muse web  [--config FILE]              serve the web pages alone, from the database (`web/`, docs/WEB.md)
 
 A command plugin is a ``muse.commands`` entry point naming a function like `add_commands`: it adds sub-commands
 to the parser's sub-commands. The ``bench`` package declares one (``muse bench train|feedback|serve``); the bot
@@ -131,8 +132,24 @@ def cmd_sync(args) -> int:
     return 0
 
 
+def cmd_web(args) -> int:
+    from genmodels.engine import Engine
+    from genmodels.feedback.store import FeedbackStore
+    from web import server
+
+    settings = _settings(args)
+    log.info("settings from %s", ", ".join(settings.sources))
+    opener = lambda: FeedbackStore.open(settings.database.path, settings.feedback)  # noqa: E731
+    try:
+        return asyncio.run(server.serve(settings.web, opener, Engine(settings.engine)))
+    except OSError as e:
+        print(f"muse: cannot listen on {settings.web.host}:{settings.web.port} ({e.strerror or e}); set [web] port "
+              "(or $MUSE_WEB_PORT) to a free one", file=sys.stderr)
+        return 2
+
+
 def add_commands(sub) -> None:
-    """Add ``run`` and ``sync`` to ``sub`` (what ``ArgumentParser.add_subparsers()`` returned)."""
+    """Add ``run``, ``sync`` and ``web`` to ``sub`` (what ``ArgumentParser.add_subparsers()`` returned)."""
     sp = sub.add_parser("run", help="connect to Discord and serve (token from $DISCORD_TOKEN)")
     sp.add_argument("--config", help="a settings file (default: $MUSE_CONFIG, else ./muse.toml if present)")
     sp.set_defaults(func=cmd_run)
@@ -141,6 +158,10 @@ def add_commands(sub) -> None:
     sp.add_argument("--config", help="a settings file")
     sp.add_argument("--guild", type=int, help="a guild id: sync there only (instant)")
     sp.set_defaults(func=cmd_sync)
+
+    sp = sub.add_parser("web", help="serve the web pages alone, from the database ([web] host, port)")
+    sp.add_argument("--config", help="a settings file")
+    sp.set_defaults(func=cmd_web)
 
 
 def plugin_commands() -> list[core_cli.CommandHook]:
@@ -159,7 +180,8 @@ def plugin_commands() -> list[core_cli.CommandHook]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The whole `muse` parser: the library's commands, then the plugins' (``bench``), then ``run`` and ``sync``."""
+    """The whole `muse` parser: the library's commands, then the plugins' (``bench``), then ``run``, ``sync`` and
+    ``web``."""
     return core_cli.build_parser(extensions=(*plugin_commands(), add_commands))
 
 

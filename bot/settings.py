@@ -22,6 +22,7 @@ from genmodels.breeding import BreedConfig
 from genmodels.engine import EngineConfig
 from genmodels.feedback.store import VoteConfig
 from genmodels.feedback.trainer import TasteConfig, TrainerConfig
+from web.config import WebConfig
 
 DEFAULT_FILE = Path(__file__).resolve().parent.parent / "config" / "default.toml"
 USER_FILE = Path("muse.toml")
@@ -103,6 +104,7 @@ class Settings:
     sessions: SessionSettings = field(default_factory=SessionSettings)
     breeding: BreedConfig = field(default_factory=BreedConfig)
     taste: TasteConfig = field(default_factory=TasteConfig)  # the servers' lineages; handed to the trainer
+    web: WebConfig = field(default_factory=WebConfig)  # the web pages (`web/`)
     sources: list[str] = field(default_factory=list)  # where the values came from, for `muse run` to print
 
     def to_dict(self) -> dict[str, Any]:
@@ -119,7 +121,8 @@ NOT_KEYS: dict[str, tuple[str, ...]] = {"engine": ("batching",), "sessions": ("t
 
 SECTIONS: dict[str, type] = {"discord": DiscordSettings, "engine": EngineConfig, "database": DatabaseSettings,
                              "limits": LimitSettings, "feedback": VoteConfig, "trainer": TrainerSettings,
-                             "sessions": SessionSettings, "breeding": BreedConfig, "taste": TasteConfig}
+                             "sessions": SessionSettings, "breeding": BreedConfig, "taste": TasteConfig,
+                             "web": WebConfig}
 
 
 def section_keys(section: str) -> dict[str, Any]:

@@ -30,6 +30,16 @@ if [ ! -d "$LG" ] && [ "${MUSE_SKIP_APT:-0}" != 1 ] && command -v apt-get >/dev/
   { $SUDO apt-get update -qq && $SUDO apt-get install -y -qq --no-install-recommends python3-link-grammar >/dev/null; } \
     2>/dev/null || echo "note: could not install Debian's python3-link-grammar; English poems need it"
 fi
+# The web tests (tests/web) drive Debian's chromium through Playwright (which downloads no browser of its own), with
+# fonts for Latin (DejaVu) and Chinese (WenQuanYi Micro Hei, 5 MB, where Noto CJK is 91 MB) text.
+if [ "${MUSE_SKIP_APT:-0}" != 1 ] && command -v apt-get >/dev/null 2>&1 \
+   && ! { [ -x /usr/bin/chromium ] && [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] \
+          && [ -f /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ]; }; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  { $SUDO apt-get update -qq && $SUDO apt-get install -y -qq --no-install-recommends \
+      chromium fonts-dejavu-core fonts-wqy-microhei >/dev/null; } 2>/dev/null \
+    || echo "note: could not install Debian's chromium and fonts; the web tests (tests/web) need them"
+fi
 site=$(python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 if [ -d "$LG" ] && [ "$(readlink "$site/linkgrammar" 2>/dev/null)" != "$LG" ]; then
   ln -sfn "$LG" "$site/linkgrammar"
