@@ -114,6 +114,15 @@ def rank_parents(votes: Sequence[int], k: int) -> list[int]:
     return sorted(voted, key=lambda i: (-votes[i], i))[: max(int(k), 0)]
 
 
+def session_winner(votes: Sequence[int], ops: Sequence[str]) -> int | None:
+    """The winner of a session, from its last round: the most-voted candidate (ties: the lower index); when nobody
+    voted, the round's elite (candidate 0, the best of the round before), if it has one; else None."""
+    top = rank_parents(votes, 1)
+    if top:
+        return top[0]
+    return 0 if ops and ops[0] == "elite" else None
+
+
 def _fresh(fresh: Callable[[torch.Generator], torch.Tensor], generator: torch.Generator,
            shape: torch.Size | None) -> torch.Tensor:
     z = fresh(generator)
@@ -269,4 +278,4 @@ def descent_frames(chain: torch.Tensor, between: int) -> torch.Tensor:
 
 
 __all__ = ["OPS", "BreedConfig", "Child", "NoVotes", "breed", "descent_frames", "first_round", "line_of_descent",
-           "mutation_size", "rank_parents", "round_generator"]
+           "mutation_size", "rank_parents", "round_generator", "session_winner"]

@@ -426,11 +426,8 @@ class SessionRunner:
         loc = present.locale_of(s)
         winner = None
         if rounds:
-            top = breeding.rank_parents((await self.store.tally(rounds[-1].id)).votes, 1)
-            if top:
-                winner = top[0]
-            elif cands[-1] and cands[-1][0].op == "elite":
-                winner = 0  # nobody voted in the last round: the best of the one before it
+            votes = (await self.store.tally(rounds[-1].id)).votes
+            winner = breeding.session_winner(votes, [c.op for c in cands[-1]])
         if winner is None:
             await self._send(s, content=t(loc, "session_end_none", what=present.what(s)) + f"\n{status_text}")
             await self._tell_parent(s, t(loc, "session_ended_pointer", where=f"<#{s.thread_id}>"))

@@ -313,6 +313,12 @@ class SessionsMixin(StoreBase):
         )
         return _session_row(row) if row else None
 
+    async def sessions_of(self, guild_id: int, limit: int = 12) -> list[SessionRow]:
+        """A server's sessions, newest first."""
+        rows = await self._fetch(
+            f"{_SESSION_SELECT} WHERE guild_id = ? ORDER BY id DESC LIMIT ?", (guild_id, limit))
+        return [_session_row(row) for row in rows]
+
     async def active_sessions(self) -> list[SessionRow]:
         """Every active session, oldest first (for a restart to pick them up again)."""
         rows = await self._fetch(f"{_SESSION_SELECT} WHERE status IN {_ACTIVE_SQL} ORDER BY id")
