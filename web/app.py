@@ -8,6 +8,8 @@ page per result with its file drawn again from the stored latents.
     GET  /s/{guild}             a server's gallery: ?kind=all|image|morph|poem&sort=new|top&period=week|month|all&page=N
     GET  /r/{result}            one result: large, its seed, parameters, model version, command, parents and children
     GET  /r/{result}/file       its picture (PNG grid, 4× crisp) or morph (GIF), drawn by the engine, cached
+    GET  /session/{session}     a group session: every round's candidates (tallies once closed), the winner's line
+                                of descent, and who voted for it
 
 Who sees what: nothing without a login. A member sees the servers they are in that Muse has results in (the
 bot's own servers when it runs in the bot), and only those servers' galleries and results; a result of another
@@ -37,8 +39,9 @@ from aiohttp import web
 from aiohttp_session import get_session, new_session, session_middleware
 from aiohttp_session.cookie_storage import EncryptedCookieStorage
 
-from genmodels import media, registry
+from genmodels import breeding, media, registry
 from genmodels.engine import EngineBusy
+from genmodels.feedback.store import ACTIVE_STATUSES as ACTIVE
 
 from .config import WebConfig
 from .oauth import DiscordOAuth, OAuthError
@@ -52,6 +55,7 @@ PERIODS = {"week": 7 * 86400, "month": 30 * 86400, "all": None}
 MAX_PAGE = 10_000
 CELL_PX = 256  # a 64 px image shown at 4×, nearest neighbour
 FILE_CACHE = 256  # drawn files kept in memory
+DRAWING = 2  # pictures drawn at once, as the engine's user "web" (under its per-user cap)
 
 
 @dataclass
@@ -64,6 +68,7 @@ class Deps:
     engine: Any = None
     known_guilds: Callable[[], Awaitable[set[int]]] | None = None  # default: the servers with results stored
     files: collections.OrderedDict = field(default_factory=collections.OrderedDict)
+    drawing: asyncio.Semaphore | None = None  # the pictures drawn at once (the engine caps each user's requests)
     hits: dict = field(default_factory=lambda: collections.defaultdict(collections.deque))
 
 
@@ -88,6 +93,7 @@ def create_app(store, config: WebConfig, *, session_key: bytes, oauth: DiscordOA
     app.router.add_get("/s/{guild}", gallery)
     app.router.add_get("/r/{result}", result_page)
     app.router.add_get("/r/{result}/file", result_file)
+    app.router.add_get("/session/{session}", session_page)
     app.router.add_static("/static", HERE / "static", append_version=True)
     app.router.add_get("/favicon.ico", lambda request: web.HTTPFound("/static/muse.svg"))
     return app
@@ -224,7 +230,10 @@ async def gallery(request: web.Request) -> web.Response:
     if page > pages:
         raise _page(404, "past_the_end", page=page, pages=pages)
     cards = [_card(r, likes, dislikes) for r, likes, dislikes in rows]
+    sessions = await deps.store.sessions_of(guild_id) if page == 1 else []
     return aiohttp_jinja2.render_template("gallery.html", request, {
+        "sessions": [{"id": s.id, "kind": s.kind, "theme": s.params.get("theme"), "rounds": s.rounds,
+                      "status": s.status, "created_at": s.created_at} for s in sessions],
         "guild": {"id": guild_id, **guild}, "cards": cards, "kind": kind, "sort": sort, "period": period,
         "page": page, "pages": pages, "total": total, "kinds": KINDS, "sorts": SORTS, "periods": tuple(PERIODS)})
 
@@ -264,8 +273,11 @@ async def result_file(request: web.Request) -> web.Response:
     if cached is None:
         if deps.engine is None:
             raise _page(503, "no_engine")
+        if deps.drawing is None:
+            deps.drawing = asyncio.Semaphore(DRAWING)
         try:
-            cached = await _draw(deps.engine, row)
+            async with deps.drawing:  # a gallery asks for dozens at once: they wait here, not in a full queue
+                cached = deps.files.get(row.id) or await _draw(deps.engine, row)
         except EngineBusy:
             raise _page(503, "busy") from None
         deps.files[row.id] = cached
@@ -286,15 +298,49 @@ async def _draw(engine, row) -> tuple[bytes, str]:
             if row.kind == "image":
                 theme = int(row.params.get("theme_index", 0))
                 out = await engine.image_from_latents(theme, row.latent, style=row.params.get("style_index"),
-                                                      model_key=key)
+                                                      model_key=key, user="web")
                 return await asyncio.to_thread(media.grid_png, out.images, CELL_PX), "image/png"
-            frames = await engine.run(key, "morph.frames", latents=row.latent)
+            frames = await engine.run(key, "morph.frames", latents=row.latent, user="web")
             return await asyncio.to_thread(media.morph_gif, frames, CELL_PX), "image/gif"
         except (KeyError, FileNotFoundError, ValueError, RuntimeError) as e:
             if i == len(keys) - 1:
                 raise
             log.info("result %d: %s cannot draw it (%s); drawing with the model served now", row.id, key, e)
     raise AssertionError("unreachable")
+
+
+async def session_page(request: web.Request) -> web.Response:
+    deps: Deps = request.app[DEPS]
+    member = await _require_member(request)
+    session_id = _int(request.match_info["session"], "session")
+    s = await deps.store.get_session(session_id)
+    if s is None or s.guild_id is None or _guild_of(member, s.guild_id) is None:
+        raise _page(404, "not_found", name="session")
+    rounds = await deps.store.rounds(s.id)
+    cands = [await deps.store.candidates(r.id) for r in rounds]
+    shown, winner_path = [], []
+    for r, rc in zip(rounds, cands):
+        tally = await deps.store.tally(r.id) if r.status == "closed" else None  # hidden while the round is open
+        shown.append({"number": r.number, "status": r.status, "closed_at": r.closed_at, "voters": tally and tally.voters,
+                      "candidates": [{"idx": c.idx, "result_id": c.result_id, "content": c.content, "op": c.op,
+                                      "votes": tally.votes[c.idx] if tally and c.idx < len(tally.votes) else None}
+                                     for c in rc]})
+    credits = []
+    if s.status not in ACTIVE and rounds and cands[-1]:
+        votes = (await deps.store.tally(rounds[-1].id)).votes
+        winner = breeding.session_winner(votes, [c.op for c in cands[-1]])
+        if winner is not None:
+            path = breeding.line_of_descent([[tuple(c.parents) for c in rc] for rc in cands], winner)
+            winner_path = [{"round": rounds[ri].number, "idx": ci, "result_id": cands[ri][ci].result_id,
+                            "content": cands[ri][ci].content} for ri, ci in path]
+            for step in winner_path:
+                shown[step["round"] - 1]["candidates"][step["idx"]]["ancestor"] = True
+            credits = await deps.store.lineage_credits([(rounds[ri].id, ci) for ri, ci in path])
+    you = int(member["id"])
+    return aiohttp_jinja2.render_template("session.html", request, {
+        "s": s, "guild": {"id": s.guild_id, **_guild_of(member, s.guild_id)}, "rounds": shown, "winner": winner_path,
+        "credits": [{"name": "you" if uid == you else (name or "a member"), "n": n} for uid, name, n in credits],
+        "theme": s.params.get("theme"), "active": s.status in ACTIVE})
 
 
 def _card(row, likes: int, dislikes: int) -> dict:

@@ -68,12 +68,36 @@ async def _seed(store, engine) -> dict:
         kind="poem", model="textvae-en", model_version="v0001", seed=5, latent=np.zeros((2, 16), np.float32),
         params={"lang": "en", "temperature": 0.9}, content=POEM, message_id=1020, channel_id=77, guild_id=CATS,
         requester_id=ANN)
+    ids["session"] = await _session(store, engine)
     out = await engine.image(0, count=1, seed=9)
     ids["dogs"] = await store.record_result(
         kind="image", model="dcgan", model_version=out.version.rsplit("/", 1)[-1], seed=9,
         latent=out.latents.numpy(), params={"theme": out.theme, "theme_index": out.theme_index, "count": 1},
         message_id=2000, channel_id=88, guild_id=DOGS, requester_id=BOB)
     return ids
+
+
+async def _session(store, engine) -> int:
+    """A finished image session of Cats: round 1 of four fresh candidates, round 2 bred from its two most voted."""
+    out = await engine.image(0, count=4, seed=11)
+    theme = {"theme": out.theme, "theme_index": 0}
+    sid = await store.create_session(guild_id=CATS, channel_id=77, starter_id=ANN, kind="image", model="dcgan",
+                                     params=theme, rounds=2, round_seconds=60, candidates=4, seed=1, per_guild_limit=0)
+    spec = {"kind": "image", "model": "dcgan", "guild_id": CATS, "channel_id": 77, "params": theme}
+    first = out.latents.numpy()
+    r1, _ = await store.add_round(sid, 1, deadline=time.time() + 60, model_version="v0001", result=spec,
+                                  candidates=[{"idx": i, "op": "fresh", "latent": first[i]} for i in range(4)])
+    for user, choice in ((ANN, 2), (BOB, 2), (903, 0)):
+        await store.toggle_vote(r1, user, choice, name="ann" if user == ANN else f"m{user}")
+    await store.close_round(r1, "deadline")
+    second = (await engine.image(0, count=4, seed=12)).latents.numpy()
+    r2, _ = await store.add_round(sid, 2, deadline=time.time() + 60, model_version="v0001", result=spec, candidates=[
+        {"idx": 0, "op": "elite", "latent": first[2], "parents": [2]},
+        *({"idx": i, "op": "cross", "latent": second[i], "parents": [2, 0]} for i in (1, 2, 3))])
+    await store.toggle_vote(r2, ANN, 3, name="ann")
+    await store.close_round(r2, "deadline")
+    await store.end_session(sid, "finished", "all rounds played")
+    return sid
 
 
 @pytest.fixture(scope="module")
@@ -146,13 +170,16 @@ def test_a_member_logs_in_browses_the_gallery_with_filters_and_opens_a_result(br
 
         page.click("text=Cats")
         assert page.locator("h1").inner_text() == "Cats"
-        assert page.locator(".count").inner_text() == "5 results"
-        cards = page.locator(".card")
-        assert cards.count() == 5
+        assert page.locator(".count").inner_text() == "13 results"  # 5, and the session's 8 candidates
+        cards = page.locator(".grid .card")
+        assert cards.count() == 13
         # every picture arrives and is drawn: a 2×2 grid of 64 px cells at 4×
+        images = page.locator(".card img")
+        for i in range(images.count()):  # lazy images load as they come into view
+            images.nth(i).scroll_into_view_if_needed()
         page.wait_for_function("[...document.querySelectorAll('.card img')].every(i => i.complete && i.naturalWidth)")
         sizes = page.eval_on_selector_all(".card img", "imgs => imgs.map(i => [i.naturalWidth, i.naturalHeight])")
-        assert sorted(sizes) == [[256, 256]] + [[512, 512]] * 3, sizes  # the morph's GIF, then the three grids
+        assert sorted(sizes) == [[256, 256]] * 9 + [[512, 512]] * 3, sizes  # candidates and the morph, 3 grids
         assert page.locator(".card .poem").inner_text() == POEM
         _shot(page, tmp_path, "gallery")
 
@@ -217,7 +244,7 @@ def test_bad_addresses_get_pages_that_say_what_to_fix(browser_page, tiny_models,
     try:
         _login(page, served, discord_fake, "ann")
         cases = [
-            (f"/s/{CATS}?page=4", 404, "There is no page 4: this gallery has 3 pages."),
+            (f"/s/{CATS}?page=8", 404, "There is no page 8: this gallery has 7 pages."),
             (f"/s/{CATS}?page=99999999999999999999", 400, "The page must be a whole number from 1 to 10000."),
             (f"/s/{CATS}?page=-1", 400, "The page must be a whole number"),
             (f"/s/{CATS}?kind=video", 400, "“video” is not a kind I know: use one of all, image, morph, poem."),
@@ -276,5 +303,29 @@ def test_a_member_past_the_rate_limit_is_asked_to_slow_down(browser_page, tiny_m
         statuses = [page.goto(served.url(f"/s/{DOGS}")).status for _ in range(3)]
         assert statuses == [200, 200, 429], statuses
         assert re.search(r"Too many requests in a minute\. Try again in \d+ seconds\.", page.inner_text("main"))
+    finally:
+        cm.__exit__(None, None, None)
+
+
+def test_a_session_page_shows_its_rounds_tallies_winner_and_credits(browser_page, tiny_models, tmp_path,
+                                                                    discord_fake):
+    page = browser_page
+    cm, served, ids = _started(tmp_path, tiny_models, discord_fake)
+    try:
+        _login(page, served, discord_fake, "ann")
+        page.goto(served.url(f"/s/{CATS}"))
+        page.click(f"a[href='/session/{ids['session']}']")
+        assert page.locator("h1").inner_text().startswith("An image session on ")
+        rounds = page.locator("section.round")
+        assert rounds.count() == 2
+        assert rounds.nth(0).locator("h2").inner_text() == "Round 1 · 3 voters"
+        assert rounds.nth(0).locator(".votes").all_inner_texts() == ["1 vote", "0 votes", "2 votes", "0 votes"]
+        # the winner (round 2's #4) and its ancestor (round 1's #3), highlighted where they were voted on
+        steps = page.locator(".descent figcaption").all_inner_texts()
+        assert steps == ["round 1 · #3", "round 2 · #4"], steps
+        assert page.locator(".round .card.ancestor").count() == 2
+        assert page.locator(".credits").inner_text() == "Voted for along the way by you (2), m4202 (1)."
+        page.wait_for_function("[...document.querySelectorAll('.descent img')].every(i => i.complete && i.naturalWidth)")
+        _shot(page, tmp_path, "session")
     finally:
         cm.__exit__(None, None, None)
