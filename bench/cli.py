@@ -7,6 +7,7 @@
                                                                   a group session voted through to its winner
     muse bench poem [--lang en|zh] [--poems N] [--form F] [--threads N]  seconds per /poem, and how its lines parse
     muse bench taste [--kind image|poem] [--rounds N] [--per-round N] [--out DIR] [--plot PNG]
+    muse bench web [--results N] [--loads N]                      a server's gallery in chromium: first paint
                                                                   two servers with opposite tastes, two lineages
 
 `add_commands` adds ``bench`` to the sub-commands of a `muse` parser (see `genmodels.cli.build_parser`); the
@@ -41,6 +42,10 @@ def cmd_bench(args) -> int:
         rounds = 5 if args.rounds is None else args.rounds
         result = bench_taste(args.kind, rounds, args.per_round, lang=args.lang, seed=args.seed, models=args.models,
                              threads=args.threads, steps=args.steps, data=args.data, out=args.out, plot=args.plot)
+    elif args.what == "web":
+        from .web import run as bench_web
+
+        result = bench_web(results=args.results, loads=args.loads, models=args.models)
     elif args.what == "poem":
         from .poem import run as bench_poem
 
@@ -70,10 +75,10 @@ def cmd_bench(args) -> int:
 
 
 def add_commands(sub) -> None:
-    """Add ``bench train|feedback|serve|session|poem|taste`` to ``sub`` (what
+    """Add ``bench train|feedback|serve|session|poem|taste|web`` to ``sub`` (what
     ``ArgumentParser.add_subparsers()`` returned)."""
     sp = sub.add_parser("bench", help="benchmarks that print JSON")
-    sp.add_argument("what", choices=["train", "feedback", "serve", "session", "poem", "taste"])
+    sp.add_argument("what", choices=["train", "feedback", "serve", "session", "poem", "taste", "web"])
     sp.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     sp.add_argument("--steps", type=int, help="train: timed steps per loop (30); feedback: fine-tune steps")
     sp.add_argument("--device", default="auto", help="train: auto (CUDA if present), cpu or cuda")
@@ -103,6 +108,8 @@ def add_commands(sub) -> None:
     sp.add_argument("--burst", type=int, default=0, help="session: voters pressing at once (0: all of them)")
     sp.add_argument("--poems", type=int, default=20, help="poem: poems written, one after another")
     sp.add_argument("--form", help="poem: a verse form (quatrain, couplet, haiku; zh: jueju, lushi)")
+    sp.add_argument("--results", type=int, default=48, help="web: pictures on the gallery page")
+    sp.add_argument("--loads", type=int, default=5, help="web: gallery loads (the first draws the pictures)")
     sp.add_argument("--out", help="taste: keep the models, the store and the progress here (run again to resume)")
     sp.add_argument("--plot", help="taste: draw both servers' like-rates per round into this PNG")
     sp.set_defaults(func=cmd_bench)

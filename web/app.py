@@ -292,7 +292,11 @@ async def result_file(request: web.Request) -> web.Response:
 async def _draw(engine, row) -> tuple[bytes, str]:
     """The result's file drawn again from its stored latents, by the version that made it (its server's delta or
     the base version), or by the model served now when that version is no longer on disk."""
-    keys = [f"{row.model}:{row.lineage}:{row.model_version}", row.model]
+    base = engine.loaded(row.model)
+    if row.lineage == 0 and base is not None and registry.short_tag(base.version) == row.model_version:
+        keys = [row.model]  # the base served now made it: no second copy of it
+    else:
+        keys = [f"{row.model}:{row.lineage}:{row.model_version}", row.model]
     for i, key in enumerate(keys):
         try:
             if row.kind == "image":
