@@ -182,6 +182,14 @@ def test_a_member_logs_in_browses_the_gallery_with_filters_and_opens_a_result(br
         assert sorted(sizes) == [[256, 256]] * 9 + [[512, 512]] * 3, sizes  # candidates and the morph, 3 grids
         assert page.locator(".card .poem").inner_text() == POEM
         _shot(page, tmp_path, "gallery")
+        page.set_viewport_size({"width": 390, "height": 844})  # a phone: two cards a row, the filters wrap
+        columns = page.eval_on_selector(".grid", "g => getComputedStyle(g).gridTemplateColumns.split(' ').length")
+        assert columns == 2 and page.evaluate("document.documentElement.scrollWidth") <= 390
+        page.evaluate("window.scrollTo(0, 0)")
+        save_screenshot(page, tmp_path / "web-gallery-phone.png")
+        if os.environ.get("MUSE_WEB_SHOTS"):
+            shutil.copy(tmp_path / "web-gallery-phone.png", Path(os.environ["MUSE_WEB_SHOTS"]) / "web-gallery-phone.png")
+        page.set_viewport_size({"width": 1024, "height": 768})
 
         # most liked first, then only poems
         page.select_option("select[name=sort]", "top")
