@@ -153,6 +153,18 @@ MESSAGES: dict[str, dict[str, str]] = {
     "status_shared": {EN: "This server's votes train this server's models, and (as the owner of this Muse chose) the "
                           "base too.",
                       ZH: "本服务器的投票用来训练本服务器的模型，并且（按这个 Muse 主人的设置）也用来训练基础模型。"},
+    "web_dm": {EN: "`/muse web` sets one server's gallery: use it in that server.",
+               ZH: "`/muse web` 设置某个服务器的作品页：请在那个服务器里使用。"},
+    "web_public_on": {EN: "🌐 This server's gallery is public now: anyone with the link can see it, {url} "
+                          "(only the gallery, its results and its sessions; never who voted or how the models "
+                          "learned). `/muse web public:false` makes it private again.",
+                      ZH: "🌐 本服务器的作品页现已公开：任何拿到链接的人都能看到，{url}（只有作品页、作品和群体创作；"
+                          "不包括谁投了票，也不包括模型如何学习）。`/muse web public:false` 可改回不公开。"},
+    "web_public_off": {EN: "🔒 This server's gallery is private: only its members see it, after logging in with "
+                           "Discord, at {url}.",
+                       ZH: "🔒 本服务器的作品页不公开：只有本服务器的成员用 Discord 登录后才能看到，{url}。"},
+    "web_pages_off": {EN: "(The web pages are off on this Muse for now; its owner turns them on with `[web] enabled`.)",
+                      ZH: "（这个 Muse 目前没有开启网页；它的主人可以用 `[web] enabled` 开启。）"},
     "reset_dm": {EN: "`/muse model reset` acts on one server's own models: use it in that server.",
                  ZH: "`/muse model reset` 作用于某个服务器自己的模型：请在那个服务器里使用。"},
     "reset_done": {EN: "↩️ This server is served the base again for {models}. Its own versions are kept, and its "
@@ -442,6 +454,12 @@ ZH_COMMANDS: dict[str, str] = {
     "This server": "本服务器",
     "The base (owner)": "基础模型（主人）",
     "Every model": "所有模型",
+    "web": "网页",
+    "Make this server's gallery on Muse's web pages public, or private (Manage Server)":
+        "公开或不公开本服务器在 Muse 网页上的作品页（管理服务器）",
+    "true: anyone with the link sees the gallery; false: only this server's members":
+        "true：任何拿到链接的人都能看到；false：只有本服务器的成员",
+    "public": "公开",
     "kind": "模型名",
     "Which model": "哪个模型",
     "feedback": "反馈",

@@ -76,3 +76,14 @@ async def test_each_server_has_its_own_served_version_runs_and_votes(tmp_path):
         assert await store.get_result(message_id=20) is not None  # server 2 keeps everything
         assert await store.served_version("dcgan", 2) == "v0001" and await store.model_changes(1) == []
         assert await store.feedback("dcgan", server=1) == []
+
+
+@async_test
+async def test_a_public_gallery_setting_is_the_server_s_own_and_goes_with_its_data(tmp_path):
+    async with await FeedbackStore.open(tmp_path / "muse.sqlite3") as store:
+        assert await store.web_public(5) is None  # private until its managers say otherwise
+        await store.set_web_public(5, True, name="Cats", actor_id=1)
+        await store.set_web_public(5, True, actor_id=2)  # no name given: the one it had stays
+        assert (await store.web_public(5), await store.web_public(6)) == ("Cats", None)
+        deleted = await store.delete_server_data(5)
+        assert deleted["guild_settings"] == 1 and await store.web_public(5) is None

@@ -11,9 +11,10 @@ page per result with its file drawn again from the stored latents.
     GET  /session/{session}     a group session: every round's candidates (tallies once closed), the winner's line
                                 of descent, and who voted for it
 
-Who sees what: nothing without a login. A member sees the servers they are in that Muse has results in (the
-bot's own servers when it runs in the bot), and only those servers' galleries and results; a result of another
-server is "not found", the same page as one that does not exist. The session is a sealed cookie
+Who sees what: nothing without a login, but for the galleries a server's managers made public (``/muse web
+public:true``: the gallery, its results and its sessions, without the voters' names). A member sees the servers
+they are in that Muse has results in (the bot's own servers when it runs in the bot), and only those servers'
+galleries and results; a result of another server is "not found", the same page as one that does not exist. The session is a sealed cookie
 (``aiohttp_session``'s EncryptedCookieStorage, Fernet) holding the member's id, name, their shared servers
 and a CSRF token that every form carries. Bad input (unknown ids, a page past the end, a filter that is not one)
 is a page that says what to fix, with its status code; an unexpected error is a 500 page with an id, the
@@ -112,16 +113,25 @@ def _member(session) -> dict | None:
     return session.get("member")
 
 
-async def _require_member(request: web.Request) -> dict:
-    session = await get_session(request)
-    member = _member(session)
-    if member is None:  # never logged in, or the sealed cookie is older than [web] session_hours
-        raise _page(401, "login_needed")
-    return member
-
-
 def _guild_of(member: dict, guild_id: int) -> dict | None:
     return member["guilds"].get(str(guild_id))
+
+
+async def _visible_guild(request: web.Request, guild_id: int) -> dict | None:
+    """The server as the visitor may see it: one of the member's servers, or a server whose managers made its
+    gallery public (``/muse web public:true``), for anyone; else None."""
+    member = _member(await get_session(request))
+    if member is not None and (guild := _guild_of(member, guild_id)) is not None:
+        return guild
+    name = await request.app[DEPS].store.web_public(guild_id)
+    return {"name": name, "manage": False, "public": True} if name is not None else None
+
+
+async def _not_visible(request: web.Request, status: int, key: str, **values) -> _Page:
+    """The page for a server, result or session the visitor may not see: a login first when there is none."""
+    if _member(await get_session(request)) is None:
+        return _page(401, "login_needed")
+    return _page(status, key, **values)
 
 
 async def _check_csrf(request: web.Request) -> None:
@@ -212,11 +222,10 @@ def _int(text: str, name: str, low: int = 1, high: int = 2**63 - 1) -> int:
 
 async def gallery(request: web.Request) -> web.Response:
     deps: Deps = request.app[DEPS]
-    member = await _require_member(request)
     guild_id = _int(request.match_info["guild"], "server")
-    guild = _guild_of(member, guild_id)
+    guild = await _visible_guild(request, guild_id)
     if guild is None:
-        raise _page(403, "not_your_server")
+        raise await _not_visible(request, 403, "not_your_server")
     kind = _choice(request, "kind", KINDS, "all")
     sort = _choice(request, "sort", SORTS, "new")
     period = _choice(request, "period", tuple(PERIODS), "all")
@@ -239,23 +248,23 @@ async def gallery(request: web.Request) -> web.Response:
 
 
 async def _visible_result(request: web.Request):
-    """The result in the URL, if the member may see it (its server is one of theirs); else 404."""
+    """The result in the URL and its server, if the visitor may see it (`_visible_guild`); else 404 (401 before a
+    login), the same for one that does not exist."""
     deps: Deps = request.app[DEPS]
-    member = await _require_member(request)
     result_id = _int(request.match_info["result"], "result")
     row = await deps.store.get_result(result_id=result_id)
-    if row is None or row.guild_id is None or _guild_of(member, row.guild_id) is None:
-        raise _page(404, "not_found", name="result")
-    return row, member
+    guild = await _visible_guild(request, row.guild_id) if row is not None and row.guild_id is not None else None
+    if guild is None:
+        raise await _not_visible(request, 404, "not_found", name="result")
+    return row, guild
 
 
 async def result_page(request: web.Request) -> web.Response:
     deps: Deps = request.app[DEPS]
-    row, member = await _visible_result(request)
+    row, guild = await _visible_result(request)
     likes, dislikes = await deps.store.votes_on(row.id)
     parents = [p for p in [await deps.store.get_result(result_id=int(i)) for i in row.parents] if p is not None]
     children = await deps.store.children(row.id)
-    guild = _guild_of(member, row.guild_id)
     link = (f"https://discord.com/channels/{row.guild_id}/{row.channel_id}/{row.message_id}"
             if row.message_id and row.channel_id else None)
     return aiohttp_jinja2.render_template("result.html", request, {
@@ -315,11 +324,11 @@ async def _draw(engine, row) -> tuple[bytes, str]:
 
 async def session_page(request: web.Request) -> web.Response:
     deps: Deps = request.app[DEPS]
-    member = await _require_member(request)
     session_id = _int(request.match_info["session"], "session")
     s = await deps.store.get_session(session_id)
-    if s is None or s.guild_id is None or _guild_of(member, s.guild_id) is None:
-        raise _page(404, "not_found", name="session")
+    guild = await _visible_guild(request, s.guild_id) if s is not None and s.guild_id is not None else None
+    if guild is None:
+        raise await _not_visible(request, 404, "not_found", name="session")
     rounds = await deps.store.rounds(s.id)
     cands = [await deps.store.candidates(r.id) for r in rounds]
     shown, winner_path = [], []
@@ -340,10 +349,14 @@ async def session_page(request: web.Request) -> web.Response:
             for step in winner_path:
                 shown[step["round"] - 1]["candidates"][step["idx"]]["ancestor"] = True
             credits = await deps.store.lineage_credits([(rounds[ri].id, ci) for ri, ci in path])
-    you = int(member["id"])
+    member = _member(await get_session(request))
+    you = int(member["id"]) if member is not None else None
+    if guild.get("public"):  # a visitor from outside the server sees how many voted, never who
+        credits = [(None, "", n) for _, _, n in credits]
     return aiohttp_jinja2.render_template("session.html", request, {
-        "s": s, "guild": {"id": s.guild_id, **_guild_of(member, s.guild_id)}, "rounds": shown, "winner": winner_path,
-        "credits": [{"name": "you" if uid == you else (name or "a member"), "n": n} for uid, name, n in credits],
+        "s": s, "guild": {"id": s.guild_id, **guild}, "rounds": shown, "winner": winner_path,
+        "credits": [{"name": "you" if uid == you and you is not None else (name or "a member"), "n": n}
+                    for uid, name, n in credits],
         "theme": s.params.get("theme"), "active": s.status in ACTIVE})
 
 

@@ -540,7 +540,8 @@ def test_the_muse_group_syncs_with_translations(bot_models: Path):
 
     muse = run(main())
     subs = {o["name"]: o for o in muse["options"]}
-    assert set(subs) == {"model", "feedback", "stats"} and subs["stats"]["type"] == 1
+    assert set(subs) == {"model", "feedback", "stats", "web"} and subs["stats"]["type"] == 1
+    assert subs["web"]["name_localizations"]["zh-CN"] == "网页" and subs["web"]["options"][0]["type"] == 5
     assert subs["model"]["type"] == 2 and {o["name"] for o in subs["model"]["options"]} == {
         "status", "train", "rollback", "reset"}
     train = next(o for o in subs["model"]["options"] if o["name"] == "train")

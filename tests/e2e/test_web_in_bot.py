@@ -9,7 +9,8 @@ from pathlib import Path
 
 import aiohttp
 
-from museharness import harness, run
+from bench.fakediscord import GUILD_ID, USER_ID, Payloads
+from museharness import body, harness, invoke, is_ephemeral, run
 
 
 def _free_port() -> int:
@@ -59,3 +60,22 @@ def test_the_pages_are_off_by_default(bot_models: Path):
             return "WebPages" in bot.cogs
 
     assert run(main()) is False
+
+
+def test_muse_web_public_is_for_managers_and_says_where_the_gallery_is(bot_models: Path, tmp_path: Path):
+    async def main():
+        async with harness(bot_models, web={"port": 8123}, database={"path": str(tmp_path / "muse.sqlite3")}) as (
+                fake, bot, P):
+            member = Payloads(user_id=USER_ID + 1, permissions="0")  # no Manage Server
+            refused = await invoke(fake, bot, member.command("muse", {"public": True}, sub="web"))
+            made_public = await invoke(fake, bot, P.command("muse", {"public": True}, sub="web"))
+            public = await bot.store.web_public(GUILD_ID)
+            await invoke(fake, bot, P.command("muse", {"public": False}, sub="web"))
+            return refused, made_public, public, await bot.store.web_public(GUILD_ID)
+
+    refused, made_public, public, after = run(main())
+    assert is_ephemeral(refused) and "Manage Server" in body(refused)["content"]
+    text = body(made_public)["content"]
+    assert is_ephemeral(made_public) and text.startswith("🌐 This server's gallery is public now")
+    assert f"http://127.0.0.1:8123/s/{GUILD_ID}" in text and "The web pages are off on this Muse" in text
+    assert public is not None and after is None

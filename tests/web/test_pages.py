@@ -337,3 +337,31 @@ def test_a_session_page_shows_its_rounds_tallies_winner_and_credits(browser_page
         _shot(page, tmp_path, "session")
     finally:
         cm.__exit__(None, None, None)
+
+
+def test_a_public_gallery_is_seen_without_a_login_but_nothing_else_is(make_page, tiny_models, tmp_path,
+                                                                      discord_fake):
+    cm, served, ids = _started(tmp_path, tiny_models, discord_fake)
+    try:
+        store = served.app[DEPS].store
+        served.run(store.set_web_public(CATS, True, name="Cats", actor_id=ANN))  # /muse web public:true
+        visitor = make_page()
+        assert visitor.goto(served.url(f"/s/{CATS}")).status == 200
+        assert visitor.locator("h1").inner_text() == "Cats public gallery"
+        assert visitor.goto(served.url(f"/r/{ids['image0']}")).status == 200
+        assert visitor.goto(served.url(f"/r/{ids['image0']}/file")).headers["content-type"] == "image/png"
+        visitor.goto(served.url(f"/session/{ids['session']}"))
+        assert visitor.locator(".credits").inner_text() == "Voted for along the way by a member (2), a member (1)."
+        _shot(visitor, tmp_path, "public")
+        # the other server stays behind the login, for visitors and for members of other servers alike
+        assert visitor.goto(served.url(f"/s/{DOGS}")).status == 401
+        assert visitor.goto(served.url(f"/r/{ids['dogs']}")).status == 401
+        bob = make_page()
+        _login(bob, served, discord_fake, "bob")
+        assert bob.goto(served.url(f"/s/{CATS}")).status == 200  # public: bob sees it too, without names
+        served.run(store.set_web_public(CATS, False, actor_id=ANN))  # /muse web public:false
+        assert visitor.goto(served.url(f"/s/{CATS}")).status == 401
+        assert visitor.goto(served.url(f"/r/{ids['image0']}")).status == 401
+        assert bob.goto(served.url(f"/s/{CATS}")).status == 403
+    finally:
+        cm.__exit__(None, None, None)

@@ -376,6 +376,25 @@ class Muse(commands.Cog):
         await _reply(interaction, t(loc, "export_done" if guild else "export_all", n=n),
                      file=discord.File(io.BytesIO(data), name))
 
+    # ---- the web pages ----------------------------------------------------------------------------------
+
+    @muse.command(name=_("web"),
+                  description=_("Make this server's gallery on Muse's web pages public, or private (Manage Server)"))
+    @app_commands.describe(public=_("true: anyone with the link sees the gallery; false: only this server's members"))
+    @app_commands.rename(public=_("public"))
+    async def web_public(self, interaction: discord.Interaction, public: bool) -> None:
+        if interaction.guild_id is None:
+            raise UserError("web_dm")
+        await require_manager(interaction)
+        store = need_store(interaction)
+        name = interaction.guild.name if interaction.guild is not None else ""
+        await store.set_web_public(interaction.guild_id, public, name=name, actor_id=interaction.user.id)
+        loc, web = interaction.locale, self.bot.settings.web
+        text = t(loc, "web_public_on" if public else "web_public_off", url=f"{web.url()}/s/{interaction.guild_id}")
+        if not web.enabled:
+            text += "\n" + t(loc, "web_pages_off")
+        await interaction.response.send_message(text, ephemeral=True)
+
     # ---- members ----------------------------------------------------------------------------------------
 
     @muse.command(name=_("stats"), description=_("Your contribution, and this server's favourite results"))

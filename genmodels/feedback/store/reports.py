@@ -1,12 +1,13 @@
-"""What the server thinks, in numbers: totals, like rates, member stats, favourites, a server's gallery, the CSV
-export, and the file's integrity check. Read-only."""
+"""What the server thinks, in numbers: totals, like rates, member stats, favourites, a server's gallery (and
+whether it is public), the CSV export, and the file's integrity check. Read-only but for the gallery's setting."""
 
 from __future__ import annotations
 
 import csv
 import io
+import time
 
-from .connection import StoreBase
+from .connection import StoreBase, _completes
 from .results import KINDS
 from .rows import _ITEMS, _RESULT_SELECT, ResultRow, _check, _result_row
 
@@ -18,7 +19,7 @@ GALLERY_ORDERS = ("new", "top")  # a gallery's order: newest first, or most net-
 
 
 class ReportsMixin(StoreBase):
-    """Statistics and exports over results and votes; nothing here writes."""
+    """Statistics and exports over results and votes; only `set_web_public` writes."""
 
     async def counts(self, model: str | None = None, server: int | None = None) -> dict:
         """Totals, for one model or all, in one server (0: DMs) or everywhere (None): results, likes, dislikes,
@@ -146,6 +147,27 @@ class ReportsMixin(StoreBase):
             {"id": result_id, "limit": limit},
         )
         return [_result_row(row) for row in rows]
+
+    @_completes
+    async def set_web_public(self, guild_id: int, public: bool, *, name: str = "", actor_id: int | None = None) -> None:
+        """Make server ``guild_id``'s gallery public on the web pages, or private again; ``name`` is what the pages
+        call the server for visitors who are not in it."""
+        async with self._write() as db:
+            await db.execute(
+                """
+                INSERT INTO guild_settings (guild_id, name, web_public, updated_by, updated_at)
+                VALUES (:g, :name, :public, :actor, :now)
+                ON CONFLICT (guild_id) DO UPDATE SET name = CASE WHEN :name = '' THEN name ELSE :name END,
+                    web_public = :public, updated_by = :actor, updated_at = :now
+                """,
+                {"g": int(guild_id), "name": name[:100], "public": int(bool(public)), "actor": actor_id,
+                 "now": time.time()})
+
+    async def web_public(self, guild_id: int) -> str | None:
+        """The name of server ``guild_id`` when its gallery is public, else None."""
+        row = await self._fetch_one("SELECT name FROM guild_settings WHERE guild_id = ? AND web_public = 1",
+                                    (int(guild_id),))
+        return (row["name"] or str(guild_id)) if row else None
 
     async def guilds(self) -> list[int]:
         """Every server with a result stored."""

@@ -251,7 +251,7 @@ class ResultsMixin(StoreBase):
     @_completes
     async def delete_server_data(self, server: int) -> dict[str, int]:
         """Delete everything server ``server`` left: its results (with their reactions and signals), its group
-        sessions, its lineage's versions, runs and change log. Returns the rows deleted per table."""
+        sessions, its lineage's versions, runs and change log, and its settings (a public gallery is private again). Returns the rows deleted per table."""
         if not server:
             raise ValueError("the base lineage's data is not one server's")
         out: dict[str, int] = {}
@@ -262,6 +262,7 @@ class ResultsMixin(StoreBase):
                 ("model_versions", "DELETE FROM model_versions WHERE server = :s"),
                 ("trainer_runs", "DELETE FROM trainer_runs WHERE server = :s"),
                 ("model_changes", "DELETE FROM model_changes WHERE server = :s"),
+                ("guild_settings", "DELETE FROM guild_settings WHERE guild_id = :s"),
             ):
                 cursor = await db.execute(sql, {"s": int(server)})
                 out[table] = cursor.rowcount

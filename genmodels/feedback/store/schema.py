@@ -8,7 +8,8 @@ reactions present on a result's message, one row per result, user and emoji; why
 `genmodels.feedback.store.results`), the ``votes`` view (each user's current vote, derived from those rows),
 ``signals`` (button presses, and approvals in group sessions), ``model_versions`` (at most one 'served' per
 model and lineage; ``server`` 0 is the base lineage, any other the lineage of that server), ``trainer_runs`` (each of
-one lineage), ``model_changes`` (who trained, rolled back or reset a lineage); and a group session's tables (`genmodels.feedback.store.sessions`): ``sessions``
+one lineage), ``model_changes`` (who trained, rolled back or reset a lineage), ``guild_settings`` (a server's
+own settings: its public gallery); and a group session's tables (`genmodels.feedback.store.sessions`): ``sessions``
 (at most one active per channel, and per thread), ``session_rounds``, ``session_candidates`` (each round's
 genomes), ``session_votes`` (approvals, one row per user and choice) and ``session_seeds``.
 """
@@ -211,6 +212,17 @@ MIGRATIONS: tuple[str, ...] = (
         created_at REAL NOT NULL
     );
     CREATE INDEX model_changes_server ON model_changes (server, id);
+    """,
+    # 5: a server's own settings: whether its managers made its gallery public on the web pages (off until they
+    # do), under which name, by whom and when.
+    """
+    CREATE TABLE guild_settings (
+        guild_id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL DEFAULT '',
+        web_public INTEGER NOT NULL DEFAULT 0 CHECK (web_public IN (0, 1)),
+        updated_by INTEGER,
+        updated_at REAL NOT NULL
+    );
     """,
 )
 
