@@ -14,11 +14,12 @@ page per result with its file drawn again from the stored latents.
 Who sees what: nothing without a login, but for the galleries a server's managers made public (``/muse web
 public:true``: the gallery, its results and its sessions, without the voters' names). A member sees the servers
 they are in that Muse has results in (the bot's own servers when it runs in the bot), and only those servers'
-galleries and results; a result of another server is "not found", the same page as one that does not exist. The session is a sealed cookie
-(``aiohttp_session``'s EncryptedCookieStorage, Fernet) holding the member's id, name, their shared servers
-and a CSRF token that every form carries. Bad input (unknown ids, a page past the end, a filter that is not one)
-is a page that says what to fix, with its status code; an unexpected error is a 500 page with an id, the
-traceback in the log. Queries are the store's, with bound parameters only.
+galleries and results; a result of another server is "not found", the same page as one that does not exist. The
+session is a sealed cookie (``aiohttp_session``'s EncryptedCookieStorage, Fernet) holding the member's id, name,
+their shared servers and a CSRF token that every form carries. Bad input (unknown ids, a page past the end, a
+filter that is not one) is a page that says what to fix, with its status code; an unexpected error is a 500 page
+with an id, the traceback in the log. Queries are the store's, with bound parameters only. The pages speak English
+or 简体中文, after the browser's ``Accept-Language`` (`web.i18n`).
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from genmodels.engine import EngineBusy
 from genmodels.feedback.store import ACTIVE_STATUSES as ACTIVE
 
 from .config import WebConfig
+from .i18n import language_of, text
 from .oauth import DiscordOAuth, OAuthError
 
 log = logging.getLogger("muse.web")
@@ -102,9 +104,15 @@ def create_app(store, config: WebConfig, *, session_key: bytes, oauth: DiscordOA
 
 # ---- sessions, members, CSRF ---------------------------------------------------------------------------------
 
+def _lang(request: web.Request) -> str:
+    return language_of(request.headers.get("Accept-Language"))
+
+
 async def _context(request: web.Request) -> dict:
     session = await get_session(request)
-    return {"member": _member(session), "csrf": session.get("csrf", ""), "config": request.app[DEPS].config}
+    lang = _lang(request)
+    return {"member": _member(session), "csrf": session.get("csrf", ""), "config": request.app[DEPS].config,
+            "lang": lang, "t": lambda key, **values: text(lang, key, **values)}
 
 
 def _member(session) -> dict | None:
@@ -334,7 +342,8 @@ async def session_page(request: web.Request) -> web.Response:
     shown, winner_path = [], []
     for r, rc in zip(rounds, cands):
         tally = await deps.store.tally(r.id) if r.status == "closed" else None  # hidden while the round is open
-        shown.append({"number": r.number, "status": r.status, "closed_at": r.closed_at, "voters": tally and tally.voters,
+        shown.append({"number": r.number, "status": r.status, "closed_at": r.closed_at,
+                      "voters": tally and tally.voters,
                       "candidates": [{"idx": c.idx, "result_id": c.result_id, "content": c.content, "op": c.op,
                                       "votes": tally.votes[c.idx] if tally and c.idx < len(tally.votes) else None}
                                      for c in rc]})
@@ -349,13 +358,13 @@ async def session_page(request: web.Request) -> web.Response:
             for step in winner_path:
                 shown[step["round"] - 1]["candidates"][step["idx"]]["ancestor"] = True
             credits = await deps.store.lineage_credits([(rounds[ri].id, ci) for ri, ci in path])
-    member = _member(await get_session(request))
+    member, lang = _member(await get_session(request)), _lang(request)
     you = int(member["id"]) if member is not None else None
     if guild.get("public"):  # a visitor from outside the server sees how many voted, never who
         credits = [(None, "", n) for _, _, n in credits]
     return aiohttp_jinja2.render_template("session.html", request, {
         "s": s, "guild": {"id": s.guild_id, **guild}, "rounds": shown, "winner": winner_path,
-        "credits": [{"name": "you" if uid == you and you is not None else (name or "a member"), "n": n}
+        "credits": [f"{text(lang, 'you') if uid == you and you is not None else (name or text(lang, 'a_member'))} ({n})"
                     for uid, name, n in credits],
         "theme": s.params.get("theme"), "active": s.status in ACTIVE})
 
@@ -418,22 +427,31 @@ async def _errors(request: web.Request, handler):
     try:
         return await handler(request)
     except _Page as e:
-        return _error_page(request, e.status_code, e.key, e.values)
+        return await _error_page(request, e.status_code, e.key, e.values)
     except web.HTTPRedirection:
         raise
     except web.HTTPException as e:  # aiohttp's own: 404 for an unknown path, 405, 413 for an oversized form
         key = {404: "no_such_page", 405: "method", 413: "too_large"}.get(e.status, "http")
-        return _error_page(request, e.status, key, {"reason": e.reason})
+        return await _error_page(request, e.status, key, {"reason": e.reason})
     except Exception:  # noqa: BLE001
         error_id = uuid.uuid4().hex[:8]
         log.exception("web page %s failed (error id %s)", request.path, error_id)
-        return _error_page(request, 500, "unexpected", {"error_id": error_id})
+        return await _error_page(request, 500, "unexpected", {"error_id": error_id})
 
 
-def _error_page(request: web.Request, status: int, key: str, values: dict) -> web.Response:
-    response = aiohttp_jinja2.render_template("error.html", request, {"key": key, "status": status, **values},
-                                              status=status)
-    return response
+async def _error_page(request: web.Request, status: int, key: str, values: dict) -> web.Response:
+    """The error page: rendered here, in the outer middlewares, so with the page context made here too."""
+    context = await _context(request)
+    lang = context["lang"]
+    values = dict(values)
+    if key == "not_found":
+        values["name"] = text(lang, f"name_{values.get('name') or 'page'}")
+    if key == "past_the_end":  # "this gallery has 1 page" / "3 pages"
+        message = text(lang, "e_past_the_end", n=values["pages"], page=values["page"], pages=values["pages"])
+    else:
+        message = text(lang, f"e_{key}", **values)
+    return aiohttp_jinja2.render_template("error.html", request,
+                                          {**context, "key": key, "status": status, "message": message}, status=status)
 
 
 @web.middleware
@@ -450,7 +468,7 @@ async def _rate_limit(request: web.Request, handler):
     while hits and hits[0] < now - 60:
         hits.popleft()
     if len(hits) >= deps.config.requests_per_minute:
-        return _error_page(request, 429, "slow_down", {"seconds": int(60 - (now - hits[0])) + 1})
+        return await _error_page(request, 429, "slow_down", {"seconds": int(60 - (now - hits[0])) + 1})
     hits.append(now)
     return await handler(request)
 

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 CLIENT_SECRET_ENV = "DISCORD_CLIENT_SECRET"  # the Discord application's OAuth2 client secret
 SESSION_SECRET_ENV = "MUSE_WEB_SECRET"  # 32 bytes, url-safe base64: the key that seals the session cookies
+MAKE_SECRET = ("python -c 'import secrets, base64; "
+               "print(base64.urlsafe_b64encode(secrets.token_bytes(32)).decode())'")
 
 
 @dataclass
@@ -41,7 +43,6 @@ def session_key() -> tuple[bytes, bool]:
     if text:
         key = base64.urlsafe_b64decode(text.encode() + b"=" * (-len(text) % 4))
         if len(key) != 32:
-            raise ValueError(f"${SESSION_SECRET_ENV} must be 32 bytes in url-safe base64: make one with `python -c "
-                             "'import secrets, base64; print(base64.urlsafe_b64encode(secrets.token_bytes(32)).decode())'`")
+            raise ValueError(f"${SESSION_SECRET_ENV} must be 32 bytes in url-safe base64: make one with {MAKE_SECRET}")
         return key, True
     return os.urandom(32), False

@@ -365,3 +365,28 @@ def test_a_public_gallery_is_seen_without_a_login_but_nothing_else_is(make_page,
         assert bob.goto(served.url(f"/s/{CATS}")).status == 403
     finally:
         cm.__exit__(None, None, None)
+
+
+def test_the_pages_speak_chinese_to_a_chinese_browser(make_page, tiny_models, tmp_path, discord_fake):
+    cm, served, ids = _started(tmp_path, tiny_models, discord_fake)
+    try:
+        page = make_page(locale="zh-CN")  # Accept-Language: zh-CN
+        page.goto(served.url("/"))
+        assert page.locator("html").get_attribute("lang") == "zh-CN"
+        assert page.locator("a.button").inner_text() == "用 Discord 登录"
+        discord_fake.login_as = "ann"
+        page.click("a.button")
+        page.locator("button:has-text('退出登录')").wait_for()
+        assert page.locator("h1").inner_text() == "你的服务器"
+        page.goto(served.url(f"/s/{CATS}?kind=poem"))
+        assert page.locator(".count").inner_text() == "1 个作品"
+        assert page.locator("select[name=sort] option").all_inner_texts() == ["最新", "最受喜爱"]
+        page.goto(served.url(f"/s/{CATS}"))
+        _shot(page, tmp_path, "gallery-zh")
+        page.goto(served.url(f"/session/{ids['session']}"))
+        assert page.locator("section.round h2").first.inner_text() == "第 1 轮 · 3 人投票"
+        assert page.locator(".credits").inner_text() == "一路为它投票的有：你 (2), m4202 (1)。"
+        response = page.goto(served.url(f"/s/{CATS}?page=99"))
+        assert response.status == 404 and "没有第 99 页：这个作品页只有 1 页。" in page.inner_text("main")
+    finally:
+        cm.__exit__(None, None, None)

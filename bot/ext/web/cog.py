@@ -27,6 +27,8 @@ class WebPages(commands.Cog):
         except OSError as e:
             log.error("web: cannot listen on %s:%d (%s); serving Discord without the pages", config.host,
                       config.port, e.strerror or e)
+        except ValueError as e:  # a malformed $MUSE_WEB_SECRET: the message names the variable, never its value
+            log.error("web: %s; serving Discord without the pages", e)
 
     async def cog_unload(self) -> None:
         if self.runner is not None:
