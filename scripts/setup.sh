@@ -7,12 +7,15 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 . .venv/bin/activate
+# MUSE_FOR_TESTS=1 (scripts/test.sh sets it): also the test extras (pytest, Playwright) and the browser below.
+extras=""; [ "${MUSE_FOR_TESTS:-0}" = 1 ] && extras="[test]"
 stamp=$(sha256sum pyproject.toml | cut -c1-16)
-if [ "$(cat .venv/.muse-installed 2>/dev/null)" != "$stamp" ]; then
+have=$(cat .venv/.muse-installed 2>/dev/null || true)
+if [ "$have" != "$stamp$extras" ] && [ "$have" != "$stamp[test]" ]; then  # the test install serves `muse run` too
   python -m pip install -q --upgrade pip
   python -m pip install -q "torch==${MUSE_TORCH_VERSION:-2.13.0}"
-  python -m pip install -q -e ".[test]"
-  echo "$stamp" > .venv/.muse-installed
+  python -m pip install -q -e ".$extras"
+  echo "$stamp$extras" > .venv/.muse-installed
 fi
 if [ "${MUSE_SKIP_APT:-0}" != 1 ] && command -v apt-get >/dev/null 2>&1 \
    && ! { [ -f /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf ] && [ -f /usr/share/games/fortunes/tang300 ]; }; then
@@ -30,9 +33,9 @@ if [ ! -d "$LG" ] && [ "${MUSE_SKIP_APT:-0}" != 1 ] && command -v apt-get >/dev/
   { $SUDO apt-get update -qq && $SUDO apt-get install -y -qq --no-install-recommends python3-link-grammar >/dev/null; } \
     2>/dev/null || echo "note: could not install Debian's python3-link-grammar; English poems need it"
 fi
-# The web tests (tests/web) drive Debian's chromium through Playwright (which downloads no browser of its own), with
+# For the tests only: the web tests (tests/web) drive Debian's chromium through Playwright (which downloads no browser of its own), with
 # fonts for Latin (DejaVu) and Chinese (WenQuanYi Micro Hei, 5 MB, where Noto CJK is 91 MB) text.
-if [ "${MUSE_SKIP_APT:-0}" != 1 ] && command -v apt-get >/dev/null 2>&1 \
+if [ "${MUSE_FOR_TESTS:-0}" = 1 ] && [ "${MUSE_SKIP_APT:-0}" != 1 ] && command -v apt-get >/dev/null 2>&1 \
    && ! { [ -x /usr/bin/chromium ] && [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] \
           && [ -f /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ]; }; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"

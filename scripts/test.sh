@@ -2,6 +2,6 @@
 # Set up (idempotent) and run the whole test suite on CPU.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+MUSE_FOR_TESTS=1 bash scripts/setup.sh
 . .venv/bin/activate
 python -m pytest -q "$@"
