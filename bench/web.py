@@ -7,7 +7,7 @@ way the login makes it), and headless Debian chromium (Playwright, as in the web
 on screen) and the time until every picture on the page has arrived. The first load draws the pictures (cold);
 the others find them in the pages' cache (warm). The target: first paint < 300 ms for 48 results.
 
-Needs the test extras (``playwright``) and Debian's chromium (``scripts/setup.sh`` installs both).
+Needs the test extras (``playwright``) and Debian's chromium (``MUSE_FOR_TESTS=1 bash scripts/setup.sh``).
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ def run(results: int = 48, loads: int = 5, models: str | None = None) -> dict:
     from web import WebConfig, create_app
 
     if not os.access(CHROMIUM, os.X_OK):
-        raise RuntimeError(f"chromium not found at {CHROMIUM}: run scripts/setup.sh")
+        raise RuntimeError(f"chromium not found at {CHROMIUM}: run MUSE_FOR_TESTS=1 bash scripts/setup.sh")
     key = os.urandom(32)
     cfg = WebConfig(page_size=results)
     loop = asyncio.new_event_loop()

@@ -21,7 +21,7 @@ import pytest
 CHROMIUM = os.environ.get("MUSE_CHROMIUM", "/usr/bin/chromium")
 VIEWPORT = {"width": 1024, "height": 768}
 LOCALE = "en-US"
-SETUP_HINT = "run scripts/setup.sh (it installs Debian's chromium and fonts) and the test extras (playwright)"
+SETUP_HINT = "run scripts/test.sh (its set-up installs Debian's chromium and fonts, and the test extras with playwright)"
 
 
 def require_chromium() -> str:
