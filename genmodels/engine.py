@@ -486,10 +486,12 @@ class Engine:
         (servers' FiLM-only deltas merged on the same base object, and that base: `_trunk`) share one pass too, each
         row looking up its own version's tables (`_render_stacked`); any other version gets a pass of its own."""
         gens: dict[str, Any] = {}  # read once per key: a swap during this batch affects only the next one
+        trunks: dict[str, tuple | None] = {}  # and its trunk, once per key, not per job
         failed: dict[str, BaseException] = {}
         for key in dict.fromkeys(job.model_key for job in batch):
             try:
                 gens[key] = self.model(key)
+                trunks[key] = _trunk(gens[key])
             except BaseException as e:  # a missing model or delta fails its own jobs only
                 failed[key] = e
         outs: list[Any] = [None] * len(batch)
@@ -516,7 +518,7 @@ class Engine:
             except BaseException as e:
                 outs[k] = e
                 continue
-            trunk = _trunk(gen)
+            trunk = trunks[job.model_key]
             passes.setdefault(("model", id(gen)) if trunk is None else ("trunk", trunk), []).append(
                 (k, job, gen, z, y, s, rows))
         for group in passes.values():

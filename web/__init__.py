@@ -6,7 +6,16 @@ own event loop (`bot/ext/web/`), and `muse web` serves it alone from the databas
 the aiohttp application; docs/WEB.md says what each page shows and who may see it.
 """
 
-from .app import create_app
 from .config import WebConfig
 
 __all__ = ["WebConfig", "create_app"]
+
+
+def __getattr__(name: str):
+    """``web.create_app``, imported on first use: the settings (`bot.settings`) read `WebConfig` without loading
+    the pages' libraries (aiohttp-jinja2, aiohttp-session, cryptography)."""
+    if name == "create_app":
+        from .app import create_app
+
+        return create_app
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

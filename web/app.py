@@ -58,6 +58,7 @@ PERIODS = {"week": 7 * 86400, "month": 30 * 86400, "all": None}
 MAX_PAGE = 10_000
 CELL_PX = 256  # a 64 px image shown at 4×, nearest neighbour
 FILE_CACHE = 256  # drawn files kept in memory
+MAX_VISITORS = 10_000  # members and addresses the rate limit remembers before it forgets the quiet ones
 DRAWING = 2  # pictures drawn at once, as the engine's user "web" (under its per-user cap)
 
 
@@ -98,8 +99,12 @@ def create_app(store, config: WebConfig, *, session_key: bytes, oauth: DiscordOA
     app.router.add_get("/r/{result}/file", result_file)
     app.router.add_get("/session/{session}", session_page)
     app.router.add_static("/static", HERE / "static", append_version=True)
-    app.router.add_get("/favicon.ico", lambda request: web.HTTPFound("/static/muse.svg"))
+    app.router.add_get("/favicon.ico", _favicon)
     return app
+
+
+async def _favicon(request: web.Request) -> web.Response:
+    raise web.HTTPFound("/static/muse.svg")
 
 
 # ---- sessions, members, CSRF ---------------------------------------------------------------------------------
@@ -218,14 +223,11 @@ def _choice(request: web.Request, name: str, allowed, default: str) -> str:
 
 
 def _int(text: str, name: str, low: int = 1, high: int = 2**63 - 1) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = None
-    if value is None or not low <= value <= high or not text.isdigit():
+    """A whole number from the URL: a bad page number is the member's to fix (400), a bad id is "not found"."""
+    if not text.isdigit() or not low <= int(text) <= high:
         raise _page(400 if name == "page" else 404, "bad_number" if name == "page" else "not_found", name=name,
                     low=low, high=high)
-    return value
+    return int(text)
 
 
 async def gallery(request: web.Request) -> web.Response:
@@ -339,7 +341,7 @@ async def session_page(request: web.Request) -> web.Response:
         raise await _not_visible(request, 404, "not_found", name="session")
     rounds = await deps.store.rounds(s.id)
     cands = [await deps.store.candidates(r.id) for r in rounds]
-    shown, winner_path = [], []
+    shown, winner_path, tally = [], [], None
     for r, rc in zip(rounds, cands):
         tally = await deps.store.tally(r.id) if r.status == "closed" else None  # hidden while the round is open
         shown.append({"number": r.number, "status": r.status, "closed_at": r.closed_at,
@@ -349,7 +351,7 @@ async def session_page(request: web.Request) -> web.Response:
                                      for c in rc]})
     credits = []
     if s.status not in ACTIVE and rounds and cands[-1]:
-        votes = (await deps.store.tally(rounds[-1].id)).votes
+        votes = (tally or await deps.store.tally(rounds[-1].id)).votes  # the last round's, counted once
         winner = breeding.session_winner(votes, [c.op for c in cands[-1]])
         if winner is not None:
             path = breeding.line_of_descent([[tuple(c.parents) for c in rc] for rc in cands], winner)
@@ -467,6 +469,9 @@ async def _rate_limit(request: web.Request, handler):
     hits, now = deps.hits[who], time.monotonic()
     while hits and hits[0] < now - 60:
         hits.popleft()
+    if len(deps.hits) > MAX_VISITORS:  # forget the visitors of more than a minute ago, so the table stays small
+        for key in [k for k, q in deps.hits.items() if not q or q[-1] < now - 60]:
+            del deps.hits[key]
     if len(hits) >= deps.config.requests_per_minute:
         return await _error_page(request, 429, "slow_down", {"seconds": int(60 - (now - hits[0])) + 1})
     hits.append(now)
